@@ -90,7 +90,8 @@ var frameNames = [4]string{"header", "parent_header", "metadata", "content"}
 // nothing is checked.
 //
 // The returned message keeps references into frames: Identities, Buffers
-// and Raw are sub-slices of it, nothing is copied.
+// (nil when there are none) and Raw are sub-slices of it, nothing is
+// copied.
 func (s *Session) Decode(frames [][]byte) (*Message, error) {
 	i := 0
 	for i < len(frames) && string(frames[i]) != Delimiter {
@@ -119,8 +120,10 @@ func (s *Session) Decode(frames [][]byte) (*Message, error) {
 	}
 	m := &Message{
 		Identities: frames[:i:i],
-		Buffers:    rest[5:],
 		Raw:        frames,
+	}
+	if len(rest) > 5 {
+		m.Buffers = rest[5:]
 	}
 	var err error
 	if m.Header, err = s.unpackHeader(rest[1], 0); err != nil {
