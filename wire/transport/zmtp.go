@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
+
+	"github.com/go-zeromq/zmq4"
+	"golang.org/x/text/cases"
+	"golang.org/x/text/language"
 )
 
 // ZMTP 3.x framing constants (https://rfc.zeromq.org/spec/23/).
@@ -252,13 +255,25 @@ func readyType(p []byte) (string, error) {
 		if uint64(vl) > uint64(len(p)) {
 			return "", fmt.Errorf("%w: READY property %q overruns the command", errCommand, name)
 		}
-		if strings.EqualFold(name, "Socket-Type") {
+		if propertyKey(name) == "Socket-Type" {
 			typ = string(p[:vl])
 		}
 		p = p[vl:]
 	}
-	if typ == "" {
+	switch zmq4.SocketType(typ) {
+	case zmq4.Pair, zmq4.Pub, zmq4.Sub, zmq4.Req, zmq4.Rep, zmq4.Dealer,
+		zmq4.Router, zmq4.Pull, zmq4.Push, zmq4.XPub, zmq4.XSub:
+		return typ, nil
+	case "":
 		return "", fmt.Errorf("%w: READY without Socket-Type", errCommand)
+	default: // zmq4 panics on a type it does not know
+		return "", fmt.Errorf("%w: unsupported Socket-Type %q", errCommand, typ)
 	}
-	return typ, nil
+}
+
+// propertyKey is the key under which zmq4 stores a READY property: it
+// title-cases names without lowering, so "socket-type" counts as
+// Socket-Type but "SoCket-TYpe" does not.
+func propertyKey(name string) string {
+	return cases.Title(language.Und, cases.NoLower).String(name)
 }
