@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"sync"
 
@@ -47,13 +48,17 @@ func (msgpackPacker) appendPack(dst []byte, v any) ([]byte, error) {
 	return dst, err
 }
 
-func (m *msgpackEmitter) null() error            { return m.enc.EncodeNil() }
-func (m *msgpackEmitter) boolean(b bool) error   { return m.enc.EncodeBool(b) }
-func (m *msgpackEmitter) int(n int64) error      { return m.enc.EncodeInt(n) }
-func (m *msgpackEmitter) uint(n uint64) error    { return m.enc.EncodeUint(n) }
-func (m *msgpackEmitter) float(f float64) error  { return m.enc.EncodeFloat64(f) }
-func (m *msgpackEmitter) str(s string) error     { return m.enc.EncodeString(s) }
-func (m *msgpackEmitter) bin(b []byte) error     { return m.enc.EncodeBytes(b) }
+func (m *msgpackEmitter) null() error           { return m.enc.EncodeNil() }
+func (m *msgpackEmitter) boolean(b bool) error  { return m.enc.EncodeBool(b) }
+func (m *msgpackEmitter) int(n int64) error     { return m.enc.EncodeInt(n) }
+func (m *msgpackEmitter) uint(n uint64) error   { return m.enc.EncodeUint(n) }
+func (m *msgpackEmitter) float(f float64) error { return m.enc.EncodeFloat64(f) }
+func (m *msgpackEmitter) str(s string) error    { return m.enc.EncodeString(s) }
+func (m *msgpackEmitter) bin(b []byte) error { // nil too: Python has no nil bytes
+	err := m.enc.EncodeBytesLen(len(b))
+	m.w.b = append(m.w.b, b...)
+	return err
+}
 func (m *msgpackEmitter) beginArray(n int) error { return m.enc.EncodeArrayLen(n) }
 func (m *msgpackEmitter) elem(int) error         { return nil }
 func (m *msgpackEmitter) endArray() error        { return nil }
@@ -64,7 +69,8 @@ func (m *msgpackEmitter) key(_ int, k string) error {
 func (m *msgpackEmitter) endMap() error { return nil }
 
 type msgpackDecoder struct {
-	r   bytes.Reader
+	b   []byte       // the frame
+	r   bytes.Reader // reads b; dec reads through it without buffering
 	dec *msgpack.Decoder
 }
 
@@ -82,14 +88,40 @@ var (
 func (msgpackPacker) unpack(b []byte) (any, error) {
 	d := msgpackDecoders.Get().(*msgpackDecoder)
 	defer msgpackDecoders.Put(d)
+	d.b = b
 	d.r.Reset(b)
 	d.dec.Reset(&d.r)
 	v, err := d.value(0)
 	if err == nil && d.r.Len() != 0 {
 		err = errTrailing
 	}
+	d.b = nil
 	d.r.Reset(nil)
 	return v, err
+}
+
+// raw returns the payload of the str or bin that starts at the next code,
+// as a sub-slice of the frame. It checks the announced length against the
+// bytes left before anything is allocated: msgpack.Decoder would allocate
+// a 4 GiB buffer for a 5-byte bin32 header.
+func (d *msgpackDecoder) raw() ([]byte, error) {
+	n, err := d.dec.DecodeBytesLen()
+	if err != nil {
+		return nil, err
+	}
+	if n > d.r.Len() {
+		return nil, io.ErrUnexpectedEOF
+	}
+	start := len(d.b) - d.r.Len()
+	if _, err := d.r.Seek(int64(n), io.SeekCurrent); err != nil {
+		return nil, err
+	}
+	return d.b[start : start+n], nil
+}
+
+func (d *msgpackDecoder) string() (string, error) {
+	b, err := d.raw()
+	return string(b), err
 }
 
 // value decodes one msgpack object into the value model.
@@ -117,13 +149,13 @@ func (d *msgpackDecoder) value(depth int) (any, error) {
 	case c == msgpcode.Float || c == msgpcode.Double:
 		return d.dec.DecodeFloat64()
 	case msgpcode.IsString(c):
-		return d.dec.DecodeString()
+		return d.string()
 	case msgpcode.IsBin(c):
-		b, err := d.dec.DecodeBytes()
-		if b == nil && err == nil {
-			b = []byte{}
+		b, err := d.raw()
+		if err != nil {
+			return nil, err
 		}
-		return b, err
+		return append([]byte{}, b...), nil
 	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
 		n, err := d.dec.DecodeArrayLen()
 		if err != nil {
@@ -152,7 +184,7 @@ func (d *msgpackDecoder) value(depth int) (any, error) {
 			if !msgpcode.IsString(c) {
 				return nil, errMapKey
 			}
-			k, err := d.dec.DecodeString()
+			k, err := d.string()
 			if err != nil {
 				return nil, err
 			}

@@ -181,4 +181,3 @@ func sameFrames(a, b [][]byte) bool {
 	}
 	return true
 }
-
