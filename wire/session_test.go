@@ -216,4 +216,3 @@ func TestDecodeErrors(t *testing.T) {
 		}
 	}
 }
-
