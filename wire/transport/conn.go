@@ -267,11 +267,11 @@ func (c *conn) dropLocked(cause error) error {
 		return c.werr
 	}
 	c.werr = &dropError{cause}
-	c.wcond.Signal()
-	c.Conn.Close()
 	if !c.closing {
 		c.log.Warn("peer dropped", "reason", cause.Error())
 	}
+	c.wcond.Signal()
+	c.Conn.Close()
 	return c.werr
 }
 

@@ -1,0 +1,246 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+)
+
+// served is how fast a well-behaved DEALER must get its reply while a bad
+// peer is connected; bound caps every wait so that a failing test stops.
+const (
+	served = 100 * time.Millisecond
+	bound  = 5 * time.Second
+)
+
+// logBuffer collects a transport's log for assertions.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// waitLog waits, at most bound, for s to appear in the log.
+func (b *logBuffer) waitLog(tb testing.TB, s string) {
+	tb.Helper()
+	for end := time.Now().Add(bound); !strings.Contains(b.String(), s); {
+		if time.Now().After(end) {
+			tb.Fatalf("log lacks %q:\n%s", s, b)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// echoRouter is a ROUTER listening through a transport with opts; its
+// owner goroutine answers every message [id, f...] with [id, "re", f...].
+type echoRouter struct {
+	sock zmq4.Socket
+	addr string // host:port
+	log  *logBuffer
+}
+
+func startRouter(tb testing.TB, opts Options) *echoRouter {
+	tb.Helper()
+	r := &echoRouter{log: new(logBuffer)}
+	opts.Logger = slog.New(slog.NewTextHandler(r.log, nil))
+	scheme, err := Register(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.sock = zmq4.NewRouter(ctx, zmq4.WithLogger(newDiscardLog()))
+	if err := r.sock.Listen(scheme + "://127.0.0.1:0"); err != nil {
+		tb.Fatal(err)
+	}
+	r.addr = r.sock.Addr().String()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			m, err := r.sock.Recv()
+			if err != nil {
+				return
+			}
+			reply := append([][]byte{m.Frames[0], []byte("re")}, m.Frames[1:]...)
+			_ = r.sock.Send(zmq4.NewMsgFrom(reply...))
+		}
+	}()
+	tb.Cleanup(func() {
+		cancel()
+		r.sock.Close()
+		<-done
+		if tb.Failed() {
+			tb.Logf("transport log:\n%s", r.log)
+		}
+	})
+	return r
+}
+
+// assertServed checks that a new zmq4 DEALER gets a reply from the router
+// within served, handshake included.
+func (r *echoRouter) assertServed(tb testing.TB) {
+	tb.Helper()
+	start := time.Now()
+	d := zmq4.NewDealer(context.Background())
+	defer d.Close()
+	got := make(chan error, 1)
+	go func() {
+		if err := d.Dial("tcp://" + r.addr); err != nil {
+			got <- err
+			return
+		}
+		if err := d.Send(zmq4.NewMsgFrom([]byte("hello"), []byte("world"))); err != nil {
+			got <- err
+			return
+		}
+		m, err := d.Recv()
+		if err == nil && (len(m.Frames) != 3 || string(m.Frames[0]) != "re" || string(m.Frames[2]) != "world") {
+			err = errors.New("bad reply")
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if err != nil {
+			tb.Fatalf("good DEALER: %v", err)
+		}
+		if d := time.Since(start); d > served {
+			tb.Errorf("good DEALER served in %v, want < %v", d, served)
+		}
+	case <-time.After(bound):
+		tb.Fatalf("good DEALER not served within %v", bound)
+	}
+}
+
+// dialRaw opens a raw TCP connection to the router and writes in.
+func (r *echoRouter) dialRaw(tb testing.TB, in []byte) net.Conn {
+	tb.Helper()
+	c, err := net.Dial("tcp", r.addr)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	if _, err := c.Write(in); err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// assertDropped checks that the server closes c within bound.
+func assertDropped(tb testing.TB, c net.Conn) {
+	tb.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(bound))
+	_, err := io.Copy(io.Discard, c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		tb.Fatalf("bad peer not dropped within %v", bound)
+	}
+}
+
+func newDiscardLog() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// TestBadPeer reproduces each peer-triggered zmq4 defect against a ROUTER:
+// zmq4 alone panics (oversize frame, malformed READY, unknown socket type)
+// or stops accepting (silent peer). Through the transport the bad peer is
+// dropped and logged, and a good DEALER is served before and after.
+func TestBadPeer(t *testing.T) {
+	big := string(make([]byte, 60_000))
+	for _, c := range []struct {
+		name   string
+		in     []byte
+		reason string
+	}{
+		{"frame header 2^50", cat(handshake(""), longHeader(0, 1<<50)), "frame too large"},
+		{"frame over MaxFrameSize", cat(handshake(""), frame(0, make([]byte, 70_000))), "frame too large"},
+		{"message over MaxMessageSize", cat(handshake(""), message(big, big, big)), "message too large"},
+		{"READY property name overruns", cat(greeting(), command("READY", []byte{200, 'a'})), "truncated READY property"},
+		{"READY value length truncated", cat(greeting(), command("READY", []byte{11, 'S', 'o', 'c', 'k', 'e', 't', '-', 'T', 'y', 'p', 'e', 0})), "truncated READY property"},
+		{"READY value overruns", cat(greeting(), command("READY", props("Socket-Type", "DEALER")[:20])), "overruns"},
+		{"READY unknown Socket-Type", cat(greeting(), command("READY", props("Socket-Type", "STREAM"))), "unsupported Socket-Type"},
+		{"incompatible Socket-Type", cat(greeting(), command("READY", props("Socket-Type", "PUB"))), "incompatible"},
+		{"ZMTP 2 greeting", cat(greeting()[:10], []byte{1}, greeting()[11:]), "ZMTP version 1"},
+		{"HTTP request", []byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n" + strings.Repeat(" ", 64)), "bad signature"},
+		{"idle, never greets", nil, "handshake timeout"},
+		{"greeting, no READY", greeting(), "handshake timeout"},
+		{"partial greeting", greeting()[:20], "handshake timeout"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := startRouter(t, Options{
+				MaxFrameSize:     64 << 10,
+				MaxMessageSize:   128 << 10,
+				HandshakeTimeout: 300 * time.Millisecond,
+			})
+			bad := r.dialRaw(t, c.in)
+			r.assertServed(t)
+			assertDropped(t, bad)
+			r.log.waitLog(t, c.reason)
+			r.assertServed(t)
+		})
+	}
+}
+
+// TestSilentPeersDoNotBlockAccept holds many connections that never greet
+// while good DEALERs connect (upstream #131).
+func TestSilentPeersDoNotBlockAccept(t *testing.T) {
+	r := startRouter(t, Options{HandshakeTimeout: bound})
+	for range 50 {
+		r.dialRaw(t, greeting()[:5])
+	}
+	for range 5 {
+		r.assertServed(t)
+	}
+}
+
+// TestNonReadingPeer floods a peer that never reads with 64 KiB messages
+// while a good DEALER keeps being served; the flooded peer is dropped when
+// it does not drain within WriteTimeout, or when too much is queued.
+func TestNonReadingPeer(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		opts Options
+	}{
+		{"write timeout", Options{WriteTimeout: 300 * time.Millisecond, MaxSendQueue: 1 << 30}},
+		{"send queue limit", Options{WriteTimeout: time.Minute, MaxSendQueue: 4 << 20}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := startRouter(t, c.opts)
+			slow := r.dialRaw(t, cat(handshake("slow"), message("hello")))
+			r.assertServed(t) // the slow peer's hello is in before this reply
+			payload := make([]byte, 64<<10)
+			var sendErr error
+			for i := 0; i < 512 && sendErr == nil; i++ { // up to 32 MiB
+				sendErr = r.sock.Send(zmq4.NewMsgFrom([]byte("slow"), payload))
+				if i%64 == 0 {
+					r.assertServed(t)
+				}
+			}
+			r.log.waitLog(t, "peer does not drain")
+			r.assertServed(t)
+			if c.opts.MaxSendQueue < 32<<20 && !errors.Is(sendErr, ErrDropped) {
+				t.Errorf("flooding send: got %v, want ErrDropped", sendErr)
+			}
+			assertDropped(t, slow)
+		})
+	}
+}
