@@ -10,7 +10,8 @@ import "time"
 // A string with 7 or more fraction digits, a space instead of "T", or an
 // impossible calendar date is not a date (ok is false). A date without a
 // zone is taken in the local time zone (time.Local), as Python does. The
-// result is always in UTC.
+// result is always in UTC, and in years 1–9999 (what Python and Encode can
+// represent).
 func ParseDate(s string) (t time.Time, ok bool) {
 	// Positions: 0123456789012345678
 	//            YYYY-MM-DDTHH:MM:SS
@@ -72,7 +73,8 @@ func ParseDate(s string) (t time.Time, ok bool) {
 	default:
 		return time.Time{}, false
 	}
-	return time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc).UTC(), true
+	t = time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc).UTC()
+	return t, dateInRange(t) // an offset can push year 1 or 9999 out of range
 }
 
 // digits parses a non-empty string of ASCII digits.

@@ -95,3 +95,11 @@ func TestExtractDates(t *testing.T) {
 		t.Errorf("ExtractDates modified its input: %#v", in)
 	}
 }
+
+func TestParseDateRange(t *testing.T) {
+	for _, s := range []string{"0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"} {
+		if got, ok := wire.ParseDate(s); ok {
+			t.Errorf("ParseDate(%q) = %v: outside years 1-9999 in UTC", s, got)
+		}
+	}
+}
