@@ -1,0 +1,272 @@
+package hub
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/taskhub/taskhub/wire"
+)
+
+// submitTask takes a load-balanced request [client, DELIM, ...] from the
+// client task socket: record it, then hand it to the scheduler.
+func (s *state) submitTask(m *wire.Message) {
+	if len(m.Identities) == 0 || m.Header.MsgID == "" {
+		s.h.stats.badMessages.Add(1)
+		s.h.log.Warn("dropped task without identity or msg_id", "msg_id", m.Header.MsgID)
+		return
+	}
+	j, err := newJob(m)
+	s.accept(m, "task", "", m.Identities[0])
+	if string(j.client) == resubmitIdentity {
+		j.client = nil // recorded, not delivered
+	}
+	if err != nil {
+		s.h.log.Warn("invalid task metadata", "msg_id", m.Header.MsgID, "err", err)
+		s.sched.reject(j)
+		return
+	}
+	s.sched.submit(j)
+}
+
+// accept records a new request and marks it pending.
+func (s *state) accept(m *wire.Message, queue, engine string, client []byte) {
+	msgID := m.Header.MsgID
+	s.h.stats.tasks.Add(1)
+	s.pending[msgID] = &task{queue: queue, engine: engine, client: client}
+	if queue == "task" {
+		s.unassigned[msgID] = uint64(len(s.unassigned))
+	}
+	s.addRecord(requestRecord(m, queue, engine))
+}
+
+// newJob reads the scheduling metadata of a request (§7). On error the
+// returned job still carries the msg_id.
+func newJob(m *wire.Message) (*job, error) {
+	md := m.Metadata
+	j := &job{msgID: m.Header.MsgID, client: m.Identities[0], frames: m.Raw, header: m.Header}
+	switch ts := md["targets"].(type) {
+	case nil:
+	case []any:
+		if len(ts) > 0 {
+			j.targets = idSet{}
+			for _, t := range ts {
+				u, ok := t.(string)
+				if !ok {
+					return j, fmt.Errorf("target %v is %T, not an engine uuid", t, t)
+				}
+				j.targets.add(u)
+			}
+		}
+	default:
+		return j, fmt.Errorf("targets is %T, not a list", ts)
+	}
+	if r, ok := asInt(md["retries"]); ok {
+		j.retries = r
+	} else if md["retries"] != nil {
+		return j, fmt.Errorf("retries is %T, not an int", md["retries"])
+	}
+	var err error
+	if j.after, err = parseDependency(md["after"]); err != nil {
+		return j, fmt.Errorf("after: %w", err)
+	}
+	if j.follow, err = parseDependency(md["follow"]); err != nil {
+		return j, fmt.Errorf("follow: %w", err)
+	}
+	switch t := md["timeout"].(type) {
+	case nil:
+	case int64:
+		j.timeout = time.Duration(t) * time.Second
+	case float64:
+		if t < 0 || t > 1e9 {
+			return j, fmt.Errorf("timeout %v out of range", t)
+		}
+		j.timeout = time.Duration(t * float64(time.Second))
+	default:
+		return j, fmt.Errorf("timeout is %T, not a number", t)
+	}
+	if j.timeout < 0 {
+		return j, fmt.Errorf("timeout %v < 0", j.timeout)
+	}
+	return j, nil
+}
+
+// assign implements schedOutput: relay the request to the engine as
+// [engine, client, DELIM, ...].
+func (s *state) assign(j *job, engine string) {
+	frames := make([][]byte, 0, 1+len(j.frames))
+	frames = append(append(frames, []byte(engine)), j.frames...)
+	s.h.send(sockEngineTask, frames)
+	delete(s.unassigned, j.msgID)
+	if t := s.pending[j.msgID]; t != nil {
+		t.engine = engine
+	}
+	if e := s.reg.byUUID[engine]; e != nil {
+		s.reg.track(e.tasks, j.msgID)
+	}
+	s.updateRecord(j.msgID, map[string]any{"engine_uuid": engine})
+}
+
+// fail implements schedOutput: answer the client with the scheduler's
+// error (empty metadata, §7) and record it.
+func (s *state) fail(j *job, why taskFailure) {
+	var value string
+	switch why {
+	case failInvalidDependency:
+		value = "invalid dependency, targets or scheduling metadata"
+	case failImpossibleDependency:
+		value = "the task's dependencies or targets can no longer be met"
+	case failTimeout:
+		value = fmt.Sprintf("task waited longer than its %v timeout", j.timeout)
+	}
+	r := s.h.sess.NewMessage("apply_reply", (&wire.Error{Name: string(why), Value: value}).Content(), &j.header)
+	if j.client != nil {
+		r.Identities = [][]byte{j.client}
+		s.h.sendMsg(sockClientTask, r)
+	}
+	s.finish(j.msgID, "", r)
+}
+
+// armTimeout implements schedOutput.
+func (s *state) armTimeout(j *job) {
+	msgID, gen := j.msgID, j.timerGen
+	s.h.after(j.timeout, func() { s.sched.timeout(msgID, gen) })
+}
+
+// taskResult takes an engine's reply [engine, client, DELIM, ...] on the
+// engine task socket.
+func (s *state) taskResult(m *wire.Message) {
+	if len(m.Identities) < 2 {
+		s.h.stats.badMessages.Add(1)
+		return
+	}
+	engine, client := m.Identities[0], m.Identities[1]
+	s.finishResult(m.Parent.MsgID, string(engine), m, func() {
+		if string(client) != resubmitIdentity {
+			s.h.relay(sockClientTask, m, client, engine)
+		}
+	})
+}
+
+// finishResult passes an engine's result for a load-balanced task through
+// the scheduler. If it is final, deliver sends it to the client and the
+// task is completed; otherwise the scheduler has rescheduled the task.
+func (s *state) finishResult(msgID, engine string, r *wire.Message, deliver func()) {
+	status, _ := r.Metadata["status"].(string)
+	if status == "" {
+		status, _ = r.Content["status"].(string)
+	}
+	depsMet := r.Metadata["dependencies_met"] != false
+	switch s.sched.result(engine, msgID, status == "ok", depsMet) {
+	case resultFinal:
+		deliver()
+		s.finish(msgID, engine, r)
+	case resultRetried:
+		if e := s.reg.byUUID[engine]; e != nil {
+			delete(e.tasks, msgID)
+		}
+		if t := s.pending[msgID]; t != nil {
+			t.engine = ""
+		}
+	case resultUnknown:
+		s.lateResult(msgID, engine, r)
+	}
+}
+
+// lateResult records a real result that arrives after the hub gave up on
+// the task (its engine was declared dead): the record gets the truth, the
+// client already has its EngineError.
+func (s *state) lateResult(msgID, engine string, r *wire.Message) {
+	if !s.completed.has(msgID) {
+		s.h.log.Warn("result for unknown task", "msg_id", msgID, "engine_uuid", engine)
+		return
+	}
+	s.h.log.Info("late result recorded", "msg_id", msgID, "engine_uuid", engine)
+	s.updateRecord(msgID, resultRecord(r, engine))
+}
+
+// finish completes a pending task with result r.
+func (s *state) finish(msgID, engine string, r *wire.Message) {
+	delete(s.pending, msgID)
+	delete(s.unassigned, msgID)
+	s.completed.add(msgID)
+	if e := s.reg.byUUID[engine]; e != nil {
+		delete(e.tasks, msgID)
+		delete(e.queue, msgID)
+		if st, _ := r.Metadata["status"].(string); st != "aborted" {
+			e.completed = append(e.completed, msgID)
+		}
+	}
+	s.h.stats.results.Add(1)
+	s.updateRecord(msgID, resultRecord(r, engine))
+}
+
+// direct relays a client's mux or control request [client, engine, DELIM,
+// ...] to the engine as [engine, client, DELIM, ...]. Mux requests are
+// recorded; a request for an engine that is not registered gets an
+// EngineError reply instead of vanishing.
+func (s *state) direct(sock sockID, m *wire.Message) {
+	if len(m.Identities) < 2 {
+		s.h.stats.badMessages.Add(1)
+		return
+	}
+	client, engine := m.Identities[0], m.Identities[1]
+	e := s.reg.byUUID[string(engine)]
+	if e == nil {
+		s.h.replyErr(sock, m, replyType(m.Header.MsgType), &wire.Error{Name: "EngineError", Value: fmt.Sprintf("no registered engine %s", pyRepr(string(engine)))})
+		if sock == sockClientMux {
+			s.h.log.Warn("direct request for unknown engine", "msg_id", m.Header.MsgID, "engine_uuid", string(engine))
+		}
+		return
+	}
+	target := sockEngineMux
+	if sock == sockClientControl {
+		target = sockEngineControl
+	} else {
+		s.accept(m, "mux", e.uuid, client)
+		s.reg.track(e.queue, m.Header.MsgID)
+	}
+	s.h.relay(target, m, engine, client)
+}
+
+// directReply relays an engine's mux or control reply [engine, client,
+// DELIM, ...] to the client as [client, engine, DELIM, ...].
+func (s *state) directReply(sock sockID, m *wire.Message) {
+	if len(m.Identities) < 2 {
+		s.h.stats.badMessages.Add(1)
+		return
+	}
+	engine, client := m.Identities[0], m.Identities[1]
+	if sock == sockEngineControl {
+		s.h.relay(sockClientControl, m, client, engine)
+		return
+	}
+	s.h.relay(sockClientMux, m, client, engine)
+	msgID := m.Parent.MsgID
+	if t := s.pending[msgID]; t != nil && t.queue == "mux" {
+		s.finish(msgID, string(engine), m)
+		return
+	}
+	s.lateResult(msgID, string(engine), m)
+}
+
+// broadcast answers a broadcast-view request with an error: this hub
+// binds the broadcast sockets but does not schedule broadcasts.
+func (s *state) broadcast(m *wire.Message) {
+	if len(m.Identities) == 0 {
+		s.h.stats.badMessages.Add(1)
+		return
+	}
+	r := s.h.sess.NewMessage(replyType(m.Header.MsgType), (&wire.Error{
+		Name:  "NotImplementedError",
+		Value: "this hub does not schedule broadcast views; use a DirectView (rc[:]) or a LoadBalancedView",
+	}).Content(), &m.Header)
+	r.Metadata = map[string]any{"status": "error", "is_broadcast": false, "is_coalescing": false}
+	r.Identities = m.Identities
+	s.h.sendMsg(sockClientBroadcast, r)
+}
+
+// replyType names the reply to a request type: x_request -> x_reply.
+func replyType(msgType string) string {
+	return strings.TrimSuffix(msgType, "_request") + "_reply"
+}
