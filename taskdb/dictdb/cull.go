@@ -1,0 +1,105 @@
+package dictdb
+
+// Culling keeps the DB within its limits, fixing ipyparallel's DictDB:
+// it culls at least one record whenever a limit is exceeded, culls
+// completed records (oldest submitted first) before any pending one,
+// culls records without a submitted time too, and remembers a bounded
+// number of culled ids.
+
+// cullCount enforces RecordLimit after an add. The caller holds db.mu.
+func (db *DB) cullCount() {
+	limit := db.opts.RecordLimit
+	if limit <= 0 || len(db.recs) <= limit {
+		return
+	}
+	n := max(int(db.opts.CullFraction*float64(limit)), len(db.recs)-limit, 1)
+	var victims []*rec
+	db.cullOrder(func(r *rec) bool {
+		victims = append(victims, r)
+		return len(victims) < n
+	})
+	db.cull(victims, "record_limit")
+}
+
+// cullSize enforces SizeLimit after an add or an update that grew the
+// buffers. The caller holds db.mu.
+func (db *DB) cullSize() {
+	limit := db.opts.SizeLimit
+	if limit <= 0 || db.bytes <= limit {
+		return
+	}
+	target := int64(float64(limit) * (1 - db.opts.CullFraction))
+	left := db.bytes
+	var victims []*rec
+	db.cullOrder(func(r *rec) bool {
+		victims = append(victims, r)
+		left -= r.bytes
+		return left > target
+	})
+	db.cull(victims, "size_limit")
+}
+
+// cullOrder calls visit on records in culling order until it returns
+// false: completed records, then pending ones; within each, by submitted
+// time, then those without one in insertion order.
+func (db *DB) cullOrder(visit func(*rec) bool) {
+	for _, pending := range []bool{false, true} {
+		for _, e := range db.bySubmitted.s {
+			if e.r != nil && e.r.pending() == pending && !visit(e.r) {
+				return
+			}
+		}
+		for _, e := range db.all.s {
+			if e.r != nil && e.r.times[timeSubmitted] == noTime && e.r.pending() == pending && !visit(e.r) {
+				return
+			}
+		}
+	}
+}
+
+func (db *DB) cull(victims []*rec, reason string) {
+	var pending []string
+	for _, r := range victims {
+		if r.pending() {
+			pending = append(pending, r.id)
+		}
+		db.delete(r)
+		db.culled.add(r.id)
+	}
+	db.log.Info("culled records", "reason", reason, "count", len(victims), "left", len(db.recs), "buffer_bytes", db.bytes)
+	if len(pending) > 0 {
+		db.log.Warn("pending record culled: every completed record was culled already", "reason", reason, "count", len(pending), "msg_ids", pending[:min(len(pending), 10)])
+	}
+}
+
+// tombstones remembers the most recent culled ids, at most len(ring).
+type tombstones struct {
+	ids  map[string]uint64 // id → its latest position in ring
+	ring []string
+	next uint64 // total ids added
+}
+
+func newTombstones(n int) tombstones {
+	return tombstones{ids: make(map[string]uint64), ring: make([]string, n)}
+}
+
+func (t *tombstones) add(id string) {
+	i := t.next % uint64(len(t.ring))
+	if t.next >= uint64(len(t.ring)) {
+		old := t.ring[i]
+		if t.ids[old] == t.next-uint64(len(t.ring)) {
+			delete(t.ids, old)
+		}
+	}
+	t.ring[i] = id
+	t.ids[id] = t.next
+	t.next++
+}
+
+func (t *tombstones) has(id string) bool {
+	_, ok := t.ids[id]
+	return ok
+}
+
+// forget removes id, which is in use again.
+func (t *tombstones) forget(id string) { delete(t.ids, id) }

@@ -1,0 +1,365 @@
+package dictdb
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/query"
+)
+
+// Options configures a DB. For the limits, 0 means unlimited; start from
+// DefaultOptions for ipyparallel's defaults.
+type Options struct {
+	// RecordLimit is the number of records kept; beyond it a cull removes
+	// max(1, CullFraction·RecordLimit) records.
+	RecordLimit int
+	// SizeLimit is the number of bytes of buffers and result_buffers
+	// kept; beyond it a cull removes records until the total is at most
+	// SizeLimit·(1−CullFraction).
+	SizeLimit int64
+	// CullFraction is the share of a limit one cull frees, in (0, 1].
+	// 0 means DefaultCullFraction.
+	CullFraction float64
+	// Tombstones is how many culled msg_ids are remembered so that reads
+	// of them report ErrCulled rather than ErrNotFound. 0 means
+	// DefaultTombstones.
+	Tombstones int
+	// Logger receives cull reports; nil discards them.
+	Logger *slog.Logger
+}
+
+// Defaults, as in ipyparallel.
+const (
+	DefaultRecordLimit  = 1024
+	DefaultSizeLimit    = 1 << 30
+	DefaultCullFraction = 0.1
+	DefaultTombstones   = 1 << 16
+)
+
+// DefaultOptions returns ipyparallel's limits: 1024 records, 1 GiB of
+// buffers, cull fraction 0.1.
+func DefaultOptions() Options {
+	return Options{RecordLimit: DefaultRecordLimit, SizeLimit: DefaultSizeLimit, CullFraction: DefaultCullFraction}
+}
+
+// DB is the in-memory task record database. It is safe for concurrent
+// use; reads share a lock, writes take it alone.
+type DB struct {
+	opts Options
+	log  *slog.Logger
+
+	mu          sync.RWMutex // guards every field below and the recs
+	closed      bool
+	seq         uint64
+	recs        map[string]*rec
+	all         ordered // every record, by seq
+	bySubmitted ordered // records with a submitted time, by it
+	pending     ordered // records whose completed is null, by seq
+	byClient    bucketIndex
+	byEngine    bucketIndex
+	extraKeys   map[string]int // non-schema key → number of records carrying it
+	bytes       int64          // buffers + result_buffers of every record
+	culled      tombstones
+}
+
+var _ taskdb.DB = (*DB)(nil)
+
+// New returns an empty DB.
+func New(opts Options) *DB {
+	if opts.CullFraction <= 0 || opts.CullFraction > 1 {
+		opts.CullFraction = DefaultCullFraction
+	}
+	if opts.Tombstones <= 0 {
+		opts.Tombstones = DefaultTombstones
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &DB{
+		opts:      opts,
+		log:       log,
+		recs:      make(map[string]*rec),
+		byClient:  bucketIndex{by: make(map[string]*ordered)},
+		byEngine:  bucketIndex{by: make(map[string]*ordered)},
+		extraKeys: make(map[string]int),
+		culled:    newTombstones(opts.Tombstones),
+	}
+}
+
+// AddRecord implements taskdb.DB.
+func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cs, err := prepare(msgID, rec)
+	if err != nil {
+		return fmt.Errorf("dictdb: add %s: %w", msgID, err)
+	}
+	r := newRec(msgID, cs)
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return taskdb.ErrClosed
+	}
+	if _, ok := db.recs[msgID]; ok {
+		return fmt.Errorf("dictdb: add %s: %w", msgID, taskdb.ErrExists)
+	}
+	db.seq++
+	r.seq = db.seq
+	db.insert(r)
+	db.culled.forget(msgID)
+	db.cullCount()
+	db.cullSize()
+	return nil
+}
+
+// GetRecord implements taskdb.DB.
+func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	r, err := db.lookup(msgID)
+	if err != nil {
+		return nil, fmt.Errorf("dictdb: get %s: %w", msgID, err)
+	}
+	return r.thawAll(), nil
+}
+
+// UpdateRecord implements taskdb.DB. An update that grows the buffers
+// re-checks the size limit, which may cull records, this one included.
+func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cs, err := prepare(msgID, fields)
+	if err != nil {
+		return fmt.Errorf("dictdb: update %s: %w", msgID, err)
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	r, err := db.lookup(msgID)
+	if err != nil {
+		return fmt.Errorf("dictdb: update %s: %w", msgID, err)
+	}
+	grew := false
+	for _, c := range cs {
+		grew = db.apply(r, c) || grew
+	}
+	if grew {
+		db.cullSize()
+	}
+	return nil
+}
+
+// DropRecord implements taskdb.DB.
+func (db *DB) DropRecord(ctx context.Context, msgID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	r, err := db.lookup(msgID)
+	if err != nil {
+		return fmt.Errorf("dictdb: drop %s: %w", msgID, err)
+	}
+	db.delete(r)
+	return nil
+}
+
+// DropMatchingRecords implements taskdb.DB.
+func (db *DB) DropMatchingRecords(ctx context.Context, q *query.Filter) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return taskdb.ErrClosed
+	}
+	for _, r := range db.find(q) {
+		db.delete(r)
+	}
+	return nil
+}
+
+// FindRecords implements taskdb.DB.
+func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Record, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, taskdb.ErrClosed
+	}
+	for _, k := range keys {
+		if !taskdb.IsSchemaKey(k) && db.extraKeys[k] == 0 {
+			return nil, fmt.Errorf("dictdb: find: %w", &query.SyntaxError{Field: k, Msg: "is neither a schema key nor a key any stored record carries"})
+		}
+	}
+	hits := db.find(q)
+	out := make([]taskdb.Record, len(hits))
+	for i, r := range hits {
+		out[i] = project(r, keys)
+	}
+	return out, nil
+}
+
+// project copies the record, or only msg_id and keys when keys is not
+// empty.
+func project(r *rec, keys []string) taskdb.Record {
+	if len(keys) == 0 {
+		return r.thawAll()
+	}
+	m := make(taskdb.Record, len(keys)+1)
+	m[taskdb.KeyMsgID] = r.id
+	for _, k := range keys {
+		if v, ok := r.thawKey(k); ok {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// History implements taskdb.DB.
+func (db *DB) History(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return nil, taskdb.ErrClosed
+	}
+	ids := make([]string, 0, db.bySubmitted.size())
+	for _, e := range db.bySubmitted.s {
+		if e.r != nil {
+			ids = append(ids, e.r.id)
+		}
+	}
+	return ids, nil
+}
+
+// Close implements taskdb.DB. It frees every record.
+func (db *DB) Close() error {
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if db.closed {
+		return taskdb.ErrClosed
+	}
+	db.closed = true
+	db.recs, db.extraKeys = nil, nil
+	db.all, db.bySubmitted, db.pending = ordered{}, ordered{}, ordered{}
+	db.byClient, db.byEngine = bucketIndex{}, bucketIndex{}
+	db.culled = tombstones{}
+	return nil
+}
+
+// lookup returns the record msgID, or why there is none.
+func (db *DB) lookup(msgID string) (*rec, error) {
+	if db.closed {
+		return nil, taskdb.ErrClosed
+	}
+	if r, ok := db.recs[msgID]; ok {
+		return r, nil
+	}
+	if db.culled.has(msgID) {
+		return nil, taskdb.ErrCulled
+	}
+	return nil, taskdb.ErrNotFound
+}
+
+// insert adds a new record to the map and every index.
+func (db *DB) insert(r *rec) {
+	db.recs[r.id] = r
+	db.all.insert(int64(r.seq), r)
+	if t := r.times[timeSubmitted]; t != noTime {
+		db.bySubmitted.insert(t, r)
+	}
+	if r.pending() {
+		db.pending.insert(int64(r.seq), r)
+	}
+	db.byClient.add(r.vals[slotClientUUID], r)
+	db.byEngine.add(r.vals[slotEngineUUID], r)
+	for _, f := range r.extra {
+		db.extraKeys[f.k]++
+	}
+	db.bytes += r.bytes
+}
+
+// delete removes a record from the map and every index.
+func (db *DB) delete(r *rec) {
+	delete(db.recs, r.id)
+	db.all.remove(int64(r.seq), r)
+	if t := r.times[timeSubmitted]; t != noTime {
+		db.bySubmitted.remove(t, r)
+	}
+	if r.pending() {
+		db.pending.remove(int64(r.seq), r)
+	}
+	db.byClient.remove(r.vals[slotClientUUID], r)
+	db.byEngine.remove(r.vals[slotEngineUUID], r)
+	for _, f := range r.extra {
+		if db.extraKeys[f.k]--; db.extraKeys[f.k] == 0 {
+			delete(db.extraKeys, f.k)
+		}
+	}
+	db.bytes -= r.bytes
+}
+
+// apply writes one change to a stored record, keeping the indexes, and
+// reports whether the record's buffers grew.
+func (db *DB) apply(r *rec, c change) (grew bool) {
+	switch c.kind {
+	case kindTime:
+		old := r.times[c.i]
+		if old == c.t {
+			return false
+		}
+		switch c.i {
+		case timeSubmitted:
+			if old != noTime {
+				db.bySubmitted.remove(old, r)
+			}
+			r.times[c.i] = c.t
+			if c.t != noTime {
+				db.bySubmitted.insert(c.t, r)
+			}
+			return false
+		case timeCompleted:
+			if old == noTime {
+				db.pending.remove(int64(r.seq), r)
+			} else if c.t == noTime {
+				db.pending.insert(int64(r.seq), r)
+			}
+		}
+		r.times[c.i] = c.t
+	case kindSlot:
+		switch c.i {
+		case slotClientUUID:
+			db.byClient.remove(r.vals[c.i], r)
+			db.byClient.add(c.v, r)
+		case slotEngineUUID:
+			db.byEngine.remove(r.vals[c.i], r)
+			db.byEngine.add(c.v, r)
+		case slotBuffers, slotResultBuffers:
+			delta := bufferBytes(c.v) - bufferBytes(r.vals[c.i])
+			r.bytes += delta
+			db.bytes += delta
+			grew = delta > 0
+		}
+		r.vals[c.i] = c.v
+	case kindExtra:
+		if _, ok := r.extra.Lookup(c.key); !ok {
+			db.extraKeys[c.key]++
+		}
+		r.extra = r.extra.with(c.key, c.v)
+	}
+	return grew
+}

@@ -1,0 +1,17 @@
+package dictdb_test
+
+import (
+	"testing"
+
+	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/dbtest"
+	"github.com/taskhub/taskhub/taskdb/dictdb"
+)
+
+func TestConformance(t *testing.T) {
+	dbtest.Run(t, func(*testing.T) taskdb.DB { return dictdb.New(dictdb.DefaultOptions()) })
+}
+
+func TestConformanceUnlimited(t *testing.T) {
+	dbtest.Run(t, func(*testing.T) taskdb.DB { return dictdb.New(dictdb.Options{}) })
+}

@@ -1,0 +1,170 @@
+package dictdb
+
+import (
+	"slices"
+	"time"
+
+	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/query"
+)
+
+// find returns the records q matches (all for a nil q), in insertion
+// order. The caller holds db.mu.
+//
+// The planner takes the cheapest of: msg_id lookups, the pending index
+// (completed null), the client_uuid and engine_uuid indexes, a range of
+// the submitted index, and a scan of every record. It estimates each by
+// the number of candidates it yields, then matches the candidates
+// against the whole filter.
+func (db *DB) find(q *query.Filter) []*rec {
+	best := plan{cost: db.all.size(), scan: []*ordered{&db.all}}
+	if q != nil {
+		for _, h := range q.Hints() {
+			if p, ok := db.planHint(h); ok && p.cost < best.cost {
+				best = p
+			}
+		}
+	}
+	var hits []*rec
+	keep := func(r *rec) {
+		if q == nil || q.MatchDoc(r) {
+			hits = append(hits, r)
+		}
+	}
+	for _, r := range best.recs {
+		keep(r)
+	}
+	for _, o := range best.scan {
+		lo, hi := 0, len(o.s)
+		if best.bounded {
+			lo, hi = best.lo, best.hi
+		}
+		for _, e := range o.s[lo:hi] {
+			if e.r != nil {
+				keep(e.r)
+			}
+		}
+	}
+	if !best.inOrder {
+		if !slices.IsSortedFunc(hits, bySeq) {
+			slices.SortFunc(hits, bySeq)
+		}
+		hits = slices.Compact(hits) // $in may list an id twice
+	}
+	return hits
+}
+
+func bySeq(a, b *rec) int {
+	switch {
+	case a.seq < b.seq:
+		return -1
+	case a.seq > b.seq:
+		return 1
+	}
+	return 0
+}
+
+// plan is a set of candidate records: recs, plus the entries of each
+// index in scan (only lo..hi if bounded).
+type plan struct {
+	cost    int
+	recs    []*rec
+	scan    []*ordered
+	bounded bool
+	lo, hi  int
+	inOrder bool // candidates come in seq order
+}
+
+// planHint returns the plan an index offers for h, if any.
+func (db *DB) planHint(h query.Hint) (plan, bool) {
+	switch h.Path {
+	case taskdb.KeyMsgID:
+		if !h.Eq {
+			return plan{}, false
+		}
+		p := plan{cost: len(h.Values)}
+		for _, v := range h.Values {
+			if s, ok := v.(string); ok {
+				if r, ok := db.recs[s]; ok {
+					p.recs = append(p.recs, r)
+				}
+			}
+		}
+		return p, true
+	case taskdb.KeyCompleted:
+		if h.Eq && len(h.Values) == 1 && h.Values[0] == nil {
+			return plan{cost: db.pending.size(), scan: []*ordered{&db.pending}, inOrder: true}, true
+		}
+	case taskdb.KeyClientUUID:
+		return planBuckets(&db.byClient, h)
+	case taskdb.KeyEngineUUID:
+		return planBuckets(&db.byEngine, h)
+	case taskdb.KeySubmitted:
+		return db.planRange(h)
+	}
+	return plan{}, false
+}
+
+func planBuckets(b *bucketIndex, h query.Hint) (plan, bool) {
+	if !h.Eq {
+		return plan{}, false
+	}
+	p := plan{cost: b.odd.size(), scan: []*ordered{&b.odd}}
+	for _, v := range h.Values {
+		s, ok := v.(string)
+		if !ok {
+			return plan{}, false
+		}
+		if o := b.by[s]; o != nil {
+			p.scan = append(p.scan, o)
+			p.cost += o.size()
+		}
+	}
+	p.inOrder = len(p.scan) == 1
+	return p, true
+}
+
+// planRange serves a time range, or a single time, on submitted.
+func (db *DB) planRange(h query.Hint) (plan, bool) {
+	lo, hi := 0, len(db.bySubmitted.s)
+	bound := func(v any) (int64, bool) {
+		t, ok := v.(time.Time)
+		return t.UnixMicro(), ok
+	}
+	switch {
+	case h.Eq:
+		if len(h.Values) != 1 {
+			return plan{}, false
+		}
+		t, ok := bound(h.Values[0])
+		if !ok {
+			return plan{}, false
+		}
+		lo, hi = db.bySubmitted.search(t, 0), db.bySubmitted.search(t+1, 0)
+	default:
+		if h.Lower != nil {
+			t, ok := bound(h.Lower)
+			if !ok {
+				return plan{}, false
+			}
+			if !h.LowerIncl {
+				t++
+			}
+			lo = db.bySubmitted.search(t, 0)
+		}
+		if h.Upper != nil {
+			t, ok := bound(h.Upper)
+			if !ok {
+				return plan{}, false
+			}
+			if h.UpperIncl {
+				t++
+			}
+			hi = db.bySubmitted.search(t, 0)
+		}
+	}
+	if hi < lo {
+		hi = lo
+	}
+	return plan{cost: hi - lo, scan: []*ordered{&db.bySubmitted}, bounded: true, lo: lo, hi: hi}, true
+}

@@ -1,0 +1,247 @@
+package dictdb
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/taskhub/taskhub/taskdb"
+)
+
+// Slots of the schema keys other than msg_id and the four times.
+const (
+	slotHeader = iota
+	slotMetadata
+	slotContent
+	slotBuffers
+	slotClientUUID
+	slotEngineUUID
+	slotResubmitted
+	slotResultHeader
+	slotResultMetadata
+	slotResultContent
+	slotResultBuffers
+	slotQueue
+	slotExecuteInput
+	slotExecuteResult
+	slotError
+	slotStdout
+	slotStderr
+	nSlots
+)
+
+// Indexes into rec.times.
+const (
+	timeSubmitted = iota
+	timeStarted
+	timeCompleted
+	timeReceived
+	nTimes
+)
+
+// noTime marks a null time.
+const noTime = math.MinInt64
+
+// kind says where a key lives in a rec.
+type kind uint8
+
+const (
+	kindExtra kind = iota
+	kindMsgID
+	kindSlot
+	kindTime
+)
+
+// locate maps a key to where a rec stores it.
+func locate(key string) (kind, int) {
+	switch key {
+	case taskdb.KeyMsgID:
+		return kindMsgID, 0
+	case taskdb.KeyHeader:
+		return kindSlot, slotHeader
+	case taskdb.KeyMetadata:
+		return kindSlot, slotMetadata
+	case taskdb.KeyContent:
+		return kindSlot, slotContent
+	case taskdb.KeyBuffers:
+		return kindSlot, slotBuffers
+	case taskdb.KeySubmitted:
+		return kindTime, timeSubmitted
+	case taskdb.KeyClientUUID:
+		return kindSlot, slotClientUUID
+	case taskdb.KeyEngineUUID:
+		return kindSlot, slotEngineUUID
+	case taskdb.KeyStarted:
+		return kindTime, timeStarted
+	case taskdb.KeyCompleted:
+		return kindTime, timeCompleted
+	case taskdb.KeyResubmitted:
+		return kindSlot, slotResubmitted
+	case taskdb.KeyReceived:
+		return kindTime, timeReceived
+	case taskdb.KeyResultHeader:
+		return kindSlot, slotResultHeader
+	case taskdb.KeyResultMetadata:
+		return kindSlot, slotResultMetadata
+	case taskdb.KeyResultContent:
+		return kindSlot, slotResultContent
+	case taskdb.KeyResultBuffers:
+		return kindSlot, slotResultBuffers
+	case taskdb.KeyQueue:
+		return kindSlot, slotQueue
+	case taskdb.KeyExecuteInput:
+		return kindSlot, slotExecuteInput
+	case taskdb.KeyExecuteResult:
+		return kindSlot, slotExecuteResult
+	case taskdb.KeyError:
+		return kindSlot, slotError
+	case taskdb.KeyStdout:
+		return kindSlot, slotStdout
+	case taskdb.KeyStderr:
+		return kindSlot, slotStderr
+	}
+	return kindExtra, 0
+}
+
+// slotKeys and timeKeys name the slots, for building documents.
+var (
+	slotKeys = [nSlots]string{
+		taskdb.KeyHeader, taskdb.KeyMetadata, taskdb.KeyContent, taskdb.KeyBuffers,
+		taskdb.KeyClientUUID, taskdb.KeyEngineUUID, taskdb.KeyResubmitted,
+		taskdb.KeyResultHeader, taskdb.KeyResultMetadata, taskdb.KeyResultContent,
+		taskdb.KeyResultBuffers, taskdb.KeyQueue, taskdb.KeyExecuteInput,
+		taskdb.KeyExecuteResult, taskdb.KeyError, taskdb.KeyStdout, taskdb.KeyStderr,
+	}
+	timeKeys = [nTimes]string{taskdb.KeySubmitted, taskdb.KeyStarted, taskdb.KeyCompleted, taskdb.KeyReceived}
+)
+
+// rec is a stored record: typed storage for the schema keys, a doc for
+// the others. Its values are frozen; the DB mutex guards the rec itself.
+type rec struct {
+	id    string
+	seq   uint64 // insertion order
+	vals  [nSlots]any
+	times [nTimes]int64 // microseconds since the Unix epoch, or noTime
+	extra doc           // replaced, never modified in place
+	bytes int64         // buffers + result_buffers
+}
+
+func (r *rec) pending() bool { return r.times[timeCompleted] == noTime }
+
+// Lookup implements query.Doc.
+func (r *rec) Lookup(key string) (any, bool) {
+	k, i := locate(key)
+	switch k {
+	case kindMsgID:
+		return r.id, true
+	case kindSlot:
+		return r.vals[i], true
+	case kindTime:
+		return timeValue(r.times[i]), true
+	}
+	return r.extra.Lookup(key)
+}
+
+// Len implements query.Doc.
+func (r *rec) Len() int { return len(taskdb.SchemaKeys) + len(r.extra) }
+
+func timeValue(us int64) any {
+	if us == noTime {
+		return nil
+	}
+	return time.UnixMicro(us).UTC()
+}
+
+// thawKey returns a copy of the value under key and whether the record
+// has it.
+func (r *rec) thawKey(key string) (any, bool) {
+	v, ok := r.Lookup(key)
+	return thaw(v), ok
+}
+
+// thawAll returns a deep copy of the whole record.
+func (r *rec) thawAll() taskdb.Record {
+	m := make(taskdb.Record, len(taskdb.SchemaKeys)+len(r.extra))
+	m[taskdb.KeyMsgID] = r.id
+	for i, v := range r.vals {
+		m[slotKeys[i]] = thaw(v)
+	}
+	for i, t := range r.times {
+		m[timeKeys[i]] = timeValue(t)
+	}
+	for _, f := range r.extra {
+		m[f.k] = thaw(f.v)
+	}
+	return m
+}
+
+// change is one frozen key of a write.
+type change struct {
+	kind kind
+	i    int
+	key  string
+	v    any   // frozen, for slots and extras
+	t    int64 // for times
+}
+
+// prepare freezes the fields of a write to record id, outside the lock.
+func prepare(id string, fields taskdb.Record) ([]change, error) {
+	cs := make([]change, 0, len(fields))
+	for k, v := range fields {
+		c := change{key: k}
+		c.kind, c.i = locate(k)
+		switch c.kind {
+		case kindMsgID:
+			if s, ok := v.(string); !ok || s != id {
+				return nil, fmt.Errorf("%w: msg_id %v differs from the record's id %q", taskdb.ErrInvalidRecord, v, id)
+			}
+			continue
+		case kindTime:
+			switch t := v.(type) {
+			case nil:
+				c.t = noTime
+			case time.Time:
+				ft, err := freeze(k, t)
+				if err != nil {
+					return nil, err
+				}
+				c.t = ft.(time.Time).UnixMicro()
+			default:
+				return nil, fmt.Errorf("%w: key %q: want null or a time, got %T", taskdb.ErrInvalidRecord, k, v)
+			}
+		default:
+			f, err := freeze(k, v)
+			if err != nil {
+				return nil, err
+			}
+			c.v = f
+		}
+		cs = append(cs, c)
+	}
+	return cs, nil
+}
+
+// newRec builds a record with every schema key at its default plus the
+// changes.
+func newRec(id string, cs []change) *rec {
+	r := &rec{id: id}
+	r.vals[slotStdout], r.vals[slotStderr] = "", ""
+	for i := range r.times {
+		r.times[i] = noTime
+	}
+	var extra doc
+	for _, c := range cs {
+		switch c.kind {
+		case kindSlot:
+			r.vals[c.i] = c.v
+		case kindTime:
+			r.times[c.i] = c.t
+		case kindExtra:
+			extra = append(extra, field{k: c.key, v: c.v})
+		}
+	}
+	sortFields(extra)
+	r.extra = extra
+	r.bytes = bufferBytes(r.vals[slotBuffers]) + bufferBytes(r.vals[slotResultBuffers])
+	return r
+}

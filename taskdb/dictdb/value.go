@@ -1,0 +1,190 @@
+package dictdb
+
+import (
+	"bytes"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/query"
+)
+
+// Stored values are "frozen": immutable copies in the value model where
+// every document is a doc, a compact slice of fields. Scalars (strings,
+// numbers, times) are immutable already and shared with the caller.
+
+// field is one key of a doc.
+type field struct {
+	k string
+	v any
+}
+
+// doc is a frozen document. Its fields are sorted by key.
+type doc []field
+
+// docLinear is the size up to which doc lookups scan instead of bisecting.
+const docLinear = 16
+
+// Lookup implements query.Doc.
+func (d doc) Lookup(key string) (any, bool) {
+	if len(d) <= docLinear {
+		for i := range d {
+			if d[i].k == key {
+				return d[i].v, true
+			}
+		}
+		return nil, false
+	}
+	i, ok := slices.BinarySearchFunc(d, key, func(f field, k string) int { return strings.Compare(f.k, k) })
+	if !ok {
+		return nil, false
+	}
+	return d[i].v, true
+}
+
+// Len implements query.Doc.
+func (d doc) Len() int { return len(d) }
+
+// with returns a copy of d with key set to v, keeping d unchanged.
+func (d doc) with(key string, v any) doc {
+	i, ok := slices.BinarySearchFunc(d, key, func(f field, k string) int { return strings.Compare(f.k, k) })
+	out := make(doc, len(d), len(d)+1)
+	copy(out, d)
+	if ok {
+		out[i].v = v
+		return out
+	}
+	return slices.Insert(out, i, field{k: key, v: v})
+}
+
+// sortFields sorts a small doc by key; insertion sort beats the generic
+// sort for the handful of keys message headers have.
+func sortFields(d doc) {
+	if len(d) > docLinear {
+		slices.SortFunc(d, func(a, b field) int { return strings.Compare(a.k, b.k) })
+		return
+	}
+	for i := 1; i < len(d); i++ {
+		for j := i; j > 0 && d[j].k < d[j-1].k; j-- {
+			d[j], d[j-1] = d[j-1], d[j]
+		}
+	}
+}
+
+// freeze returns an immutable copy of v for storage under key. Canonical
+// values are copied directly; other Go types go through taskdb.Normalize
+// first.
+func freeze(key string, v any) (any, error) {
+	return freezeDepth(key, v, 0)
+}
+
+// maxDepth bounds the nesting of stored values.
+const maxDepth = 100
+
+func freezeDepth(key string, v any, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, fmt.Errorf("%w: key %q: nested deeper than %d levels", taskdb.ErrInvalidRecord, key, maxDepth)
+	}
+	switch x := v.(type) {
+	case nil, bool, int64, float64, string:
+		return x, nil
+	case time.Time:
+		if x.Location() == time.UTC && x.Nanosecond()%1000 == 0 {
+			if y := x.Year(); y >= 1 && y <= 9999 {
+				return x, nil
+			}
+		}
+		t, err := query.CanonicalTime(x)
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %q: %v", taskdb.ErrInvalidRecord, key, err)
+		}
+		return t, nil
+	case []byte:
+		return bytes.Clone(x), nil
+	case []any:
+		if x == nil {
+			return x, nil
+		}
+		out := make([]any, len(x))
+		for i, e := range x {
+			f, err := freezeDepth(key, e, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = f
+		}
+		return out, nil
+	case map[string]any:
+		return freezeMap(key, x, depth)
+	case taskdb.Record:
+		return freezeMap(key, x, depth)
+	}
+	c, err := taskdb.Normalize(key, v)
+	if err != nil {
+		return nil, err
+	}
+	return freezeDepth(key, c, depth)
+}
+
+func freezeMap(key string, m map[string]any, depth int) (any, error) {
+	if m == nil {
+		return doc(nil), nil
+	}
+	d := make(doc, 0, len(m))
+	for k, e := range m {
+		f, err := freezeDepth(key, e, depth+1)
+		if err != nil {
+			return nil, err
+		}
+		d = append(d, field{k: k, v: f})
+	}
+	sortFields(d)
+	return d, nil
+}
+
+// thaw returns a mutable deep copy of a frozen value in canonical types.
+func thaw(v any) any {
+	switch x := v.(type) {
+	case doc:
+		if x == nil {
+			return map[string]any(nil)
+		}
+		m := make(map[string]any, len(x))
+		for _, f := range x {
+			m[f.k] = thaw(f.v)
+		}
+		return m
+	case []any:
+		if x == nil {
+			return x
+		}
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = thaw(e)
+		}
+		return out
+	case []byte:
+		return bytes.Clone(x)
+	}
+	return v
+}
+
+// bufferBytes is the size a buffers or result_buffers value counts toward
+// the size limit: the total length of its byte strings.
+func bufferBytes(v any) int64 {
+	switch x := v.(type) {
+	case []byte:
+		return int64(len(x))
+	case []any:
+		var n int64
+		for _, e := range x {
+			if b, ok := e.([]byte); ok {
+				n += int64(len(b))
+			}
+		}
+		return n
+	}
+	return 0
+}
