@@ -1,0 +1,122 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Accepted values of the enumerated settings.
+var (
+	SignatureSchemes = []string{"hmac-sha256", "hmac-sha1", "hmac-sha512", "hmac-md5"}
+	Packers          = []string{"msgpack", "json"}
+	SchedulerSchemes = []string{"leastload", "lru", "plainrandom", "twobin"}
+	LogLevels        = []string{"debug", "info", "warn", "error"}
+	LogFormats       = []string{"text", "json"}
+)
+
+// Validate reports every invalid field of c at once, joined with
+// errors.Join; each error starts with the field's key and says what is
+// allowed, e.g. `db.backend: "mongo" is not one of dict, nodb`.
+func (c Config) Validate() error {
+	var v validator
+	if c.Listen.Interface != "*" && net.ParseIP(c.Listen.Interface) == nil {
+		v.fail("listen.interface", "%q is not an IP address or \"*\"", c.Listen.Interface)
+	}
+	v.ports(&c)
+	if n := len(c.Listen.Engine.Broadcast); n == 0 || n&(n-1) != 0 {
+		v.fail("listen.engine.broadcast", "has %d ports; want a power of two (1, 2, 4, ...), one per leaf scheduler", n)
+	}
+	v.nonEmpty("connection_dir", c.ConnectionDir, "set it, or set XDG_RUNTIME_DIR or HOME")
+	v.nonEmpty("data_dir", c.DataDir, "set it, or set XDG_DATA_HOME or HOME")
+	v.oneOf("session.signature_scheme", c.Session.SignatureScheme, SignatureSchemes)
+	v.oneOf("session.packer", c.Session.Packer, Packers)
+	v.atLeast("session.replay_history", c.Session.ReplayHistory, 1)
+	v.oneOf("db.backend", c.DB.Backend, Backends)
+	v.atLeast("db.dict.record_limit", c.DB.Dict.RecordLimit, 0)
+	v.atLeast("db.dict.size_limit", int(c.DB.Dict.SizeLimit), 0)
+	if f := c.DB.Dict.CullFraction; !(f > 0 && f <= 1) {
+		v.fail("db.dict.cull_fraction", "%v is not in (0, 1]", f)
+	}
+	v.oneOf("scheduler.scheme", c.Scheduler.Scheme, SchedulerSchemes)
+	v.atLeast("scheduler.hwm", c.Scheduler.HWM, 0)
+	v.positive("heartbeat.period", c.Heartbeat.Period)
+	v.atLeast("heartbeat.max_misses", c.Heartbeat.MaxMisses, 1)
+	if c.Engine.DeadTaskGrace < 0 {
+		v.fail("engine.dead_task_grace", "%v is negative", c.Engine.DeadTaskGrace)
+	}
+	v.atLeast("transport.max_frame_size", int(c.Transport.MaxFrameSize), 1)
+	v.atLeast("transport.max_message_size", int(c.Transport.MaxMessageSize), 1)
+	if c.Transport.MaxFrameSize > c.Transport.MaxMessageSize {
+		v.fail("transport.max_frame_size", "%v exceeds transport.max_message_size %v", c.Transport.MaxFrameSize, c.Transport.MaxMessageSize)
+	}
+	v.positive("transport.handshake_timeout", c.Transport.HandshakeTimeout)
+	v.positive("transport.write_timeout", c.Transport.WriteTimeout)
+	v.oneOf("log.level", c.Log.Level, LogLevels)
+	v.oneOf("log.format", c.Log.Format, LogFormats)
+	v.positive("shutdown_timeout", c.ShutdownTimeout)
+	return errors.Join(v.errs...)
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) fail(key, format string, args ...any) {
+	v.errs = append(v.errs, fmt.Errorf("%s: %s", key, fmt.Sprintf(format, args...)))
+}
+
+func (v *validator) oneOf(key, val string, allowed []string) {
+	if !slices.Contains(allowed, val) {
+		v.fail(key, "%q is not one of %s", val, strings.Join(allowed, ", "))
+	}
+}
+
+func (v *validator) atLeast(key string, n, lo int) {
+	if n < lo {
+		v.fail(key, "%d is less than %d", n, lo)
+	}
+}
+
+func (v *validator) positive(key string, d time.Duration) {
+	if d <= 0 {
+		v.fail(key, "%v is not a positive duration", d)
+	}
+}
+
+func (v *validator) nonEmpty(key, val, hint string) {
+	if val == "" {
+		v.fail(key, "is empty and has no default (%s)", hint)
+	}
+}
+
+// ports checks that each port under listen is in 0..65535 and that no two
+// sockets ask for the same non-zero port.
+func (v *validator) ports(c *Config) {
+	owner := map[int]string{}
+	check := func(key string, port int) {
+		switch {
+		case port < 0 || port > 65535:
+			v.fail(key, "%d is not a port in 0..65535 (0 picks a free port)", port)
+		case port == 0:
+		case owner[port] != "":
+			v.fail(key, "port %d is already used by %s", port, owner[port])
+		default:
+			owner[port] = key
+		}
+	}
+	for _, l := range leaves(c) {
+		if !strings.HasPrefix(l.key, "listen.") {
+			continue
+		}
+		switch p := l.val.Interface().(type) {
+		case int:
+			check(l.key, p)
+		case []int:
+			for i, port := range p {
+				check(fmt.Sprintf("%s[%d]", l.key, i), port)
+			}
+		}
+	}
+}
