@@ -45,16 +45,15 @@ type ClientPorts struct {
 	Broadcast    int `key:"broadcast"`
 }
 
-// EnginePorts are the ports of the engine-facing sockets. Broadcast lists
-// one port per leaf broadcast scheduler; its length is a power of two.
+// EnginePorts are the ports of the engine-facing sockets.
 type EnginePorts struct {
-	Control   int   `key:"control"`
-	Mux       int   `key:"mux"`
-	Task      int   `key:"task"`
-	IOPub     int   `key:"iopub"`
-	HBPing    int   `key:"hb_ping"`
-	HBPong    int   `key:"hb_pong"`
-	Broadcast []int `key:"broadcast"`
+	Control   int `key:"control"`
+	Mux       int `key:"mux"`
+	Task      int `key:"task"`
+	IOPub     int `key:"iopub"`
+	HBPing    int `key:"hb_ping"`
+	HBPong    int `key:"hb_pong"`
+	Broadcast int `key:"broadcast"`
 }
 
 // Session configures message signing and packing.
@@ -122,10 +121,7 @@ type Log struct {
 // "" here; [Load] resolves them from the environment.
 func Default() Config {
 	return Config{
-		Listen: Listen{
-			Interface: "127.0.0.1",
-			Engine:    EnginePorts{Broadcast: []int{0, 0}},
-		},
+		Listen: Listen{Interface: "127.0.0.1"},
 		Session: Session{
 			SignatureScheme: "hmac-sha256",
 			Packer:          "msgpack",

@@ -105,15 +105,15 @@ func TestPrecedence(t *testing.T) {
 func TestFormats(t *testing.T) {
 	want := resolvedDefault()
 	want.Listen.Registration = 5000
-	want.Listen.Engine.Broadcast = []int{5001, 5002, 5003, 5004}
+	want.Listen.Engine.Broadcast = 5001
 	want.DB.Dict.SizeLimit = 64 << 20
 	want.DB.Dict.CullFraction = 0.25
 	want.Heartbeat.Period = 1500 * time.Millisecond
 	for name, content := range map[string]string{
-		"hub.yaml": "listen:\n  registration: 5000\n  engine:\n    broadcast: [5001, 5002, 5003, 5004]\ndb:\n  dict:\n    size_limit: 64MiB\n    cull_fraction: 0.25\nheartbeat:\n  period: 1.5s\n",
-		"hub.yml":  "Listen: {Registration: 5000, engine: {broadcast: [5001, 5002, 5003, 5004]}}\ndb: {dict: {size_limit: 67108864, cull_fraction: 0.25}}\nheartbeat: {period: 1500ms}\n",
-		"hub.toml": "[listen]\nregistration = 5000\n[listen.engine]\nbroadcast = [5001, 5002, 5003, 5004]\n[db.dict]\nsize_limit = \"64 MiB\"\ncull_fraction = 0.25\n[heartbeat]\nperiod = \"1.5s\"\n",
-		"hub.json": `{"listen": {"registration": 5000, "engine": {"broadcast": [5001, 5002, 5003, 5004]}}, "db": {"dict": {"size_limit": 67108864, "cull_fraction": 0.25}}, "heartbeat": {"period": "1.5s"}}`,
+		"hub.yaml": "listen:\n  registration: 5000\n  engine:\n    broadcast: 5001\ndb:\n  dict:\n    size_limit: 64MiB\n    cull_fraction: 0.25\nheartbeat:\n  period: 1.5s\n",
+		"hub.yml":  "Listen: {Registration: 5000, engine: {broadcast: 5001}}\ndb: {dict: {size_limit: 67108864, cull_fraction: 0.25}}\nheartbeat: {period: 1500ms}\n",
+		"hub.toml": "[listen]\nregistration = 5000\n[listen.engine]\nbroadcast = 5001\n[db.dict]\nsize_limit = \"64 MiB\"\ncull_fraction = 0.25\n[heartbeat]\nperiod = \"1.5s\"\n",
+		"hub.json": `{"listen": {"registration": 5000, "engine": {"broadcast": 5001}}, "db": {"dict": {"size_limit": 67108864, "cull_fraction": 0.25}}, "heartbeat": {"period": "1.5s"}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			got, err := Load(writeFile(t, name, content), home, nil)
@@ -169,12 +169,12 @@ func TestLoadErrors(t *testing.T) {
 				`log.levl: unknown key (did you mean log.level?)`,
 				`scheduler.hwm (from flag): "many" is not an integer`,
 			}},
-		{name: "ports", file: "listen:\n  interface: localhost\n  registration: 5000\n  client: {mux: 5000, task: 70000}\n  engine: {broadcast: [1, 2, 3]}\n",
+		{name: "ports", file: "listen:\n  interface: localhost\n  registration: 5000\n  client: {mux: 5000, task: 70000}\n  engine: {broadcast: 5000}\n",
 			want: []string{
 				`listen.interface: "localhost" is not an IP address or "*"`,
 				`listen.client.mux: port 5000 is already used by listen.registration`,
 				`listen.client.task: 70000 is not a port in 0..65535`,
-				`listen.engine.broadcast: has 3 ports; want a power of two`,
+				`listen.engine.broadcast: port 5000 is already used by listen.registration`,
 			}},
 		{name: "limits", file: "transport: {max_frame_size: 2MiB, max_message_size: 1MiB, write_timeout: 0s, handshake_timeout: -1s}\nheartbeat: {period: 0s, max_misses: 0}\nengine: {dead_task_grace: -1s}\n",
 			want: []string{
@@ -259,22 +259,12 @@ func TestNull(t *testing.T) {
 	}
 }
 
-func TestEnvList(t *testing.T) {
-	cfg, err := Load("", envOf(map[string]string{"HOME": "/h", "TASKHUB_LISTEN_ENGINE_BROADCAST": "5001, 5002"}), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(cfg.Listen.Engine.Broadcast, []int{5001, 5002}) {
-		t.Errorf("broadcast = %v", cfg.Listen.Engine.Broadcast)
-	}
-}
-
 // YAML output loads back to the same Config, except the redacted key.
 func TestYAMLRoundTrip(t *testing.T) {
 	want := resolvedDefault()
 	want.Session.Key = "secret-key"
 	want.Listen.Interface = "*"
-	want.Listen.Engine.Broadcast = []int{7001}
+	want.Listen.Engine.Broadcast = 7001
 	want.DB.Dict.SizeLimit = 1500
 	want.DB.Dict.CullFraction = 1
 	want.ConnectionDir = `/tmp/a "quoted" dir`
@@ -355,7 +345,7 @@ func FuzzLoad(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(string(ex))
-	f.Add("db: {backend: nodb, dict: {size_limit: 5KiB}}\nlisten: {engine: {broadcast: [1, 2]}}\n")
+	f.Add("db: {backend: nodb, dict: {size_limit: 5KiB}}\nlisten: {engine: {broadcast: 2}}\n")
 	f.Add("listen: [1]\nfoo: &a {b: *a}\n")
 	loadYAML := func(content string) (Config, error) {
 		v, err := parse("f.yaml", "yaml", []byte(content))

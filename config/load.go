@@ -240,7 +240,7 @@ var (
 )
 
 // set stores raw into f. raw is a string (flags, environment) or a value
-// parsed from the file: string, bool, int, int64, uint64, float64, []any.
+// parsed from the file: string, bool, int, int64, uint64, float64.
 // A null in the file never gets here: viper treats it as unset, so the
 // default stays.
 func set(f reflect.Value, raw any) error {
@@ -291,27 +291,6 @@ func set(f reflect.Value, raw any) error {
 			return err
 		}
 		f.SetFloat(x)
-	case reflect.Slice: // []int
-		var items []any
-		switch r := raw.(type) {
-		case string: // flags and environment: "5001,5002"
-			for s := range strings.SplitSeq(r, ",") {
-				items = append(items, strings.TrimSpace(s))
-			}
-		case []any:
-			items = r
-		default:
-			return fmt.Errorf("%v is not a list", raw)
-		}
-		out := make([]int, len(items))
-		for i, it := range items {
-			n, err := toInt(it)
-			if err != nil {
-				return fmt.Errorf("item %d: %w", i, err)
-			}
-			out[i] = int(n)
-		}
-		f.Set(reflect.ValueOf(out))
 	default:
 		return fmt.Errorf("unsupported field kind %s", f.Kind()) // a Config field set cannot handle
 	}

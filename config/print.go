@@ -46,12 +46,6 @@ func yamlValue(v any) string {
 		return strconv.Quote(v.String())
 	case float64:
 		return strconv.FormatFloat(v, 'g', -1, 64)
-	case []int:
-		items := make([]string, len(v))
-		for i, n := range v {
-			items[i] = strconv.Itoa(n)
-		}
-		return "[" + strings.Join(items, ", ") + "]"
 	default:
 		return fmt.Sprint(v)
 	}

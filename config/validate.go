@@ -27,9 +27,6 @@ func (c Config) Validate() error {
 		v.fail("listen.interface", "%q is not an IP address or \"*\"", c.Listen.Interface)
 	}
 	v.ports(&c)
-	if n := len(c.Listen.Engine.Broadcast); n == 0 || n&(n-1) != 0 {
-		v.fail("listen.engine.broadcast", "has %d ports; want a power of two (1, 2, 4, ...), one per leaf scheduler", n)
-	}
 	v.nonEmpty("connection_dir", c.ConnectionDir, "set it, or set XDG_RUNTIME_DIR or HOME")
 	v.nonEmpty("data_dir", c.DataDir, "set it, or set XDG_DATA_HOME or HOME")
 	v.oneOf("session.signature_scheme", c.Session.SignatureScheme, SignatureSchemes)
@@ -110,13 +107,8 @@ func (v *validator) ports(c *Config) {
 		if !strings.HasPrefix(l.key, "listen.") {
 			continue
 		}
-		switch p := l.val.Interface().(type) {
-		case int:
+		if p, ok := l.val.Interface().(int); ok {
 			check(l.key, p)
-		case []int:
-			for i, port := range p {
-				check(fmt.Sprintf("%s[%d]", l.key, i), port)
-			}
 		}
 	}
 }
