@@ -12,7 +12,23 @@
 // Decode splits at the first delimiter, verifies the lowercase hex HMAC over
 // the four packed frames exactly as received (constant time), rejects
 // replayed signatures, and unpacks. Encode does the reverse. Buffers are not
-// signed and are never copied.
+// signed and are never copied. Message.Raw keeps the frames as received, so
+// a router relays a message without re-packing or re-signing it.
+//
+// # Errors
+//
+// Decode returns ErrMalformed (no delimiter, fewer than 5 frames after it),
+// ErrUnsigned, ErrBadSignature, ErrReplayed, or a *FrameError naming the
+// frame that did not unpack (it matches ErrMalformed too). NewSession
+// returns ErrUnknownScheme. Error is the content of every error reply.
+//
+// # Replay protection
+//
+// With a key, a Session remembers the last Config.ReplayHistory verified
+// signatures (65,536 by default; the oldest is forgotten first) and rejects
+// a message whose signature it has seen. A signature is remembered only
+// after it verified, so a tampered copy of a message cannot make the
+// genuine one look replayed, unlike jupyter_client.
 //
 // # Value model
 //
@@ -41,7 +57,9 @@
 // builds (int, uint32, []string, map[string]int, [][]byte, nested maps and
 // slices, pointers). A time.Time anywhere is sent as a FormatDate string,
 // so both packers carry dates as strings, as Python's msgpack path does.
-// Map keys must be strings; NaN and ±Inf are refused by both packers.
+// Map keys must be strings; NaN and ±Inf are refused by both packers, and
+// invalid UTF-8 in strings is sent as U+FFFD (Python's unpackers would
+// refuse or replace it).
 // Map keys are written in sorted order, so the same message always packs to
 // the same bytes.
 //

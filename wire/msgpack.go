@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -15,7 +17,9 @@ import (
 // msgpackPacker packs like Python's msgpack.packb/unpackb defaults (msgpack
 // 1.0): str as str, bytes as bin, the smallest int format (unsigned for
 // non-negative ints), float64 for floats. Unpacking accepts only string map
-// keys (strict_map_key) and no extension types.
+// keys (strict_map_key), str in valid UTF-8 (raw=False) and no extension
+// types. Go strings that are not valid UTF-8 are sent with U+FFFD in place
+// of the invalid bytes.
 type msgpackPacker struct{}
 
 func (msgpackPacker) packName() string   { return "msgpack.packb" }
@@ -64,7 +68,15 @@ func (m *msgpackEmitter) elem(int) error         { return nil }
 func (m *msgpackEmitter) endArray() error        { return nil }
 func (m *msgpackEmitter) beginMap(n int) error   { return m.enc.EncodeMapLen(n) }
 func (m *msgpackEmitter) key(_ int, k string) error {
-	return m.enc.EncodeString(k)
+	return m.enc.EncodeString(validUTF8(k))
+}
+
+// validUTF8 replaces invalid UTF-8 by U+FFFD: Python's unpackb refuses it.
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }
 func (m *msgpackEmitter) endMap() error { return nil }
 
@@ -83,6 +95,7 @@ var msgpackDecoders = sync.Pool{New: func() any {
 var (
 	errMapKey   = errors.New("map key is not a string")
 	errTrailing = errors.New("trailing bytes after the value")
+	errUTF8     = errors.New("str is not valid UTF-8")
 )
 
 func (msgpackPacker) unpack(b []byte) (any, error) {
@@ -121,6 +134,9 @@ func (d *msgpackDecoder) raw() ([]byte, error) {
 
 func (d *msgpackDecoder) string() (string, error) {
 	b, err := d.raw()
+	if err == nil && !utf8.Valid(b) {
+		err = errUTF8
+	}
 	return string(b), err
 }
 

@@ -1,0 +1,71 @@
+package wire_test
+
+import (
+	"testing"
+
+	"github.com/taskhub/taskhub/wire"
+)
+
+// benchMessage is a typical task message: an apply_request as the
+// ipyparallel client sends it (header, empty parent, scheduling metadata,
+// empty content) with 2 buffers (pickled function and arguments), behind
+// one client identity: 9 frames on the wire, 6 of them the message proper.
+func benchMessage(s *wire.Session) *wire.Message {
+	m := taskMessage(s)
+	m.Metadata = map[string]any{
+		"after": []any{}, "follow": []any{}, "is_broadcast": false, "is_coalescing": false,
+		"retries": int64(0), "targets": []any{}, "timeout": nil,
+	}
+	return m
+}
+
+func frameBytes(frames [][]byte) int64 {
+	var n int
+	for _, f := range frames {
+		n += len(f)
+	}
+	return int64(n)
+}
+
+func BenchmarkEncode(b *testing.B) {
+	for _, packer := range []string{"msgpack", "json"} {
+		b.Run(packer, func(b *testing.B) {
+			s := newSession(b, wire.Config{Key: testKey, Packer: packer})
+			m := benchMessage(s)
+			b.SetBytes(frameBytes(encode(b, s, m)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Encode(m); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
+
+// BenchmarkDecode verifies, checks for replay and decodes distinct
+// messages: it cycles through twice as many as the replay history holds,
+// so every decode also remembers a digest and evicts the oldest.
+func BenchmarkDecode(b *testing.B) {
+	const history = 4096
+	for _, packer := range []string{"msgpack", "json"} {
+		b.Run(packer, func(b *testing.B) {
+			s := newSession(b, wire.Config{Key: testKey, Packer: packer, ReplayHistory: history})
+			msgs := make([][][]byte, 2*history)
+			for i := range msgs {
+				msgs[i] = encode(b, s, benchMessage(s))
+			}
+			b.SetBytes(frameBytes(msgs[0]))
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if _, err := s.Decode(msgs[i%len(msgs)]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+		})
+	}
+}
