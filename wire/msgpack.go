@@ -57,7 +57,7 @@ func (m *msgpackEmitter) boolean(b bool) error  { return m.enc.EncodeBool(b) }
 func (m *msgpackEmitter) int(n int64) error     { return m.enc.EncodeInt(n) }
 func (m *msgpackEmitter) uint(n uint64) error   { return m.enc.EncodeUint(n) }
 func (m *msgpackEmitter) float(f float64) error { return m.enc.EncodeFloat64(f) }
-func (m *msgpackEmitter) str(s string) error    { return m.enc.EncodeString(s) }
+func (m *msgpackEmitter) str(s string) error    { return m.enc.EncodeString(validUTF8(s)) }
 func (m *msgpackEmitter) bin(b []byte) error { // nil too: Python has no nil bytes
 	err := m.enc.EncodeBytesLen(len(b))
 	m.w.b = append(m.w.b, b...)
