@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"time"
+
+	"github.com/taskhub/taskhub/wire/transport"
 )
 
 // Defaults applied to zero Config fields.
@@ -81,9 +83,9 @@ type Config struct {
 	// heartbeats; default 30 s.
 	RegistrationTimeout time.Duration
 
-	// Transport is the ZeroMQ transport scheme sockets listen with, as
-	// returned by transport.Register; default "tcp".
-	Transport string
+	// Transport configures the hardened transport every socket listens
+	// through (frame and message limits, handshake and write timeouts).
+	Transport transport.Options
 
 	// DBQueue bounds the queue of pending task-database operations. When
 	// it is full, routing waits for the database (records are never
@@ -137,9 +139,6 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.DBQueue = DefaultDBQueue
 	} else if cfg.DBQueue < 0 {
 		errs = append(errs, fmt.Errorf("hub: DBQueue %d < 0", cfg.DBQueue))
-	}
-	if cfg.Transport == "" {
-		cfg.Transport = "tcp"
 	}
 	return cfg, errors.Join(errs...)
 }

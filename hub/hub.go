@@ -91,6 +91,9 @@ func New(cfg Config, db taskdb.DB, log *slog.Logger) (*Hub, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Transport.Logger == nil {
+		cfg.Transport.Logger = log.With("component", "transport")
+	}
 	key := cfg.Key
 	if key == "" && !cfg.Unsigned {
 		key = uuid.NewString() // as ipcontroller generates it

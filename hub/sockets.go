@@ -6,6 +6,8 @@ import (
 	"net"
 
 	"github.com/go-zeromq/zmq4"
+
+	"github.com/taskhub/taskhub/wire/transport"
 )
 
 // sockID names one of the hub's sockets.
@@ -84,6 +86,10 @@ const outQueue = 4096
 // first.
 func bind(ctx context.Context, cfg Config) ([numSockets]*hubSocket, error) {
 	var socks [numSockets]*hubSocket
+	scheme, err := transport.Register(cfg.Transport)
+	if err != nil {
+		return socks, fmt.Errorf("hub: transport: %w", err)
+	}
 	for id := range numSockets {
 		var zs zmq4.Socket
 		switch id.kind() {
@@ -94,7 +100,7 @@ func bind(ctx context.Context, cfg Config) ([numSockets]*hubSocket, error) {
 		default:
 			zs = zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity(id.String())))
 		}
-		ep := fmt.Sprintf("%s://%s:%d", cfg.Transport, cfg.IP, id.port(cfg.Ports))
+		ep := fmt.Sprintf("%s://%s:%d", scheme, cfg.IP, id.port(cfg.Ports))
 		if err := zs.Listen(ep); err != nil {
 			zs.Close()
 			closeAll(socks)

@@ -1,0 +1,57 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/dictdb"
+)
+
+// testConfig is a fast hub for tests: short heartbeats and grace.
+func testConfig(t testing.TB) Config {
+	return Config{
+		ConnectionDir:      t.TempDir(),
+		HeartbeatPeriod:    100 * time.Millisecond,
+		HeartbeatMaxMisses: 3,
+		DeadEngineGrace:    200 * time.Millisecond,
+		ShutdownTimeout:    2 * time.Second,
+	}
+}
+
+// startHub runs a hub until the test ends and checks that Run returns nil.
+func startHub(t testing.TB, cfg Config, db taskdb.DB) *Hub {
+	t.Helper()
+	if db == nil {
+		db = dictdb.New(dictdb.Options{})
+	}
+	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
+	h, err := New(cfg, db, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(cfg.ShutdownTimeout + 5*time.Second):
+			t.Errorf("Run did not return")
+		}
+		db.Close()
+	})
+	return h
+}
+
+var errTimeout = errors.New("timeout")

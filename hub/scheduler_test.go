@@ -1,0 +1,400 @@
+package hub
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+)
+
+// schedLog records a scheduler's decisions as "assign id engine",
+// "fail id Kind" and "timer id".
+type schedLog struct{ events []string }
+
+func (l *schedLog) assign(j *job, engine string) {
+	l.events = append(l.events, "assign "+j.msgID+" "+engine)
+}
+func (l *schedLog) fail(j *job, why taskFailure) {
+	l.events = append(l.events, "fail "+j.msgID+" "+string(why))
+}
+func (l *schedLog) armTimeout(j *job) { l.events = append(l.events, "timer "+j.msgID) }
+
+func (l *schedLog) take() string {
+	s := strings.Join(l.events, "; ")
+	l.events = nil
+	return s
+}
+
+func dep(ids ...string) dependency {
+	d := dependency{ids: idSet{}, all: true, success: true}
+	for _, id := range ids {
+		d.ids.add(id)
+	}
+	return d
+}
+
+func newJobFor(id string) *job {
+	return &job{msgID: id, after: dep(), follow: dep()}
+}
+
+// seqIntn returns the given values in turn, for the random schemes.
+func seqIntn(vals ...int) func(int) int {
+	return func(n int) int {
+		v := vals[0] % n
+		vals = append(vals[1:], vals[0])
+		return v
+	}
+}
+
+func TestSchemes(t *testing.T) {
+	loads := []int{2, 0, 1, 0}
+	for _, c := range []struct {
+		name string
+		pick scheme
+		intn func(int) int
+		want int
+	}{
+		{"leastload first minimum", leastLoad, nil, 1},
+		{"lru front", lru, nil, 0},
+		{"plainrandom", plainRandom, seqIntn(3), 3},
+		{"twobin smaller of two", twoBin, seqIntn(3, 2), 2},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if got := c.pick(loads, c.intn); got != c.want {
+				t.Fatalf("got %d, want %d", got, c.want)
+			}
+		})
+	}
+	for _, name := range []string{"", "leastload", "lru", "plainrandom", "twobin"} {
+		if _, err := schemeByName(name); err != nil {
+			t.Errorf("%q: %v", name, err)
+		}
+	}
+	if _, err := schemeByName("weighted"); err == nil {
+		t.Error("weighted accepted")
+	}
+}
+
+func TestSchedulerHWMAndLRU(t *testing.T) {
+	l := &schedLog{}
+	s := newScheduler(leastLoad, 1, l)
+	s.addEngine("A")
+	s.addEngine("B") // front: B, A
+	for i := range 3 {
+		s.submit(newJobFor(fmt.Sprint("t", i)))
+	}
+	if got, want := l.take(), "assign t0 B; assign t1 A"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	if got := s.result("A", "t1", true, true); got != resultFinal {
+		t.Fatalf("result outcome %v", got)
+	}
+	if got, want := l.take(), "assign t2 A"; got != want {
+		t.Fatalf("after a result: got %q, want %q", got, want)
+	}
+	if got := s.result("A", "nope", true, true); got != resultUnknown {
+		t.Fatalf("unknown result outcome %v", got)
+	}
+}
+
+func TestSchedulerUnlimitedHWM(t *testing.T) {
+	l := &schedLog{}
+	s := newScheduler(leastLoad, 0, l)
+	s.addEngine("A")
+	for i := range 3 {
+		s.submit(newJobFor(fmt.Sprint("t", i)))
+	}
+	if got, want := l.take(), "assign t0 A; assign t1 A; assign t2 A"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestSchedulerTargets(t *testing.T) {
+	l := &schedLog{}
+	s := newScheduler(leastLoad, 1, l)
+	s.addEngine("A")
+	s.addEngine("B")
+	j := newJobFor("t0")
+	j.targets = idSet{"A": {}}
+	s.submit(j)
+	j = newJobFor("t1")
+	j.targets = idSet{"A": {}}
+	s.submit(j) // A busy: waits although B is free
+	if got, want := l.take(), "assign t0 A"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	j = newJobFor("t2")
+	j.targets = idSet{"gone": {}}
+	s.submit(j)
+	if got, want := l.take(), "fail t2 ImpossibleDependency"; got != want {
+		t.Fatalf("dead target: got %q, want %q", got, want)
+	}
+	s.removeEngine("A") // t1's only target left
+	if got, want := l.take(), "fail t1 ImpossibleDependency"; got != want {
+		t.Fatalf("target removed: got %q, want %q", got, want)
+	}
+}
+
+func TestSchedulerRetries(t *testing.T) {
+	l := &schedLog{}
+	s := newScheduler(lru, 1, l)
+	s.addEngine("A")
+	s.addEngine("B")
+	j := newJobFor("t0")
+	j.retries = 1
+	s.submit(j)
+	if got := l.take(); got != "assign t0 B" {
+		t.Fatalf("got %q", got)
+	}
+	if got := s.result("B", "t0", false, true); got != resultRetried {
+		t.Fatalf("first failure: %v", got)
+	}
+	if got := l.take(); got != "assign t0 A" {
+		t.Fatalf("retry went to %q, want A (B blacklisted)", got)
+	}
+	if got := s.result("A", "t0", false, true); got != resultFinal {
+		t.Fatalf("second failure: %v", got)
+	}
+}
+
+func TestSchedulerUnmetDependenciesBlacklist(t *testing.T) {
+	l := &schedLog{}
+	s := newScheduler(lru, 1, l)
+	s.addEngine("A")
+	j := newJobFor("t0")
+	j.targets = idSet{"A": {}}
+	s.submit(j)
+	l.take()
+	s.result("A", "t0", false, false)
+	if got, want := l.take(), "fail t0 ImpossibleDependency"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestSchedulerAfterFollow(t *testing.T) {
+	l := &schedLog{}
+	s := newScheduler(lru, 0, l)
+	s.addEngine("A")
+	s.addEngine("B")
+	s.submit(newJobFor("p")) // -> B
+	j := newJobFor("a")
+	j.after = dep("p")
+	s.submit(j)
+	j = newJobFor("f")
+	j.follow = dep("p")
+	s.submit(j)
+	if got, want := l.take(), "assign p B"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	s.result("B", "p", true, true)
+	// after: any engine (A is least recently used); follow: where p ran.
+	if got, want := l.take(), "assign a A; assign f B"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+
+	bad := newJobFor("self")
+	bad.after = dep("self")
+	s.submit(bad)
+	unknown := newJobFor("u")
+	unknown.follow = dep("never-submitted")
+	s.submit(unknown)
+	if got, want := l.take(), "fail self InvalidDependency; fail u InvalidDependency"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+
+	// a failed dependency makes success-only dependents impossible
+	s.submit(newJobFor("x"))
+	j = newJobFor("y")
+	j.after = dep("x")
+	s.submit(j)
+	l.take()
+	s.result(engineOf(t, s, "x"), "x", false, true)
+	if got, want := l.take(), "fail y ImpossibleDependency"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	// ...and a new dependent is refused at once
+	j = newJobFor("z")
+	j.after = dep("x")
+	s.submit(j)
+	if got, want := l.take(), "fail z ImpossibleDependency"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	// failure=true accepts it
+	j = newJobFor("w")
+	j.after = dependency{ids: idSet{"x": {}}, all: true, success: true, failure: true}
+	s.submit(j)
+	if got := l.take(); !strings.HasPrefix(got, "assign w ") {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestSchedulerFollowImpossible(t *testing.T) {
+	l := &schedLog{}
+	s := newScheduler(lru, 0, l)
+	s.addEngine("A")
+	s.addEngine("B")
+	s.submit(newJobFor("p")) // B
+	s.submit(newJobFor("q")) // A
+	s.result("B", "p", true, true)
+	s.result("A", "q", true, true)
+	l.take()
+	j := newJobFor("f")
+	j.follow = dep("p", "q")
+	s.submit(j)
+	if got, want := l.take(), "fail f ImpossibleDependency"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func TestSchedulerTimeout(t *testing.T) {
+	l := &schedLog{}
+	s := newScheduler(lru, 1, l)
+	j := newJobFor("t")
+	j.timeout = 1
+	s.submit(j) // no engines: waits
+	if got := l.take(); got != "timer t" {
+		t.Fatalf("got %q", got)
+	}
+	s.timeout("t", j.timerGen-1) // stale timer
+	if got := l.take(); got != "" {
+		t.Fatalf("stale timer: %q", got)
+	}
+	s.timeout("t", j.timerGen)
+	if got := l.take(); got != "fail t TaskTimeout" {
+		t.Fatalf("got %q", got)
+	}
+	// a job assigned before its timer fires is not failed
+	j = newJobFor("u")
+	j.timeout = 1
+	s.submit(j)
+	s.addEngine("A")
+	s.timeout("u", j.timerGen)
+	if got := l.take(); got != "timer u; assign u A" {
+		t.Fatalf("got %q", got)
+	}
+}
+
+func TestSchedulerStranded(t *testing.T) {
+	l := &schedLog{}
+	s := newScheduler(lru, 0, l)
+	s.addEngine("A")
+	s.addEngine("B")
+	for i := range 4 {
+		j := newJobFor(fmt.Sprint("t", i))
+		j.retries = i % 2
+		s.submit(j)
+	}
+	l.take()
+	if !s.removeEngine("B") {
+		t.Fatal("B holds tasks")
+	}
+	var ids []string
+	for _, j := range s.stranded("B") {
+		ids = append(ids, j.msgID)
+	}
+	if !slices.Equal(ids, []string{"t0", "t2"}) {
+		t.Fatalf("stranded %v", ids)
+	}
+	for _, id := range ids {
+		if got := s.result("B", id, false, true); got != resultFinal {
+			t.Fatalf("%s: %v (no retries)", id, got)
+		}
+	}
+	s.removeEngine("A")
+	s.addEngine("C")
+	for _, j := range s.stranded("A") {
+		if got := s.result("A", j.msgID, false, true); got != resultRetried {
+			t.Fatalf("%s: %v, want a retry", j.msgID, got)
+		}
+	}
+	if got := l.take(); got != "assign t1 C; assign t3 C" {
+		t.Fatalf("retries went to %q", got)
+	}
+	if len(s.gone) != 0 {
+		t.Fatalf("gone engines not forgotten: %v", s.gone)
+	}
+}
+
+// TestSchedulerQueueOrder: jobs that cannot run keep their order (the
+// reference reverses them, §10.19).
+func TestSchedulerQueueOrder(t *testing.T) {
+	l := &schedLog{}
+	s := newScheduler(lru, 1, l)
+	for i := range 4 {
+		s.submit(newJobFor(fmt.Sprint("t", i)))
+	}
+	s.addEngine("A")
+	s.addEngine("B")
+	if got, want := l.take(), "assign t0 A; assign t1 B"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	s.result("A", "t0", true, true)
+	s.result("B", "t1", true, true)
+	if got, want := l.take(), "assign t2 A; assign t3 B"; got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+}
+
+func engineOf(t *testing.T, s *scheduler, msgID string) string {
+	t.Helper()
+	for _, e := range s.engines {
+		if _, ok := e.pending[msgID]; ok {
+			return e.uuid
+		}
+	}
+	t.Fatalf("%s not assigned", msgID)
+	return ""
+}
+
+func TestParseDependency(t *testing.T) {
+	for _, c := range []struct {
+		in      any
+		ids     int
+		all     bool
+		failure bool
+		err     bool
+	}{
+		{nil, 0, true, false, false},
+		{"a", 1, true, false, false},
+		{[]any{"a", "b", "a"}, 2, true, false, false},
+		{map[string]any{"dependencies": []any{"a"}, "all": false, "failure": true}, 1, false, true, false},
+		{map[string]any{"dependencies": "a"}, 1, true, false, false},
+		{map[string]any{"success": false, "failure": false}, 0, true, false, true},
+		{map[string]any{"all": "yes"}, 0, true, false, true},
+		{[]any{int64(1)}, 0, true, false, true},
+		{int64(3), 0, true, false, true},
+	} {
+		d, err := parseDependency(c.in)
+		if (err != nil) != c.err {
+			t.Errorf("%v: err %v", c.in, err)
+			continue
+		}
+		if err == nil && (len(d.ids) != c.ids || d.all != c.all || d.failure != c.failure) {
+			t.Errorf("%v: got %+v", c.in, d)
+		}
+	}
+}
+
+func TestDependencyMetUnreachable(t *testing.T) {
+	ok, failed := idSet{"a": {}}, idSet{"b": {}}
+	for _, c := range []struct {
+		d                dependency
+		met, unreachable bool
+	}{
+		{dep(), true, false},
+		{dep("a"), true, false},
+		{dep("a", "c"), false, false},
+		{dep("b"), false, true},
+		{dependency{ids: idSet{"a": {}, "b": {}}, all: false, success: true}, true, false},
+		{dependency{ids: idSet{"b": {}}, all: true, success: true, failure: true}, true, false},
+		{dependency{ids: idSet{"a": {}}, all: true, failure: true}, false, true},
+		{dependency{ids: idSet{"a": {}, "b": {}}, all: false, failure: true}, true, false},
+	} {
+		if got := c.d.met(ok, failed); got != c.met {
+			t.Errorf("%+v met = %v", c.d, got)
+		}
+		if got := c.d.unreachable(ok, failed); got != c.unreachable {
+			t.Errorf("%+v unreachable = %v", c.d, got)
+		}
+	}
+}
