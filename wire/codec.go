@@ -16,6 +16,9 @@ type packer interface {
 	appendPack(dst []byte, v any) ([]byte, error)
 	// unpack decodes one whole frame into the value model.
 	unpack(b []byte) (any, error)
+	// unpackHeader decodes a header frame as HeaderFromMap(unpack(b))
+	// would, or faster.
+	unpackHeader(b []byte) (Header, error)
 }
 
 // maxDepth bounds the nesting of packed values, in both directions, so a
@@ -43,7 +46,7 @@ func (s *Session) Encode(m *Message) ([][]byte, error) {
 	buf := (*sp)[:0]
 	var ends [4]int
 	var err error
-	for i, v := range [4]any{m.Header, m.Parent, m.Metadata, m.Content} {
+	for i, v := range [4]any{&m.Header, &m.Parent, m.Metadata, m.Content} {
 		if buf, err = s.packer.appendPack(buf, v); err != nil {
 			return nil, fmt.Errorf("wire: pack %s: %w", frameNames[i], err)
 		}
@@ -161,11 +164,7 @@ func (s *Session) unpackMap(b []byte, frame int) (map[string]any, error) {
 }
 
 func (s *Session) unpackHeader(b []byte, frame int) (Header, error) {
-	m, err := s.unpackMap(b, frame)
-	if err != nil {
-		return Header{}, err
-	}
-	h, err := HeaderFromMap(m)
+	h, err := s.packer.unpackHeader(b)
 	if err != nil {
 		return Header{}, &FrameError{Frame: frameNames[frame], Err: err}
 	}

@@ -12,7 +12,10 @@ import "time"
 // zone is taken in the local time zone (time.Local), as Python does. The
 // result is always in UTC, and in years 1–9999 (what Python and Encode can
 // represent).
-func ParseDate(s string) (t time.Time, ok bool) {
+func ParseDate(s string) (t time.Time, ok bool) { return parseDate(s) }
+
+// parseDate is ParseDate for strings and, without a copy, for bytes.
+func parseDate[S string | []byte](s S) (time.Time, bool) {
 	// Positions: 0123456789012345678
 	//            YYYY-MM-DDTHH:MM:SS
 	if len(s) < 19 || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
@@ -36,49 +39,48 @@ func ParseDate(s string) (t time.Time, ok bool) {
 		for n < len(rest) && rest[n] >= '0' && rest[n] <= '9' {
 			n++
 		}
-		frac := rest[1:n]
-		if len(frac) < 1 || len(frac) > 6 {
+		if n < 2 || n > 7 { // 1 to 6 digits
 			return time.Time{}, false
 		}
-		f, _ := digits(frac)
-		for i := len(frac); i < 9; i++ {
+		f, _ := digits(rest[1:n])
+		for i := n - 1; i < 9; i++ {
 			f *= 10
 		}
 		nsec = f
 		rest = rest[n:]
 	}
-	loc := time.Local
+	loc, off := time.UTC, 0
 	switch {
-	case rest == "":
-	case rest == "Z":
-		loc = time.UTC
+	case len(rest) == 0:
+		loc = time.Local
+	case len(rest) == 1 && rest[0] == 'Z':
 	case rest[0] == '+' || rest[0] == '-':
-		hm := rest[1:]
-		if len(hm) == 5 && hm[2] == ':' {
-			hm = hm[:2] + hm[3:]
+		var oh, om int
+		var okh, okm bool
+		switch {
+		case len(rest) == 6 && rest[3] == ':':
+			oh, okh = digits(rest[1:3])
+			om, okm = digits(rest[4:6])
+		case len(rest) == 5:
+			oh, okh = digits(rest[1:3])
+			om, okm = digits(rest[3:5])
 		}
-		if len(hm) != 4 {
-			return time.Time{}, false
-		}
-		oh, okh := digits(hm[:2])
-		om, okm := digits(hm[2:])
 		if !okh || !okm || oh > 23 || om > 59 {
 			return time.Time{}, false
 		}
-		off := (oh*60 + om) * 60
+		off = (oh*60 + om) * 60
 		if rest[0] == '-' {
 			off = -off
 		}
-		loc = time.FixedZone("", off)
 	default:
 		return time.Time{}, false
 	}
-	t = time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc).UTC()
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, loc).Add(-time.Duration(off) * time.Second).UTC()
 	return t, dateInRange(t) // an offset can push year 1 or 9999 out of range
 }
 
 // digits parses a non-empty string of ASCII digits.
-func digits(s string) (int, bool) {
+func digits[S string | []byte](s S) (int, bool) {
 	n := 0
 	for i := 0; i < len(s); i++ {
 		c := s[i]

@@ -48,3 +48,35 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHeader: Decode's header path (msgpack decodes headers without a
+// map) agrees with HeaderFromMap over Unpack, on success and on failure.
+func FuzzHeader(f *testing.F) {
+	for _, v := range loadVectors(f) {
+		f.Add(v.Packer == "json", v.Frames[4]) // header
+		f.Add(v.Packer == "json", v.Frames[5]) // parent
+	}
+	f.Fuzz(func(t *testing.T, json bool, header []byte) {
+		packer := "msgpack"
+		if json {
+			packer = "json"
+		}
+		s := newSession(t, wire.Config{Packer: packer})
+		empty, err := s.Pack(map[string]any{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.Decode([][]byte{[]byte(wire.Delimiter), nil, header, empty, empty, empty})
+		var want wire.Header
+		doc, wantErr := s.Unpack(header)
+		if wantErr == nil {
+			want, wantErr = wire.HeaderFromMap(doc)
+		}
+		if (err == nil) != (wantErr == nil) {
+			t.Fatalf("Decode: %v; HeaderFromMap(Unpack): %v", err, wantErr)
+		}
+		if err == nil && m.Header != want {
+			t.Fatalf("Decode header %+v; HeaderFromMap(Unpack) %+v", m.Header, want)
+		}
+	})
+}

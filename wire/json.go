@@ -193,6 +193,18 @@ func (jsonPacker) unpack(b []byte) (any, error) {
 	return normalizeJSON(v)
 }
 
+func (p jsonPacker) unpackHeader(b []byte) (Header, error) {
+	v, err := p.unpack(b)
+	if err != nil {
+		return Header{}, err
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return Header{}, errNotMap
+	}
+	return HeaderFromMap(m)
+}
+
 // normalizeJSON replaces json.Number in v, in place, by int64 (integer
 // literals that fit) or float64.
 func normalizeJSON(v any) (any, error) {

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -98,20 +99,140 @@ var (
 	errUTF8     = errors.New("str is not valid UTF-8")
 )
 
-func (msgpackPacker) unpack(b []byte) (any, error) {
+func (msgpackPacker) unpack(b []byte) (v any, err error) {
+	err = withDecoder(b, func(d *msgpackDecoder) (err error) {
+		v, err = d.value(0)
+		return err
+	})
+	return v, err
+}
+
+// unpackHeader decodes a header straight into a Header, without the map
+// and key strings unpack would build. Unknown keys are decoded and
+// dropped, so that what either path accepts is the same.
+func (msgpackPacker) unpackHeader(b []byte) (h Header, err error) {
+	err = withDecoder(b, func(d *msgpackDecoder) error {
+		c, err := d.dec.PeekCode()
+		if err != nil {
+			return err
+		}
+		if !isMap(c) {
+			return errNotMap
+		}
+		n, err := d.dec.DecodeMapLen()
+		if err != nil {
+			return err
+		}
+		for range n {
+			c, err := d.dec.PeekCode()
+			if err != nil {
+				return err
+			}
+			if !msgpcode.IsString(c) {
+				return errMapKey
+			}
+			k, err := d.raw()
+			if err != nil {
+				return err
+			}
+			if !utf8.Valid(k) {
+				return errUTF8
+			}
+			if c, err = d.dec.PeekCode(); err != nil {
+				return err
+			}
+			dst := h.field(string(k))
+			switch {
+			case string(k) == "date" && msgpcode.IsString(c):
+				v, err := d.raw()
+				if err != nil {
+					return err
+				}
+				var ok bool
+				if h.Date, ok = parseDate(v); !ok {
+					return errHeaderDate(string(v))
+				}
+			case (dst != nil || string(k) == "date") && c == msgpcode.Nil:
+				if err := d.dec.DecodeNil(); err != nil {
+					return err
+				}
+				if dst != nil {
+					*dst = ""
+				} else {
+					h.Date = time.Time{}
+				}
+			case dst != nil && msgpcode.IsString(c):
+				if *dst, err = d.string(); err != nil {
+					return err
+				}
+			default:
+				v, err := d.value(1)
+				if err != nil {
+					return err
+				}
+				if dst != nil || string(k) == "date" {
+					return errHeaderType(string(k), v)
+				}
+			}
+		}
+		return nil
+	})
+	return h, err
+}
+
+// key decodes a map key, sharing the strings of the protocol's usual keys
+// instead of allocating them for every message.
+func (d *msgpackDecoder) key() (string, error) {
+	b, err := d.raw()
+	if err != nil {
+		return "", err
+	}
+	if k, ok := protocolKeys[string(b)]; ok {
+		return k, nil
+	}
+	if !utf8.Valid(b) {
+		return "", errUTF8
+	}
+	return string(b), nil
+}
+
+var protocolKeys = func() map[string]string {
+	m := make(map[string]string)
+	for _, k := range []string{
+		// header
+		"msg_id", "msg_type", "username", "session", "date", "version",
+		// task metadata
+		"after", "follow", "timeout", "targets", "retries", "started", "status", "engine",
+		"dependencies_met", "is_broadcast", "is_coalescing", "original_msg_id", "engine_info",
+		"engine_uuid", "engine_id", "method", "completed", "submitted", "received",
+		// query and reply content
+		"msg_ids", "status_only", "keys", "query", "verbose", "ename", "evalue", "traceback",
+		"engines", "history", "records", "buffer_lens", "result_buffer_lens", "content",
+		"header", "metadata", "buffers", "result_header", "result_content", "result_metadata",
+		"result_buffers", "queue", "tasks", "unassigned", "pending", "execution_state", "uuid", "id",
+	} {
+		m[k] = k
+	}
+	return m
+}()
+
+// withDecoder runs fn on a pooled decoder reading the whole of b.
+func withDecoder(b []byte, fn func(*msgpackDecoder) error) error {
 	d := msgpackDecoders.Get().(*msgpackDecoder)
 	defer msgpackDecoders.Put(d)
 	d.b = b
 	d.r.Reset(b)
 	d.dec.Reset(&d.r)
-	v, err := d.value(0)
+	err := fn(d)
 	if err == nil && d.r.Len() != 0 {
 		err = errTrailing
 	}
 	d.b = nil
 	d.r.Reset(nil)
-	return v, err
+	return err
 }
+
+func isMap(c byte) bool { return msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32 }
 
 // raw returns the payload of the str or bin that starts at the next code,
 // as a sub-slice of the frame. It checks the announced length against the
@@ -186,7 +307,7 @@ func (d *msgpackDecoder) value(depth int) (any, error) {
 			a = append(a, v)
 		}
 		return a, nil
-	case msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32:
+	case isMap(c):
 		n, err := d.dec.DecodeMapLen()
 		if err != nil {
 			return nil, err
@@ -200,7 +321,7 @@ func (d *msgpackDecoder) value(depth int) (any, error) {
 			if !msgpcode.IsString(c) {
 				return nil, errMapKey
 			}
-			k, err := d.string()
+			k, err := d.key()
 			if err != nil {
 				return nil, err
 			}

@@ -62,6 +62,11 @@ func walk(e emitter, v any, depth int) error {
 		return emitTime(e, v)
 	case Header:
 		return walkHeader(e, v)
+	case *Header: // what Encode passes: boxing a pointer does not allocate
+		if v == nil {
+			return e.null()
+		}
+		return walkHeader(e, *v)
 	case map[string]any:
 		return walkMap(e, v, depth)
 	case []any:

@@ -81,19 +81,7 @@ func (h Header) Map() map[string]any {
 func HeaderFromMap(m map[string]any) (Header, error) {
 	var h Header
 	for k, v := range m {
-		var dst *string
-		switch k {
-		case "msg_id":
-			dst = &h.MsgID
-		case "msg_type":
-			dst = &h.MsgType
-		case "username":
-			dst = &h.Username
-		case "session":
-			dst = &h.Session
-		case "version":
-			dst = &h.Version
-		case "date":
+		if k == "date" {
 			switch d := v.(type) {
 			case nil:
 			case time.Time:
@@ -101,23 +89,52 @@ func HeaderFromMap(m map[string]any) (Header, error) {
 			case string:
 				t, ok := ParseDate(d)
 				if !ok {
-					return Header{}, fmt.Errorf("%w: header date %q is not an ISO 8601 date", ErrMalformed, d)
+					return Header{}, errHeaderDate(d)
 				}
 				h.Date = t
 			default:
-				return Header{}, fmt.Errorf("%w: header date is %T", ErrMalformed, v)
+				return Header{}, errHeaderType(k, v)
 			}
 			continue
-		default:
+		}
+		dst := h.field(k)
+		if dst == nil {
 			continue
 		}
-		s, ok := v.(string)
-		if !ok && v != nil {
-			return Header{}, fmt.Errorf("%w: header %s is %T, not a string", ErrMalformed, k, v)
+		switch v := v.(type) {
+		case nil:
+		case string:
+			*dst = v
+		default:
+			return Header{}, errHeaderType(k, v)
 		}
-		*dst = s
 	}
 	return h, nil
+}
+
+// field returns the string field for key k, or nil.
+func (h *Header) field(k string) *string {
+	switch k {
+	case "msg_id":
+		return &h.MsgID
+	case "msg_type":
+		return &h.MsgType
+	case "username":
+		return &h.Username
+	case "session":
+		return &h.Session
+	case "version":
+		return &h.Version
+	}
+	return nil
+}
+
+func errHeaderDate(d string) error {
+	return fmt.Errorf("%w: header date %q is not an ISO 8601 date", ErrMalformed, d)
+}
+
+func errHeaderType(k string, v any) error {
+	return fmt.Errorf("%w: header %s is %T", ErrMalformed, k, v)
 }
 
 // Message is a decoded or outgoing message.
