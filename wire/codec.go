@@ -33,7 +33,11 @@ var (
 // dateKeys are the top-level metadata keys Decode turns into time.Time.
 var dateKeys = [...]string{"started", "completed", "date", "submitted", "received"}
 
+// scratch holds packing buffers; ones grown past maxScratch by a large
+// message are left to the garbage collector.
 var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b }}
+
+const maxScratch = 64 << 10
 
 // Encode returns the frames of m: identities, delimiter, signature, the 4
 // packed frames (header, parent, metadata, content) and buffers. It signs
@@ -42,8 +46,13 @@ var scratch = sync.Pool{New: func() any { b := make([]byte, 0, 1024); return &b 
 // packed (see the package doc); m.Raw is ignored.
 func (s *Session) Encode(m *Message) ([][]byte, error) {
 	sp := scratch.Get().(*[]byte)
-	defer scratch.Put(sp)
 	buf := (*sp)[:0]
+	defer func() {
+		if cap(buf) <= maxScratch {
+			*sp = buf
+			scratch.Put(sp)
+		}
+	}()
 	var ends [4]int
 	var err error
 	for i, v := range [4]any{&m.Header, &m.Parent, m.Metadata, m.Content} {
@@ -52,7 +61,6 @@ func (s *Session) Encode(m *Message) ([][]byte, error) {
 		}
 		ends[i] = len(buf)
 	}
-	*sp = buf
 
 	// One allocation holds the delimiter, the signature and the 4 frames.
 	const dl = len(Delimiter)

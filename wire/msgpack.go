@@ -108,8 +108,9 @@ func (msgpackPacker) unpack(b []byte) (v any, err error) {
 }
 
 // unpackHeader decodes a header straight into a Header, without the map
-// and key strings unpack would build. Unknown keys are decoded and
-// dropped, so that what either path accepts is the same.
+// and key strings unpack would build. It accepts exactly what
+// HeaderFromMap(unpack(b)) accepts: unknown keys are decoded and dropped,
+// and a repeated key counts only with its last value, as in a map.
 func (msgpackPacker) unpackHeader(b []byte) (h Header, err error) {
 	err = withDecoder(b, func(d *msgpackDecoder) error {
 		c, err := d.dec.PeekCode()
@@ -123,6 +124,8 @@ func (msgpackPacker) unpackHeader(b []byte) (h Header, err error) {
 		if err != nil {
 			return err
 		}
+		var dateErr error
+		fieldErr := map[*string]error{} // stays on the stack: at most 5 keys
 		for range n {
 			c, err := d.dec.PeekCode()
 			if err != nil {
@@ -141,38 +144,51 @@ func (msgpackPacker) unpackHeader(b []byte) (h Header, err error) {
 			if c, err = d.dec.PeekCode(); err != nil {
 				return err
 			}
-			dst := h.field(string(k))
+			isDate, dst := string(k) == "date", h.field(string(k))
 			switch {
-			case string(k) == "date" && msgpcode.IsString(c):
+			case isDate && msgpcode.IsString(c):
 				v, err := d.raw()
 				if err != nil {
 					return err
 				}
 				var ok bool
-				if h.Date, ok = parseDate(v); !ok {
-					return errHeaderDate(string(v))
-				}
-			case (dst != nil || string(k) == "date") && c == msgpcode.Nil:
-				if err := d.dec.DecodeNil(); err != nil {
-					return err
-				}
-				if dst != nil {
-					*dst = ""
+				if h.Date, ok = parseDate(v); ok {
+					dateErr = nil
 				} else {
-					h.Date = time.Time{}
+					dateErr = errHeaderDate(string(v))
 				}
 			case dst != nil && msgpcode.IsString(c):
 				if *dst, err = d.string(); err != nil {
 					return err
+				}
+				fieldErr[dst] = nil
+			case (isDate || dst != nil) && c == msgpcode.Nil:
+				if err := d.dec.DecodeNil(); err != nil {
+					return err
+				}
+				if isDate {
+					h.Date, dateErr = time.Time{}, nil
+				} else {
+					*dst, fieldErr[dst] = "", nil
 				}
 			default:
 				v, err := d.value(1)
 				if err != nil {
 					return err
 				}
-				if dst != nil || string(k) == "date" {
-					return errHeaderType(string(k), v)
+				if isDate {
+					dateErr = errHeaderType(string(k), v)
+				} else if dst != nil {
+					fieldErr[dst] = errHeaderType(string(k), v)
 				}
+			}
+		}
+		if dateErr != nil {
+			return dateErr
+		}
+		for _, err := range fieldErr {
+			if err != nil {
+				return err
 			}
 		}
 		return nil
