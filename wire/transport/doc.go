@@ -25,10 +25,12 @@
 //   - A frame header announcing more than MaxFrameSize bytes, or a message
 //     over MaxMessageSize, panicked the process (makeslice in Conn.read).
 //     The connection is dropped before zmq4 allocates.
-//   - A malformed READY property panicked the accept goroutine. The
-//     greeting (signature, version 3.x, mechanism NULL, as-server 0) and
-//     the READY property list are validated first; commands must come
-//     alone, READY first and once, with a well-formed name.
+//   - A malformed READY property panicked the accept goroutine, and so
+//     did a Socket-Type zmq4 does not know or cannot find (it title-cases
+//     property names without lowering them). The greeting (signature,
+//     version 3.x, mechanism NULL, as-server 0) and the READY properties
+//     are validated first; commands must come alone, READY first and
+//     once, with a well-formed name.
 //   - One connection that never greets blocked every later one, since
 //     zmq4 handshakes inside its accept loop (upstream #131). The listener
 //     sends zmq4's greeting itself and runs each peer's half of the
@@ -48,21 +50,26 @@
 //   - zmq4 leaves a connection open when the handshake fails on
 //     incompatible socket types; such connections are closed.
 //
-// Bodies of ZMTP commands are limited to 16 KiB. A peer's empty frame
-// cannot panic a PUB or XPUB socket (conn.subscribe) in v0.17.0: zmq4 checks
-// the frame before subscribing.
+// Bodies of ZMTP commands are limited to 16 KiB and messages to 65,536
+// frames (zmq4 holds a slice header per frame, even an empty one). A peer's
+// empty frame cannot panic a PUB or XPUB socket (conn.subscribe) in
+// v0.17.0: zmq4 checks the frame before subscribing.
 //
 // # zmq4 defects that remain
 //
 //   - No CURVE (nor PLAIN) security: the transport accepts NULL only.
-//   - A ZMTP PING from a peer reaches a ROUTER's Recv as a command message
-//     (its single frame is the raw command); the caller must drop it.
-//     DEALER sockets answer PING with a PONG from their reader goroutine,
-//     which can interleave with a message being sent.
+//   - A ZMTP PING (or any command) from a peer reaches Recv as a message
+//     with Type zmq4.CmdMsg whose frame is the raw command (after the
+//     identity, on a ROUTER); the caller must drop it. zmq4
+//     never answers PING, so a peer with ZMTP heartbeats and a heartbeat
+//     timeout disconnects (ipyparallel and jupyter_client set none).
 //   - PUB queues are unbounded in zmq4; only the bytes queued to each
 //     subscriber's connection are bounded here.
 //   - A send to a ROUTER peer that has gone is silently dropped.
 //   - zmq4's automatic reconnect must never be set on a listening socket:
 //     it would dial its own endpoint when a peer leaves.
-//   - Messages are held in memory whole; the limits bound them.
+//   - Messages are held in memory whole, and zmq4 allocates a frame's
+//     body as soon as its header arrives: a peer announcing MaxFrameSize
+//     bytes costs that much (virtual) memory before sending them. Choose
+//     the limits accordingly.
 package transport

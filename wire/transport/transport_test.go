@@ -3,11 +3,14 @@ package transport
 import (
 	"bytes"
 	"context"
+	"encoding/hex"
 	"errors"
 	"io"
 	"log"
 	"log/slog"
 	"net"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -97,19 +100,25 @@ func startRouter(tb testing.TB, opts Options) *echoRouter {
 	return r
 }
 
-// assertServed checks that a new zmq4 DEALER gets a reply from the router
-// within served, handshake included.
+// assertServed checks that a new zmq4 DEALER connects within bound and
+// then gets a reply from the router within served.
 func (r *echoRouter) assertServed(tb testing.TB) {
 	tb.Helper()
-	start := time.Now()
 	d := zmq4.NewDealer(context.Background())
 	defer d.Close()
+	dialed := make(chan error, 1)
+	go func() { dialed <- d.Dial("tcp://" + r.addr) }()
+	select {
+	case err := <-dialed:
+		if err != nil {
+			tb.Fatalf("good DEALER: %v", err)
+		}
+	case <-time.After(bound):
+		tb.Fatalf("good DEALER not connected within %v", bound)
+	}
+	start := time.Now()
 	got := make(chan error, 1)
 	go func() {
-		if err := d.Dial("tcp://" + r.addr); err != nil {
-			got <- err
-			return
-		}
 		if err := d.Send(zmq4.NewMsgFrom([]byte("hello"), []byte("world"))); err != nil {
 			got <- err
 			return
@@ -126,10 +135,10 @@ func (r *echoRouter) assertServed(tb testing.TB) {
 			tb.Fatalf("good DEALER: %v", err)
 		}
 		if d := time.Since(start); d > served {
-			tb.Errorf("good DEALER served in %v, want < %v", d, served)
+			tb.Errorf("good DEALER got its reply in %v, want < %v", d, served)
 		}
 	case <-time.After(bound):
-		tb.Fatalf("good DEALER not served within %v", bound)
+		tb.Fatalf("good DEALER got no reply within %v", bound)
 	}
 }
 
@@ -174,8 +183,8 @@ func TestBadPeer(t *testing.T) {
 		{"frame header 2^50", cat(handshake(""), longHeader(0, 1<<50)), "frame too large"},
 		{"frame over MaxFrameSize", cat(handshake(""), frame(0, make([]byte, 70_000))), "frame too large"},
 		{"message over MaxMessageSize", cat(handshake(""), message(big, big, big)), "message too large"},
-		{"READY property name overruns", cat(greeting(), command("READY", []byte{200, 'a'})), "truncated READY property"},
-		{"READY value length truncated", cat(greeting(), command("READY", []byte{11, 'S', 'o', 'c', 'k', 'e', 't', '-', 'T', 'y', 'p', 'e', 0})), "truncated READY property"},
+		{"READY property name overruns", cat(greeting(), command("READY", []byte{2, 'a', 'b'})), "truncated READY property"},
+		{"READY value length truncated", cat(greeting(), command("READY", []byte{1, 'a', 0})), "truncated READY property"},
 		{"READY value overruns", cat(greeting(), command("READY", props("Socket-Type", "DEALER")[:20])), "overruns"},
 		{"READY unknown Socket-Type", cat(greeting(), command("READY", props("Socket-Type", "STREAM"))), "unsupported Socket-Type"},
 		{"incompatible Socket-Type", cat(greeting(), command("READY", props("Socket-Type", "PUB"))), "incompatible"},
@@ -196,6 +205,143 @@ func TestBadPeer(t *testing.T) {
 			assertDropped(t, bad)
 			r.log.waitLog(t, c.reason)
 			r.assertServed(t)
+		})
+	}
+}
+
+// TestPlainZMQ4Panics shows that TestBadPeer's inputs are real: each one
+// kills a process whose ROUTER listens on zmq4's own "tcp://" transport.
+func TestPlainZMQ4Panics(t *testing.T) {
+	const env = "TRANSPORT_PLAIN_ZMQ4_INPUT"
+	if in := os.Getenv(env); in != "" { // the child: expected to die
+		raw, err := hex.DecodeString(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := zmq4.NewRouter(t.Context(), zmq4.WithLogger(newDiscardLog()))
+		defer r.Close()
+		if err := r.Listen("tcp://127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		bad, err := net.Dial("tcp", r.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer bad.Close()
+		if _, err := bad.Write(raw); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // long enough to die
+		return
+	}
+	for _, c := range []struct {
+		name  string
+		in    []byte
+		panic string
+	}{
+		{"frame header 2^50", cat(handshake(""), longHeader(0, 1<<50)), "makeslice: len out of range"},
+		{"READY property name overruns", cat(greeting(), command("READY", []byte{2, 'a', 'b'})), "slice bounds out of range"},
+		{"READY value length truncated", cat(greeting(), command("READY", []byte{1, 'a', 0})), "slice bounds out of range"},
+		{"READY unknown Socket-Type", cat(greeting(), command("READY", props("Socket-Type", "STREAM"))), "unknown socket-type"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), bound+5*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^TestPlainZMQ4Panics$")
+			cmd.Env = append(os.Environ(), env+"="+hex.EncodeToString(c.in))
+			out, err := cmd.CombinedOutput()
+			if err == nil || !strings.Contains(string(out), c.panic) {
+				t.Fatalf("zmq4 alone survived (%v), want panic %q:\n%s", err, c.panic, out)
+			}
+		})
+	}
+}
+
+// TestPlainZMQ4Stalls shows the stalls of zmq4's own "tcp://" transport
+// that TestSilentPeersDoNotBlockAccept and TestNonReadingPeer rule out: a
+// good DEALER is not served while the bad peer is connected, and is once
+// the bad peer leaves.
+func TestPlainZMQ4Stalls(t *testing.T) {
+	const stalled = 300 * time.Millisecond
+	for _, c := range []struct {
+		name  string
+		in    []byte
+		flood bool
+	}{
+		{"silent peer blocks accept", nil, false},
+		{"non-reading peer blocks sends", cat(handshake("slow"), message("hello")), true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			r := &echoRouter{sock: zmq4.NewRouter(ctx, zmq4.WithLogger(newDiscardLog()))}
+			defer r.sock.Close()
+			if err := r.sock.Listen("tcp://127.0.0.1:0"); err != nil {
+				t.Fatal(err)
+			}
+			r.addr = r.sock.Addr().String()
+			bad := r.dialRaw(t, c.in)
+			if c.flood {
+				if _, err := r.sock.Recv(); err != nil { // the hello
+					t.Fatal(err)
+				}
+				progress := make(chan struct{}, 1)
+				go func() { // blocks for good once the peer's buffers are full
+					payload := make([]byte, 64<<10)
+					for i := 0; i < 1024 && ctx.Err() == nil; i++ {
+						_ = r.sock.Send(zmq4.NewMsgFrom([]byte("slow"), payload))
+						select {
+						case progress <- struct{}{}:
+						default:
+						}
+					}
+				}()
+				for blocked := false; !blocked; { // wait until a send is stuck
+					select {
+					case <-progress:
+					case <-time.After(stalled):
+						blocked = true
+					}
+				}
+			}
+			go func() {
+				for {
+					m, err := r.sock.Recv()
+					if err != nil {
+						return
+					}
+					_ = r.sock.Send(zmq4.NewMsgFrom(m.Frames[0], []byte("re"), m.Frames[1]))
+				}
+			}()
+			d := zmq4.NewDealer(ctx)
+			defer d.Close()
+			got := make(chan error, 1)
+			go func() {
+				if err := d.Dial("tcp://" + r.addr); err != nil {
+					got <- err
+					return
+				}
+				if err := d.Send(zmq4.NewMsgFrom([]byte("hello"))); err != nil {
+					got <- err
+					return
+				}
+				_, err := d.Recv()
+				got <- err
+			}()
+			select {
+			case err := <-got:
+				t.Fatalf("zmq4 alone served the good DEALER (%v) while the bad peer was connected", err)
+			case <-time.After(stalled):
+			}
+			bad.Close()
+			select {
+			case err := <-got:
+				if err != nil {
+					t.Fatalf("good DEALER after the bad peer left: %v", err)
+				}
+			case <-time.After(bound):
+				t.Fatalf("good DEALER not served within %v after the bad peer left", bound)
+			}
 		})
 	}
 }

@@ -25,6 +25,11 @@ const (
 	// handshake metadata (READY) and heartbeats, a few hundred bytes;
 	// the bound keeps a whole handshake inside one read buffer.
 	maxCommand = 16 << 10
+
+	// maxFrames bounds the frames of one message: zmq4 keeps a slice
+	// header per frame, so empty frames would otherwise cost memory
+	// without counting against MaxMessageSize.
+	maxFrames = 1 << 16
 )
 
 // nullGreeting is the greeting zmq4 sends with NULL security: signature,
@@ -72,6 +77,7 @@ type stream struct {
 	flags    byte   // flags of the current frame
 	left     int64  // body bytes of the current frame still to come
 	msg      int64  // bytes of the current message so far
+	frames   int    // frames of the current message so far
 	more     bool   // inside a multipart message
 	ready    bool   // READY received
 	sockType string // Socket-Type property of the READY
@@ -187,6 +193,9 @@ func (s *stream) sized() error {
 	if s.maxMsg > 0 && n > s.maxMsg-s.msg {
 		return fmt.Errorf("%w: more than %d bytes", errMsgSize, s.maxMsg)
 	}
+	if s.frames++; s.frames > maxFrames {
+		return fmt.Errorf("%w: more than %d frames", errMsgSize, maxFrames)
+	}
 	s.msg += n
 	s.state, s.left = stBody, n
 	if n == 0 {
@@ -199,7 +208,7 @@ func (s *stream) endFrame() {
 	s.state = stFlags
 	s.more = s.flags&flagMore != 0
 	if !s.more {
-		s.msg = 0
+		s.msg, s.frames = 0, 0
 	}
 }
 

@@ -100,6 +100,8 @@ func TestStream(t *testing.T) {
 		{"frame 2^63", cat(handshake(""), longHeader(0, 1<<63)), errFrameSize},
 		{"frame over limit", cat(handshake(""), frame(0, make([]byte, 1001))), errFrameSize},
 		{"message over limit", cat(handshake(""), message(string(make([]byte, 1000)), string(make([]byte, 1000)), "x")), errMsgSize},
+		{"frames at limit", cat(handshake(""), bytes.Repeat([]byte{flagMore, 0}, maxFrames-1), []byte{0, 0}), nil},
+		{"too many frames", cat(handshake(""), bytes.Repeat([]byte{flagMore, 0}, maxFrames), []byte{0, 0}), errMsgSize},
 		{"command over limit", cat(greeting(), longHeader(flagCommand, maxCommand+1)), errFrameSize},
 	} {
 		t.Run(c.name, func(t *testing.T) {
