@@ -409,8 +409,10 @@ const (
 	resultUnknown                // no such task on that engine
 )
 
-// result handles an engine's reply to msgID.
-func (s *scheduler) result(engine, msgID string, ok, depsMet bool) outcome {
+// result handles an engine's reply to msgID. For a final reply it calls
+// final (if not nil) before dependents are scheduled or failed, so the
+// reply reaches the client first.
+func (s *scheduler) result(engine, msgID string, ok, depsMet bool, final func()) outcome {
 	eng := s.engine(engine)
 	if eng == nil {
 		return resultUnknown
@@ -435,6 +437,9 @@ func (s *scheduler) result(engine, msgID string, ok, depsMet bool) outcome {
 		s.done.add(msgID)
 		s.location[msgID] = engine
 		s.forget(engine)
+		if final != nil {
+			final()
+		}
 		s.update(msgID, false)
 		return resultFinal
 	}

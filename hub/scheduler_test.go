@@ -86,13 +86,13 @@ func TestSchedulerHWMAndLRU(t *testing.T) {
 	if got, want := l.take(), "assign t0 B; assign t1 A"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
-	if got := s.result("A", "t1", true, true); got != resultFinal {
+	if got := s.result("A", "t1", true, true, nil); got != resultFinal {
 		t.Fatalf("result outcome %v", got)
 	}
 	if got, want := l.take(), "assign t2 A"; got != want {
 		t.Fatalf("after a result: got %q, want %q", got, want)
 	}
-	if got := s.result("A", "nope", true, true); got != resultUnknown {
+	if got := s.result("A", "nope", true, true, nil); got != resultUnknown {
 		t.Fatalf("unknown result outcome %v", got)
 	}
 }
@@ -146,13 +146,13 @@ func TestSchedulerRetries(t *testing.T) {
 	if got := l.take(); got != "assign t0 B" {
 		t.Fatalf("got %q", got)
 	}
-	if got := s.result("B", "t0", false, true); got != resultRetried {
+	if got := s.result("B", "t0", false, true, nil); got != resultRetried {
 		t.Fatalf("first failure: %v", got)
 	}
 	if got := l.take(); got != "assign t0 A" {
 		t.Fatalf("retry went to %q, want A (B blacklisted)", got)
 	}
-	if got := s.result("A", "t0", false, true); got != resultFinal {
+	if got := s.result("A", "t0", false, true, nil); got != resultFinal {
 		t.Fatalf("second failure: %v", got)
 	}
 }
@@ -165,7 +165,7 @@ func TestSchedulerUnmetDependenciesBlacklist(t *testing.T) {
 	j.targets = idSet{"A": {}}
 	s.submit(j)
 	l.take()
-	s.result("A", "t0", false, false)
+	s.result("A", "t0", false, false, nil)
 	if got, want := l.take(), "fail t0 ImpossibleDependency"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
@@ -186,7 +186,7 @@ func TestSchedulerAfterFollow(t *testing.T) {
 	if got, want := l.take(), "assign p B"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
-	s.result("B", "p", true, true)
+	s.result("B", "p", true, true, nil)
 	// after: any engine (A is least recently used); follow: where p ran.
 	if got, want := l.take(), "assign a A; assign f B"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
@@ -208,7 +208,7 @@ func TestSchedulerAfterFollow(t *testing.T) {
 	j.after = dep("x")
 	s.submit(j)
 	l.take()
-	s.result(engineOf(t, s, "x"), "x", false, true)
+	s.result(engineOf(t, s, "x"), "x", false, true, nil)
 	if got, want := l.take(), "fail y ImpossibleDependency"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
@@ -235,8 +235,8 @@ func TestSchedulerFollowImpossible(t *testing.T) {
 	s.addEngine("B")
 	s.submit(newJobFor("p")) // B
 	s.submit(newJobFor("q")) // A
-	s.result("B", "p", true, true)
-	s.result("A", "q", true, true)
+	s.result("B", "p", true, true, nil)
+	s.result("A", "q", true, true, nil)
 	l.take()
 	j := newJobFor("f")
 	j.follow = dep("p", "q")
@@ -296,14 +296,14 @@ func TestSchedulerStranded(t *testing.T) {
 		t.Fatalf("stranded %v", ids)
 	}
 	for _, id := range ids {
-		if got := s.result("B", id, false, true); got != resultFinal {
+		if got := s.result("B", id, false, true, nil); got != resultFinal {
 			t.Fatalf("%s: %v (no retries)", id, got)
 		}
 	}
 	s.removeEngine("A")
 	s.addEngine("C")
 	for _, j := range s.stranded("A") {
-		if got := s.result("A", j.msgID, false, true); got != resultRetried {
+		if got := s.result("A", j.msgID, false, true, nil); got != resultRetried {
 			t.Fatalf("%s: %v, want a retry", j.msgID, got)
 		}
 	}
@@ -328,8 +328,8 @@ func TestSchedulerQueueOrder(t *testing.T) {
 	if got, want := l.take(), "assign t0 A; assign t1 B"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
-	s.result("A", "t0", true, true)
-	s.result("B", "t1", true, true)
+	s.result("A", "t0", true, true, nil)
+	s.result("B", "t1", true, true, nil)
 	if got, want := l.take(), "assign t2 A; assign t3 B"; got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}

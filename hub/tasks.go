@@ -157,10 +157,12 @@ func (s *state) finishResult(msgID, engine string, r *wire.Message, deliver func
 		status, _ = r.Content["status"].(string)
 	}
 	depsMet := r.Metadata["dependencies_met"] != false
-	switch s.sched.result(engine, msgID, status == "ok", depsMet) {
-	case resultFinal:
+	final := func() {
 		deliver()
 		s.finish(msgID, engine, r)
+	}
+	switch s.sched.result(engine, msgID, status == "ok", depsMet, final) {
+	case resultFinal:
 	case resultRetried:
 		if e := s.reg.byUUID[engine]; e != nil {
 			delete(e.tasks, msgID)
