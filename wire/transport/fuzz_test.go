@@ -3,7 +3,6 @@ package transport
 import (
 	"bytes"
 	"io"
-	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -43,7 +42,7 @@ func FuzzStream(f *testing.F) {
 
 		c := newConn(&inputConn{r: bytes.NewReader(in)}, &Options{
 			MaxFrameSize: maxFrame, MaxMessageSize: maxMsg, HandshakeTimeout: time.Minute,
-			WriteTimeout: time.Minute, MaxSendQueue: 1 << 20, Logger: discard,
+			WriteTimeout: time.Minute, MaxSendQueue: 1 << 20, Logger: discardLogger,
 		}, false)
 		defer c.Close()
 		zc, err3 := zmq4.Open(c, null.Security(), zmq4.Dealer, zmq4.SocketIdentity("fuzz"), false, nil)
@@ -60,8 +59,6 @@ func FuzzStream(f *testing.F) {
 		}
 	})
 }
-
-var discard = slog.New(slog.DiscardHandler)
 
 // inputConn is a net.Conn that reads from r and discards writes.
 type inputConn struct{ r io.Reader }

@@ -33,6 +33,8 @@ const (
 	DefaultMaxSendQueue     = 64 << 20
 )
 
+var discardLogger = slog.New(slog.DiscardHandler)
+
 func (o Options) withDefaults() (Options, error) {
 	if o.MaxFrameSize < 0 || o.MaxMessageSize < 0 || o.HandshakeTimeout < 0 ||
 		o.WriteTimeout < 0 || o.MaxSendQueue < 0 {
@@ -53,7 +55,7 @@ func (o Options) withDefaults() (Options, error) {
 		o.WriteTimeout = DefaultWriteTimeout
 	}
 	if o.Logger == nil {
-		o.Logger = slog.New(slog.DiscardHandler)
+		o.Logger = discardLogger
 	}
 	return o, nil
 }
