@@ -53,15 +53,28 @@
 // stays a string; ExtractDates converts a whole tree when a caller wants
 // that (the hub applies it to db_request queries).
 //
+// Headers are stricter than Python: the five string fields must be strings
+// or null, and a date must be null or parse, else the frame is a
+// FrameError. A missing date is a zero Header.Date. Unknown header keys are
+// dropped (Message.Raw still carries them).
+//
 // Encode accepts the value model plus the ordinary Go values a program
 // builds (int, uint32, []string, map[string]int, [][]byte, nested maps and
 // slices, pointers). A time.Time anywhere is sent as a FormatDate string,
 // so both packers carry dates as strings, as Python's msgpack path does.
 // Map keys must be strings; NaN and ±Inf are refused by both packers, and
 // invalid UTF-8 in strings is sent as U+FFFD (Python's unpackers would
-// refuse or replace it).
-// Map keys are written in sorted order, so the same message always packs to
-// the same bytes.
+// refuse or replace it). Map keys are written in sorted order, so the same
+// message always packs to the same bytes.
+//
+// # Packers
+//
+// "msgpack" (the default; "msgpack.packb"/"msgpack.unpackb" in connection
+// files) matches Python msgpack 1.0's packb/unpackb defaults. "json"
+// matches jupyter_client's json_packer byte for byte, Python's ", " and
+// ": " separators and float repr included, for maps whose keys Python
+// inserted in sorted order; testdata/vectors.json, made by
+// testdata/gen_vectors.py, pins both.
 //
 // # Concurrency
 //
