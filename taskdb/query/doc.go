@@ -29,9 +29,9 @@
 //     an element satisfying an operator document or a query document.
 //   - $not inverts an operator document; $and, $or, $nor combine query
 //     documents at the top level (or inside $elemMatch).
-//   - Dotted paths (header.msg_type) descend into documents; on the way an
-//     array fans out into its document elements, and a numeric part
-//     indexes it.
+//   - Dotted paths (header.msg_type) descend into documents; on the way a
+//     numeric part indexes an array (tags.0) and any other part fans out
+//     into the array's document elements (tags.k).
 //
 // Malformed queries are rejected by Parse with a *SyntaxError, which wraps
 // ErrInvalid and names the field and operator at fault.

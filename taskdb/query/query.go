@@ -171,8 +171,9 @@ func (f *fieldNode) eval(doc any, c *cond) bool {
 }
 
 // walk resolves parts from v and reports whether o holds for some value
-// the path reaches. Arrays on the way fan out into their document elements
-// (and a numeric part indexes them); a missing value is tested as nil.
+// the path reaches. On the way, a numeric part indexes an array and any
+// other part fans out into the array's document elements, so the work is
+// linear in the document; a missing value is tested as nil.
 func walk(v any, parts []string, o op) bool {
 	if len(parts) == 0 {
 		return o.test(v)
@@ -184,13 +185,13 @@ func walk(v any, parts []string, o op) bool {
 		c, _ := x.Lookup(parts[0])
 		return walk(c, parts[1:], o)
 	case []any:
-		reached := false
-		if i, err := strconv.Atoi(parts[0]); err == nil && i >= 0 && i < len(x) {
-			reached = true
-			if walk(x[i], parts[1:], o) {
-				return true
+		if i, err := strconv.Atoi(parts[0]); err == nil {
+			if i >= 0 && i < len(x) {
+				return walk(x[i], parts[1:], o)
 			}
+			return o.test(nil)
 		}
+		reached := false
 		for _, e := range x {
 			if isDoc(e) {
 				reached = true
@@ -361,11 +362,14 @@ func parseOp(path, op string, arg any, all map[string]any, depth int) (cond, err
 		case bool:
 			c.o = &existsOp{want: x}
 		default:
-			n, ok := integral(normalizeNumber(arg))
-			if !ok {
+			switch n := normalizeNumber(arg).(type) {
+			case int64:
+				c.o = &existsOp{want: n != 0}
+			case float64:
+				c.o = &existsOp{want: n != 0}
+			default:
 				return c, syntaxErr(path, op, "needs true or false, got %s", typeName(arg))
 			}
-			c.o = &existsOp{want: n != 0}
 		}
 	case "$regex":
 		o, err := parseRegex(path, arg, all["$options"])
