@@ -2,8 +2,8 @@ package hub
 
 import (
 	"context"
-	"errors"
 	"log/slog"
+	"os"
 	"testing"
 	"time"
 
@@ -54,4 +54,27 @@ func startHub(t testing.TB, cfg Config, db taskdb.DB) *Hub {
 	return h
 }
 
-var errTimeout = errors.New("timeout")
+func writeFile(t testing.TB, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func createFile(t testing.TB, path string) *os.File {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func readFile(t testing.TB, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	return string(b)
+}
