@@ -181,6 +181,9 @@ func appendPyString(b []byte, s string) []byte {
 var errNumber = errors.New("number out of range")
 
 func (jsonPacker) unpack(b []byte) (any, error) {
+	if string(b) == "{}" { // parent, metadata or content of many messages
+		return map[string]any{}, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	var v any
