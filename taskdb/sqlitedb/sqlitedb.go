@@ -1,0 +1,246 @@
+package sqlitedb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/taskhub/taskhub/taskdb"
+)
+
+// Sync modes.
+const (
+	// SyncBatch acknowledges a write once it is queued; the writer commits
+	// every BatchSize writes or FlushInterval. A crash loses at most the
+	// writes of the last flush interval, never the database.
+	SyncBatch = "batch"
+	// SyncFull acknowledges a write once its commit is on disk.
+	SyncFull = "full"
+)
+
+// Defaults for a zero Options field.
+const (
+	DefaultTable         = "tasks"
+	DefaultBatchSize     = 512
+	DefaultFlushInterval = 50 * time.Millisecond
+	DefaultPruneInterval = time.Minute
+)
+
+// Options configure a DB. The zero value of each field means its default.
+type Options struct {
+	// Path is the database file, created if missing. Required.
+	Path string
+	// Table is the task table's name (letters, digits, _). Default "tasks".
+	Table string
+	// Sync is SyncBatch (default) or SyncFull.
+	Sync string
+	// BatchSize is the most writes one commit holds. Default 512.
+	BatchSize int
+	// FlushInterval is the longest a queued write waits for its commit.
+	// Default 50ms.
+	FlushInterval time.Duration
+	// MaxAge, if positive, prunes completed records whose completed time
+	// is older than this.
+	MaxAge time.Duration
+	// MaxRecords, if positive, prunes the oldest completed records (in
+	// insertion order) beyond this many records in total.
+	MaxRecords int
+	// PruneInterval is how often retention runs. Default one minute.
+	PruneInterval time.Duration
+	// Logger receives write failures and pruning reports. Default: none.
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() error {
+	if o.Path == "" {
+		return errors.New("sqlitedb: Options.Path is empty")
+	}
+	if o.Table == "" {
+		o.Table = DefaultTable
+	}
+	if !tableName.MatchString(o.Table) || strings.HasPrefix(strings.ToLower(o.Table), "sqlite_") {
+		return fmt.Errorf("sqlitedb: table name %q: want letters, digits and _ (at most 64), not starting with a digit or sqlite_", o.Table)
+	}
+	switch o.Sync {
+	case "":
+		o.Sync = SyncBatch
+	case SyncBatch, SyncFull:
+	default:
+		return fmt.Errorf("sqlitedb: sync %q: want %q or %q", o.Sync, SyncBatch, SyncFull)
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = DefaultBatchSize
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = DefaultFlushInterval
+	}
+	if o.PruneInterval <= 0 {
+		o.PruneInterval = DefaultPruneInterval
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}
+
+// DB is a taskdb.DB in an SQLite file. It is safe for concurrent use.
+type DB struct {
+	opts  Options
+	log   *slog.Logger
+	table string
+	db    *sql.DB // readers' pool; the writer pins one connection
+
+	// idsMu guards ids and closed, and orders writes: a write checks and
+	// changes ids and enqueues its op under idsMu, so the writer applies
+	// ops in the order ids changed.
+	idsMu  sync.Mutex
+	ids    map[string]struct{} // every stored or queued msg_id
+	closed atomic.Bool         // set under idsMu
+
+	ops       chan *op
+	queued    atomic.Uint64 // sequence number of the last op enqueued
+	committed atomic.Uint64 // sequence number of the last op committed
+	failing   atomic.Pointer[error]
+	stats     stats
+
+	stop      chan struct{} // closed by Close: stops the pruner
+	writerErr chan error    // the writer's final error, sent when it exits
+	pruneDone chan struct{}
+}
+
+var _ taskdb.DB = (*DB)(nil)
+
+type stats struct {
+	commits, writes, writeErrors, pruned atomic.Uint64
+}
+
+// Stats are counters since Open.
+type Stats struct {
+	Commits     uint64 // transactions committed
+	Writes      uint64 // writes committed
+	WriteErrors uint64 // failed commit attempts (each is logged and retried)
+	Pruned      uint64 // records removed by retention
+}
+
+// Stats returns the DB's counters.
+func (db *DB) Stats() Stats {
+	return Stats{
+		Commits:     db.stats.commits.Load(),
+		Writes:      db.stats.writes.Load(),
+		WriteErrors: db.stats.writeErrors.Load(),
+		Pruned:      db.stats.pruned.Load(),
+	}
+}
+
+// Open opens or creates the database at opts.Path. It fails if the file
+// cannot be opened for writing, is not an SQLite database, or holds a
+// table or schema version this build did not create (ErrIncompatible).
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	if err := opts.setDefaults(); err != nil {
+		return nil, err
+	}
+	if dir := filepath.Dir(opts.Path); dir != "" {
+		if _, err := os.Stat(dir); err != nil {
+			return nil, fmt.Errorf("sqlitedb: open %s: %w", opts.Path, err)
+		}
+	}
+	sync := "NORMAL" // WAL: commits survive a process crash; fsync at checkpoints
+	if opts.Sync == SyncFull {
+		sync = "FULL" // WAL: every commit is fsynced
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(off)"} {
+		q.Add("_pragma", p)
+	}
+	sdb, err := sql.Open("sqlite", "file:"+opts.Path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlitedb: open %s: %w", opts.Path, err)
+	}
+	sdb.SetMaxOpenConns(5) // the writer plus four readers
+	sdb.SetMaxIdleConns(5)
+	sdb.SetConnMaxIdleTime(0)
+	db := &DB{
+		opts:      opts,
+		log:       opts.Logger,
+		table:     opts.Table,
+		db:        sdb,
+		ids:       make(map[string]struct{}),
+		ops:       make(chan *op, 2*opts.BatchSize),
+		stop:      make(chan struct{}),
+		writerErr: make(chan error, 1),
+		pruneDone: make(chan struct{}),
+	}
+	w, err := db.openWriter(ctx)
+	if err != nil {
+		sdb.Close()
+		return nil, fmt.Errorf("sqlitedb: open %s: %w", opts.Path, err)
+	}
+	if err := db.loadIDs(ctx); err != nil {
+		w.close()
+		sdb.Close()
+		return nil, fmt.Errorf("sqlitedb: open %s: %w", opts.Path, err)
+	}
+	go func() { db.writerErr <- w.run() }()
+	if opts.MaxAge > 0 || opts.MaxRecords > 0 {
+		go db.pruneLoop()
+	} else {
+		close(db.pruneDone)
+	}
+	return db, nil
+}
+
+func (db *DB) loadIDs(ctx context.Context) error {
+	rows, err := db.db.QueryContext(ctx, "SELECT msg_id FROM "+db.table)
+	if err != nil {
+		return fmt.Errorf("load msg_ids: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return fmt.Errorf("load msg_ids: %w", err)
+		}
+		db.ids[id] = struct{}{}
+	}
+	return rows.Err()
+}
+
+// Close commits the queued writes and closes the file. It returns the
+// error of that last commit, if any. Calls after Close return
+// taskdb.ErrClosed.
+func (db *DB) Close() error {
+	db.idsMu.Lock()
+	if db.closed.Load() {
+		db.idsMu.Unlock()
+		return nil
+	}
+	db.closed.Store(true)
+	close(db.ops)
+	db.idsMu.Unlock()
+	close(db.stop)
+	<-db.pruneDone
+	err := <-db.writerErr
+	return errors.Join(err, db.db.Close())
+}
+
+// check returns ctx's error, or ErrClosed after Close.
+func (db *DB) check(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if db.closed.Load() {
+		return taskdb.ErrClosed
+	}
+	return nil
+}

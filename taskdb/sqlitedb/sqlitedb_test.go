@@ -1,0 +1,31 @@
+package sqlitedb
+
+import (
+	"path/filepath"
+	"testing"
+
+	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/dbtest"
+)
+
+// open opens a fresh DB in a temporary directory and closes it at cleanup.
+func open(tb testing.TB, opts Options) *DB {
+	tb.Helper()
+	if opts.Path == "" {
+		opts.Path = filepath.Join(tb.TempDir(), "tasks.db")
+	}
+	db, err := Open(tb.Context(), opts)
+	if err != nil {
+		tb.Fatalf("Open: %v", err)
+	}
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+func TestConformance(t *testing.T) {
+	for _, mode := range []string{SyncBatch, SyncFull} {
+		t.Run(mode, func(t *testing.T) {
+			dbtest.Run(t, func(t *testing.T) taskdb.DB { return open(t, Options{Sync: mode}) })
+		})
+	}
+}

@@ -1,0 +1,629 @@
+package sqlitedb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"maps"
+	"strings"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/query"
+)
+
+type opKind int
+
+const (
+	opAdd opKind = iota
+	opUpdate
+	opDrop
+	opFlush // commit now; done reports when everything before it is committed
+)
+
+// op is one write queued for the writer goroutine.
+type op struct {
+	kind   opKind
+	seq    uint64 // position in the queue; 0 for opFlush
+	id     string
+	ids    []string       // opDrop
+	cols   uint64         // opUpdate: bit i set when args holds column i
+	args   []any          // opAdd: every column; opUpdate: the set columns, in order
+	extras map[string]any // opUpdate: extra keys to merge into the extra column
+	done   chan error     // SyncFull writes and flushes; nil otherwise
+	err    error          // set when the writer dropped this op
+}
+
+// AddRecord stores a copy of rec. It returns ErrExists, ErrInvalidRecord,
+// ErrClosed, ctx's error, or, while commits are failing (disk full), an
+// error saying the write was not stored. With SyncFull it returns once the
+// record is on disk.
+func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	args := make([]any, colExtra+1)
+	for i, c := range columns {
+		args[i] = columnArg(c, taskdb.Default(c.key))
+	}
+	args[0] = msgID
+	var extras map[string]any
+	for k, v := range rec {
+		v, err := taskdb.Normalize(k, v)
+		if err != nil {
+			return fmt.Errorf("sqlitedb: add %s: %w", msgID, err)
+		}
+		i, ok := columnIndex[k]
+		switch {
+		case !ok:
+			if extras == nil {
+				extras = make(map[string]any)
+			}
+			extras[k] = v
+		case i == 0:
+			if v != msgID {
+				return fmt.Errorf("sqlitedb: add %s: %w: msg_id %v differs from the record's id", msgID, taskdb.ErrInvalidRecord, v)
+			}
+		default:
+			if args[i], err = encodeColumn(columns[i], v); err != nil {
+				return fmt.Errorf("sqlitedb: add %s: %w: key %q: %v", msgID, taskdb.ErrInvalidRecord, k, err)
+			}
+		}
+	}
+	if extras != nil {
+		b, err := encodeValue(extras)
+		if err != nil {
+			return fmt.Errorf("sqlitedb: add %s: %w: %v", msgID, taskdb.ErrInvalidRecord, err)
+		}
+		args[colExtra] = b
+	}
+	return db.enqueue(ctx, &op{kind: opAdd, id: msgID, args: args},
+		func() error {
+			if _, ok := db.ids[msgID]; ok {
+				return fmt.Errorf("sqlitedb: add %s: %w", msgID, taskdb.ErrExists)
+			}
+			db.ids[msgID] = struct{}{}
+			return nil
+		},
+		func() { delete(db.ids, msgID) })
+}
+
+// UpdateRecord replaces the top-level keys of fields in the record. It
+// returns ErrNotFound, ErrInvalidRecord, ErrClosed or ctx's error, and
+// failing commits as AddRecord does.
+func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	o := &op{kind: opUpdate, id: msgID}
+	var vals [64]any
+	for k, v := range fields {
+		v, err := taskdb.Normalize(k, v)
+		if err != nil {
+			return fmt.Errorf("sqlitedb: update %s: %w", msgID, err)
+		}
+		i, ok := columnIndex[k]
+		switch {
+		case !ok:
+			if o.extras == nil {
+				o.extras = make(map[string]any)
+			}
+			o.extras[k] = v
+			o.cols |= 1 << colExtra
+		case i == 0:
+			if v != msgID {
+				return fmt.Errorf("sqlitedb: update %s: %w: msg_id cannot change (got %v)", msgID, taskdb.ErrInvalidRecord, v)
+			}
+		default:
+			if vals[i], err = encodeColumn(columns[i], v); err != nil {
+				return fmt.Errorf("sqlitedb: update %s: %w: key %q: %v", msgID, taskdb.ErrInvalidRecord, k, err)
+			}
+			o.cols |= 1 << i
+		}
+	}
+	if o.extras != nil {
+		if _, err := encodeValue(o.extras); err != nil {
+			return fmt.Errorf("sqlitedb: update %s: %w: %v", msgID, taskdb.ErrInvalidRecord, err)
+		}
+	}
+	for i := range colExtra {
+		if o.cols&(1<<i) != 0 {
+			o.args = append(o.args, vals[i])
+		}
+	}
+	exists := func() error {
+		if _, ok := db.ids[msgID]; !ok {
+			return fmt.Errorf("sqlitedb: update %s: %w", msgID, taskdb.ErrNotFound)
+		}
+		return nil
+	}
+	if o.cols == 0 {
+		return db.locked(exists)
+	}
+	return db.enqueue(ctx, o, exists, func() {})
+}
+
+// DropRecord removes the record. It returns ErrNotFound, ErrClosed or
+// ctx's error, and failing commits as AddRecord does.
+func (db *DB) DropRecord(ctx context.Context, msgID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return db.enqueue(ctx, &op{kind: opDrop, ids: []string{msgID}},
+		func() error {
+			if _, ok := db.ids[msgID]; !ok {
+				return fmt.Errorf("sqlitedb: drop %s: %w", msgID, taskdb.ErrNotFound)
+			}
+			delete(db.ids, msgID)
+			return nil
+		},
+		func() { db.ids[msgID] = struct{}{} })
+}
+
+// DropMatchingRecords removes every record q matches. Records written
+// concurrently with the call may or may not be removed.
+func (db *DB) DropMatchingRecords(ctx context.Context, q *query.Filter) error {
+	rs, err := db.find(ctx, q, []string{taskdb.KeyMsgID})
+	if err != nil {
+		return fmt.Errorf("sqlitedb: drop matching: %w", err)
+	}
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r[taskdb.KeyMsgID].(string)
+	}
+	_, err = db.dropIDs(ctx, ids)
+	return err
+}
+
+// dropIDs removes those of ids that still exist and returns their number.
+func (db *DB) dropIDs(ctx context.Context, ids []string) (int, error) {
+	o := &op{kind: opDrop}
+	err := db.enqueue(ctx, o,
+		func() error {
+			for _, id := range ids {
+				if _, ok := db.ids[id]; ok {
+					delete(db.ids, id)
+					o.ids = append(o.ids, id)
+				}
+			}
+			return nil
+		},
+		func() {
+			for _, id := range o.ids {
+				db.ids[id] = struct{}{}
+			}
+		})
+	if err != nil {
+		return 0, err
+	}
+	return len(o.ids), nil
+}
+
+// locked runs f under idsMu unless the DB is closed.
+func (db *DB) locked(f func() error) error {
+	db.idsMu.Lock()
+	defer db.idsMu.Unlock()
+	if db.closed.Load() {
+		return taskdb.ErrClosed
+	}
+	return f()
+}
+
+// enqueue runs apply (which checks and changes ids) and queues o, both
+// under idsMu so that ops reach the writer in the order ids changed; undo
+// reverts apply if o cannot be queued. With SyncFull it waits for the
+// commit.
+func (db *DB) enqueue(ctx context.Context, o *op, apply func() error, undo func()) error {
+	if db.opts.Sync == SyncFull {
+		o.done = make(chan error, 1)
+	}
+	err := db.locked(func() error {
+		if e := db.failing.Load(); e != nil {
+			return fmt.Errorf("sqlitedb: write not stored, commits are failing: %w", *e)
+		}
+		if err := apply(); err != nil {
+			return err
+		}
+		o.seq = db.queued.Load() + 1
+		select {
+		case db.ops <- o:
+			db.queued.Store(o.seq)
+			return nil
+		case <-ctx.Done():
+			undo()
+			return ctx.Err()
+		}
+	})
+	if err != nil || o.done == nil {
+		return err
+	}
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done(): // the write stays queued and will be committed
+		return ctx.Err()
+	}
+}
+
+// sync waits until every write queued before the call is committed, so a
+// caller reads its own writes.
+func (db *DB) sync(ctx context.Context) error {
+	if db.committed.Load() >= db.queued.Load() {
+		return nil
+	}
+	o := &op{kind: opFlush, done: make(chan error, 1)}
+	err := db.locked(func() error {
+		select {
+		case db.ops <- o:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	})
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-o.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// columnArg converts a canonical value to column c's SQL value, for values
+// known to encode (defaults).
+func columnArg(c column, v any) any {
+	a, _ := encodeColumn(c, v)
+	return a
+}
+
+// encodeColumn converts a canonical value to column c's SQL value:
+// microseconds for times, text for strings, msgpack for other values.
+func encodeColumn(c column, v any) (any, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case time.Time:
+		if c.kind == kindTime {
+			return x.UnixMicro(), nil
+		}
+	case string:
+		return x, nil
+	}
+	return encodeValue(v)
+}
+
+// writer owns the connection that writes: it applies ops in queue order
+// and commits them in groups.
+type writer struct {
+	db      *DB
+	conn    *sql.Conn
+	insert  *sql.Stmt
+	del     *sql.Stmt
+	extra   *sql.Stmt
+	updates map[uint64]*sql.Stmt
+	batch   []*op
+	inTx    bool
+	broken  error // first retryable failure of the open transaction
+}
+
+func (db *DB) openWriter(ctx context.Context) (*writer, error) {
+	conn, err := db.db.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	w := &writer{db: db, conn: conn, updates: make(map[uint64]*sql.Stmt)}
+	var mode string
+	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
+		w.close()
+		return nil, err
+	}
+	if mode != "wal" {
+		w.close()
+		return nil, fmt.Errorf("journal mode is %q, want wal", mode)
+	}
+	if err := migrate(ctx, conn, db.table); err != nil {
+		w.close()
+		return nil, err
+	}
+	names := make([]string, colExtra+1)
+	marks := make([]string, colExtra+1)
+	for i := range names {
+		names[i], marks[i] = colName(i), "?"
+	}
+	for _, s := range []struct {
+		stmt **sql.Stmt
+		sql  string
+	}{
+		{&w.insert, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", db.table, strings.Join(names, ", "), strings.Join(marks, ", "))},
+		{&w.del, fmt.Sprintf("DELETE FROM %s WHERE msg_id = ?", db.table)},
+		{&w.extra, fmt.Sprintf("SELECT extra FROM %s WHERE msg_id = ?", db.table)},
+	} {
+		if *s.stmt, err = conn.PrepareContext(ctx, s.sql); err != nil {
+			w.close()
+			return nil, fmt.Errorf("prepare %q: %w", s.sql, err)
+		}
+	}
+	return w, nil
+}
+
+func (w *writer) close() error {
+	for _, s := range append([]*sql.Stmt{w.insert, w.del, w.extra}, valuesOf(w.updates)...) {
+		if s != nil {
+			s.Close()
+		}
+	}
+	return w.conn.Close()
+}
+
+func valuesOf(m map[uint64]*sql.Stmt) []*sql.Stmt {
+	var s []*sql.Stmt
+	for _, v := range m {
+		s = append(s, v)
+	}
+	return s
+}
+
+// run applies ops until the queue is closed, then commits and returns the
+// error of the last commit.
+func (w *writer) run() error {
+	db := w.db
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	var errs error // writes lost at close
+	for {
+		o, ok := <-db.ops
+		if !ok {
+			return errors.Join(errs, w.close())
+		}
+		w.take(o)
+		flush := o.kind == opFlush
+		if db.opts.Sync == SyncBatch && !flush {
+			timer.Reset(db.opts.FlushInterval)
+		}
+		open := true
+	gather:
+		for !flush && len(w.batch) < db.opts.BatchSize {
+			if db.opts.Sync == SyncFull { // group commit: take what is queued, then commit
+				select {
+				case o, open = <-db.ops:
+				default:
+					break gather
+				}
+			} else {
+				select {
+				case o, open = <-db.ops:
+				case <-timer.C:
+					break gather
+				}
+			}
+			if !open {
+				break
+			}
+			w.take(o)
+			flush = o.kind == opFlush
+		}
+		timer.Stop()
+		errs = errors.Join(errs, w.commit())
+		if !open {
+			return errors.Join(errs, w.close())
+		}
+	}
+}
+
+// take adds o to the batch and applies it in the open transaction.
+func (w *writer) take(o *op) {
+	w.batch = append(w.batch, o)
+	if o.kind == opFlush || w.broken != nil {
+		return
+	}
+	if !w.inTx {
+		if err := w.begin(); err != nil {
+			w.broken = err
+			return
+		}
+	}
+	if err := w.apply(o); err != nil {
+		if retryable(err) {
+			w.broken = err
+			return
+		}
+		// Not a disk or lock problem: a bug, or a value SQLite rejects.
+		// Drop this write alone; the batch goes on.
+		w.db.stats.writeErrors.Add(1)
+		w.db.log.Error("write dropped", "msg_id", o.id, "err", err)
+		o.kind, o.err = opFlush, err
+	}
+}
+
+func (w *writer) begin() error {
+	if _, err := w.conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	w.inTx = true
+	return nil
+}
+
+func (w *writer) apply(o *op) error {
+	ctx := context.Background()
+	switch o.kind {
+	case opAdd:
+		_, err := w.insert.ExecContext(ctx, o.args...)
+		return err
+	case opUpdate:
+		args := o.args
+		if o.extras != nil {
+			var blob []byte
+			if err := w.extra.QueryRowContext(ctx, o.id).Scan(&blob); err != nil {
+				return err
+			}
+			merged := map[string]any{}
+			if blob != nil {
+				v, err := decodeValue(blob)
+				if err != nil {
+					return fmt.Errorf("decode extra keys: %w", err)
+				}
+				merged, _ = v.(map[string]any)
+			}
+			maps.Copy(merged, o.extras)
+			b, err := encodeValue(merged)
+			if err != nil {
+				return err
+			}
+			args = append(args[:len(args):len(args)], b)
+		}
+		s, err := w.update(o.cols)
+		if err != nil {
+			return err
+		}
+		_, err = s.ExecContext(ctx, append(args[:len(args):len(args)], o.id)...)
+		return err
+	case opDrop:
+		for _, id := range o.ids {
+			if _, err := w.del.ExecContext(ctx, id); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// update returns the statement setting the columns of set.
+func (w *writer) update(set uint64) (*sql.Stmt, error) {
+	if s, ok := w.updates[set]; ok {
+		return s, nil
+	}
+	var cols []string
+	for i := range colExtra + 1 {
+		if set&(1<<i) != 0 {
+			cols = append(cols, colName(i)+" = ?")
+		}
+	}
+	s, err := w.conn.PrepareContext(context.Background(),
+		fmt.Sprintf("UPDATE %s SET %s WHERE msg_id = ?", w.db.table, strings.Join(cols, ", ")))
+	if err != nil {
+		return nil, err
+	}
+	w.updates[set] = s
+	return s, nil
+}
+
+// commit commits the batch. On a disk or lock failure it rolls back, logs,
+// rejects new writes, and replays the batch every flush interval until it
+// commits, or gives up when the DB is closing.
+func (w *writer) commit() error {
+	db := w.db
+	err := w.finish()
+	for attempt := 1; err != nil; attempt++ {
+		db.stats.writeErrors.Add(1)
+		db.failing.Store(&err)
+		db.log.Error("commit failed; retrying", "writes", w.writes(), "attempt", attempt, "err", err)
+		for _, o := range w.batch { // readers waiting on a flush get the error
+			if o.kind == opFlush && o.done != nil && o.err == nil {
+				o.done <- err
+				o.done = nil
+			}
+		}
+		select {
+		case <-time.After(max(db.opts.FlushInterval, 100*time.Millisecond)):
+		case <-db.stop:
+			if attempt > 1 {
+				lost := fmt.Errorf("sqlitedb: %d writes lost at close: %w", w.writes(), err)
+				db.log.Error("writes lost at close", "writes", w.writes(), "err", err)
+				w.reply(lost)
+				return lost
+			}
+		}
+		for _, o := range w.batch {
+			if w.broken != nil {
+				break
+			}
+			if o.kind != opFlush {
+				if !w.inTx {
+					if w.broken = w.begin(); w.broken != nil {
+						break
+					}
+				}
+				if e := w.apply(o); e != nil && retryable(e) {
+					w.broken = e
+				}
+			}
+		}
+		err = w.finish()
+	}
+	db.failing.Store(nil)
+	var last uint64
+	for _, o := range w.batch {
+		last = max(last, o.seq)
+	}
+	db.committed.Store(max(db.committed.Load(), last))
+	db.stats.commits.Add(1)
+	db.stats.writes.Add(uint64(w.writes()))
+	w.reply(nil)
+	return nil
+}
+
+// finish commits the open transaction, or rolls it back if it is broken.
+func (w *writer) finish() error {
+	if !w.inTx {
+		err := w.broken
+		w.broken = nil
+		return err
+	}
+	w.inTx = false
+	if err := w.broken; err != nil {
+		w.broken = nil
+		w.conn.ExecContext(context.Background(), "ROLLBACK") //nolint:errcheck // SQLite may have rolled back already
+		return err
+	}
+	if _, err := w.conn.ExecContext(context.Background(), "COMMIT"); err != nil {
+		w.conn.ExecContext(context.Background(), "ROLLBACK") //nolint:errcheck // as above
+		return err
+	}
+	return nil
+}
+
+func (w *writer) writes() int {
+	n := 0
+	for _, o := range w.batch {
+		if o.kind != opFlush {
+			n++
+		}
+	}
+	return n
+}
+
+// reply tells every waiter in the batch the outcome and empties it.
+func (w *writer) reply(err error) {
+	for _, o := range w.batch {
+		if o.done != nil {
+			if o.err != nil {
+				o.done <- o.err
+			} else {
+				o.done <- err
+			}
+		}
+	}
+	clear(w.batch)
+	w.batch = w.batch[:0]
+}
+
+// retryable reports whether err is a condition of the disk or of locking
+// that a later attempt may not meet.
+func retryable(err error) bool {
+	var se *sqlite.Error
+	if !errors.As(err, &se) {
+		return false
+	}
+	switch se.Code() & 0xff {
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+		sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL:
+		return true
+	}
+	return false
+}
