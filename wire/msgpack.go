@@ -125,7 +125,8 @@ func (msgpackPacker) unpackHeader(b []byte) (h Header, err error) {
 			return err
 		}
 		var dateErr error
-		fieldErr := map[*string]error{} // stays on the stack: at most 5 keys
+		var fieldErr [len(headerKeys)]error
+		fields := h.fields()
 		for range n {
 			c, err := d.dec.PeekCode()
 			if err != nil {
@@ -144,7 +145,11 @@ func (msgpackPacker) unpackHeader(b []byte) (h Header, err error) {
 			if c, err = d.dec.PeekCode(); err != nil {
 				return err
 			}
-			isDate, dst := string(k) == "date", h.field(string(k))
+			isDate, i := string(k) == "date", headerField(k)
+			var dst *string
+			if i >= 0 {
+				dst = fields[i]
+			}
 			switch {
 			case isDate && msgpcode.IsString(c):
 				v, err := d.raw()
@@ -161,7 +166,7 @@ func (msgpackPacker) unpackHeader(b []byte) (h Header, err error) {
 				if *dst, err = d.string(); err != nil {
 					return err
 				}
-				fieldErr[dst] = nil
+				fieldErr[i] = nil
 			case (isDate || dst != nil) && c == msgpcode.Nil:
 				if err := d.dec.DecodeNil(); err != nil {
 					return err
@@ -169,7 +174,7 @@ func (msgpackPacker) unpackHeader(b []byte) (h Header, err error) {
 				if isDate {
 					h.Date, dateErr = time.Time{}, nil
 				} else {
-					*dst, fieldErr[dst] = "", nil
+					*dst, fieldErr[i] = "", nil
 				}
 			default:
 				v, err := d.value(1)
@@ -179,7 +184,7 @@ func (msgpackPacker) unpackHeader(b []byte) (h Header, err error) {
 				if isDate {
 					dateErr = errHeaderType(string(k), v)
 				} else if dst != nil {
-					fieldErr[dst] = errHeaderType(string(k), v)
+					fieldErr[i] = errHeaderType(string(k), v)
 				}
 			}
 		}

@@ -97,14 +97,14 @@ func HeaderFromMap(m map[string]any) (Header, error) {
 			}
 			continue
 		}
-		dst := h.field(k)
-		if dst == nil {
+		i := headerField(k)
+		if i < 0 {
 			continue
 		}
 		switch v := v.(type) {
 		case nil:
 		case string:
-			*dst = v
+			*h.fields()[i] = v
 		default:
 			return Header{}, errHeaderType(k, v)
 		}
@@ -112,21 +112,22 @@ func HeaderFromMap(m map[string]any) (Header, error) {
 	return h, nil
 }
 
-// field returns the string field for key k, or nil.
-func (h *Header) field(k string) *string {
-	switch k {
-	case "msg_id":
-		return &h.MsgID
-	case "msg_type":
-		return &h.MsgType
-	case "username":
-		return &h.Username
-	case "session":
-		return &h.Session
-	case "version":
-		return &h.Version
+// headerKeys names the string fields of a Header, in fields order.
+var headerKeys = [5]string{"msg_id", "msg_type", "username", "session", "version"}
+
+// fields returns pointers to the string fields of h, in headerKeys order.
+func (h *Header) fields() [5]*string {
+	return [5]*string{&h.MsgID, &h.MsgType, &h.Username, &h.Session, &h.Version}
+}
+
+// headerField returns the index in headerKeys of k, or -1.
+func headerField[S string | []byte](k S) int {
+	for i, name := range headerKeys {
+		if string(k) == name {
+			return i
+		}
 	}
-	return nil
+	return -1
 }
 
 func errHeaderDate(d string) error {
