@@ -1,5 +1,3 @@
-// Package wiretest holds helpers for tests that talk to Python peers of the
-// wire protocol (jupyter_client, ipyparallel).
 package wiretest
 
 import (
