@@ -43,6 +43,10 @@ func errUUIDInUse(uuid string) error {
 	return &wire.Error{Name: "KeyError", Value: fmt.Sprintf("uuid %s in use", pyRepr(uuid))}
 }
 
+// maxEngineID bounds requested engine ids, keeping the counter far from
+// overflow.
+const maxEngineID = 1<<31 - 1
+
 // register starts a registration. requested, if not nil, is the engine's
 // preferred id: granted when no live or pending engine holds it.
 func (r *registry) register(uuid string, requested *int, deadline time.Time) (*engine, error) {
@@ -53,7 +57,7 @@ func (r *registry) register(uuid string, requested *int, deadline time.Time) (*e
 		return nil, errUUIDInUse(uuid)
 	}
 	id := r.next
-	if requested != nil && *requested >= 0 && !r.idTaken(*requested) {
+	if requested != nil && *requested >= 0 && *requested <= maxEngineID && !r.idTaken(*requested) {
 		id = *requested
 	}
 	r.next = max(r.next, id+1)

@@ -44,6 +44,7 @@ func TestRegistryIDs(t *testing.T) {
 	// a freed id can be requested again
 	r.remove(0)
 	step("g", id(0), 0)
+	step("h", id(1<<40), 10) // out of range: the counter's id
 	if got := r.activate("nope"); got != nil {
 		t.Fatal("activated an unknown uuid")
 	}
