@@ -1,14 +1,19 @@
+//go:build unix
+
 package transport
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/go-zeromq/zmq4"
 	zt "github.com/go-zeromq/zmq4/transport"
@@ -27,6 +32,15 @@ var taskMessage = zmq4.NewMsgFrom(
 	[]byte(`{"after":[],"follow":[],"timeout":null,"targets":[],"retries":0}`),
 	[]byte(`{"code":"x = compute(42)","silent":false,"store_history":true}`),
 )
+
+// cpuTime returns the CPU time (user and system) of the process so far.
+func cpuTime(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
 
 // counter counts the Read and Write calls on the net.Conns of a
 // transport: the read and write syscalls, not counting retries after
@@ -134,7 +148,7 @@ func BenchmarkIngest(b *testing.B) {
 				b.Fatal(err)
 			}
 			rt, dt := ts[c.router], ts[c.dealer]
-			reads0, writes0 := rt.n.reads.Load(), dt.n.writes.Load()
+			reads0, writes0, cpu0 := rt.n.reads.Load(), dt.n.writes.Load(), cpuTime(b)
 			sent := make(chan error, 1)
 			b.ResetTimer()
 			go func() {
@@ -157,6 +171,7 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			n := float64(b.N)
 			b.ReportMetric(n/b.Elapsed().Seconds(), "msgs/s")
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/n, "cpu-ns/msg")
 			b.ReportMetric(float64(rt.n.reads.Load()-reads0)/n, "reads/msg")
 			b.ReportMetric(float64(dt.n.writes.Load()-writes0)/n, "writes/msg")
 		})
@@ -180,7 +195,7 @@ func BenchmarkIngest(b *testing.B) {
 				b.Fatal(err)
 			}
 			rt := ts["count-"+router]
-			reads0 := rt.n.reads.Load()
+			reads0, cpu0 := rt.n.reads.Load(), cpuTime(b)
 			b.ResetTimer()
 			for range b.N {
 				if _, err := r.Recv(); err != nil {
@@ -189,6 +204,7 @@ func BenchmarkIngest(b *testing.B) {
 			}
 			b.StopTimer()
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+			b.ReportMetric(float64(cpuTime(b)-cpu0)/float64(b.N), "cpu-ns/msg")
 			b.ReportMetric(float64(rt.n.reads.Load()-reads0)/float64(b.N), "reads/msg")
 		})
 	}
@@ -198,11 +214,12 @@ func BenchmarkIngest(b *testing.B) {
 		if err != nil {
 			b.Fatalf("ingest.py: %v\n%s", err, out)
 		}
-		rate, err := strconv.ParseFloat(strings.TrimPrefix(strings.TrimSpace(string(out)), "msgs/s "), 64)
-		if err != nil {
+		var rate, cpu float64
+		if _, err := fmt.Sscanf(string(out), "msgs/s %g cpu-ns/msg %g", &rate, &cpu); err != nil {
 			b.Fatalf("ingest.py output %q: %v", out, err)
 		}
 		b.ReportMetric(rate, "msgs/s")
+		b.ReportMetric(cpu, "cpu-ns/msg")
 		b.ReportMetric(1e9/rate, "ns/op")
 	})
 }

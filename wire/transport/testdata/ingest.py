@@ -1,14 +1,16 @@
 """One-way ingest through libzmq, the pattern of BenchmarkIngest.
 
-  ingest.py N              -> prints "msgs/s <rate>"
+  ingest.py N              -> prints "msgs/s <rate> cpu-ns/msg <cpu>"
   ingest.py send ADDR N    -> a DEALER sends N messages to the ROUTER at ADDR
 
 A ROUTER binds 127.0.0.1, a DEALER in a child process sends N+1 6-frame task
 messages (~400 bytes), and the ROUTER receives them; the rate is timed from
-the first message received to the last. With "send", only the DEALER runs,
+the first message received to the last, and so is the CPU time (user and
+system, all threads) of the ROUTER's process, libzmq's I/O thread included. With "send", only the DEALER runs,
 for a Go ROUTER.
 """
 import multiprocessing
+import resource
 import sys
 import time
 
@@ -45,12 +47,17 @@ def main():
     p = multiprocessing.Process(target=send, args=("tcp://127.0.0.1:%d" % port, n + 1))
     p.start()
     r.recv_multipart()
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), cpu_seconds()
     for _ in range(n):
         r.recv_multipart()
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, cpu_seconds() - cpu
     p.join()
-    print("msgs/s %.0f" % (n / elapsed))
+    print("msgs/s %.0f cpu-ns/msg %.0f" % (n / elapsed, cpu / n * 1e9))
+
+
+def cpu_seconds():
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 if __name__ == "__main__":
