@@ -33,6 +33,14 @@ func startHub(t testing.TB, cfg Config, db taskdb.DB) *Hub {
 	if err != nil {
 		t.Fatal(err)
 	}
+	runHub(t, h, cfg)
+	return h
+}
+
+// runHub listens and runs h until the test ends, then checks that Run
+// returns nil in time and closes the DB.
+func runHub(t testing.TB, h *Hub, cfg Config) {
+	t.Helper()
 	if err := h.Listen(); err != nil {
 		t.Fatal(err)
 	}
@@ -49,9 +57,8 @@ func startHub(t testing.TB, cfg Config, db taskdb.DB) *Hub {
 		case <-time.After(cfg.ShutdownTimeout + 5*time.Second):
 			t.Errorf("Run did not return")
 		}
-		db.Close()
+		h.db.Close()
 	})
-	return h
 }
 
 func writeFile(t testing.TB, path, content string) {
