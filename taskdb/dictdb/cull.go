@@ -33,7 +33,7 @@ func (db *DB) cullSize() {
 	var victims []*rec
 	db.cullOrder(func(r *rec) bool {
 		victims = append(victims, r)
-		left -= r.bytes
+		left -= r.bytes()
 		return left > target
 	})
 	db.cull(victims, "size_limit")

@@ -287,10 +287,8 @@ func (db *DB) insert(r *rec) {
 	}
 	db.byClient.add(r.vals[slotClientUUID], r)
 	db.byEngine.add(r.vals[slotEngineUUID], r)
-	for _, f := range r.extra {
-		db.extraKeys[f.k]++
-	}
-	db.bytes += r.bytes
+	db.countExtras(r.rest, 1)
+	db.bytes += r.bytes()
 }
 
 // delete removes a record from the map and every index.
@@ -305,12 +303,8 @@ func (db *DB) delete(r *rec) {
 	}
 	db.byClient.remove(r.vals[slotClientUUID], r)
 	db.byEngine.remove(r.vals[slotEngineUUID], r)
-	for _, f := range r.extra {
-		if db.extraKeys[f.k]--; db.extraKeys[f.k] == 0 {
-			delete(db.extraKeys, f.k)
-		}
-	}
-	db.bytes -= r.bytes
+	db.countExtras(r.rest, -1)
+	db.bytes -= r.bytes()
 }
 
 // apply writes one change to a stored record, keeping the indexes, and
@@ -350,16 +344,29 @@ func (db *DB) apply(r *rec, c change) (grew bool) {
 			db.byEngine.add(c.v, r)
 		case slotBuffers, slotResultBuffers:
 			delta := bufferBytes(c.v) - bufferBytes(r.vals[c.i])
-			r.bytes += delta
 			db.bytes += delta
 			grew = delta > 0
 		}
 		r.vals[c.i] = c.v
+	case kindSparse:
+		r.rest = r.rest.with(c.key, c.v)
 	case kindExtra:
-		if _, ok := r.extra.Lookup(c.key); !ok {
+		if _, ok := r.rest.Lookup(c.key); !ok {
 			db.extraKeys[c.key]++
 		}
-		r.extra = r.extra.with(c.key, c.v)
+		r.rest = r.rest.with(c.key, c.v)
 	}
 	return grew
+}
+
+// countExtras adds delta to the count of each extra key in rest.
+func (db *DB) countExtras(rest doc, delta int) {
+	for _, f := range rest {
+		if k, _ := locate(f.k); k != kindExtra {
+			continue
+		}
+		if db.extraKeys[f.k] += delta; db.extraKeys[f.k] == 0 {
+			delete(db.extraKeys, f.k)
+		}
+	}
 }

@@ -15,3 +15,7 @@ func TestConformance(t *testing.T) {
 func TestConformanceUnlimited(t *testing.T) {
 	dbtest.Run(t, func(*testing.T) taskdb.DB { return dictdb.New(dictdb.Options{}) })
 }
+
+func BenchmarkDB(b *testing.B) {
+	dbtest.Bench(b, func(*testing.B) taskdb.DB { return dictdb.New(dictdb.Options{}) })
+}

@@ -17,7 +17,7 @@ import (
 // the number of candidates it yields, then matches the candidates
 // against the whole filter.
 func (db *DB) find(q *query.Filter) []*rec {
-	best := plan{cost: db.all.size(), scan: []*ordered{&db.all}}
+	best := plan{cost: db.all.size(), scan: []*ordered{&db.all}, inOrder: true}
 	if q != nil {
 		for _, h := range q.Hints() {
 			if p, ok := db.planHint(h); ok && p.cost < best.cost {
@@ -26,13 +26,13 @@ func (db *DB) find(q *query.Filter) []*rec {
 		}
 	}
 	var hits []*rec
-	keep := func(r *rec) {
-		if q == nil || q.MatchDoc(r) {
+	keep := func(r *rec, exact bool) {
+		if q == nil || exact || q.MatchDoc(r) {
 			hits = append(hits, r)
 		}
 	}
 	for _, r := range best.recs {
-		keep(r)
+		keep(r, best.exact)
 	}
 	for _, o := range best.scan {
 		lo, hi := 0, len(o.s)
@@ -41,7 +41,14 @@ func (db *DB) find(q *query.Filter) []*rec {
 		}
 		for _, e := range o.s[lo:hi] {
 			if e.r != nil {
-				keep(e.r)
+				keep(e.r, best.exact)
+			}
+		}
+	}
+	if best.odd != nil {
+		for _, e := range best.odd.s {
+			if e.r != nil {
+				keep(e.r, false)
 			}
 		}
 	}
@@ -64,15 +71,17 @@ func bySeq(a, b *rec) int {
 	return 0
 }
 
-// plan is a set of candidate records: recs, plus the entries of each
-// index in scan (only lo..hi if bounded).
+// plan is a set of candidate records: recs, the entries of each index in
+// scan (only lo..hi if bounded), and those of odd.
 type plan struct {
 	cost    int
 	recs    []*rec
 	scan    []*ordered
 	bounded bool
 	lo, hi  int
-	inOrder bool // candidates come in seq order
+	odd     *ordered // candidates that always need matching
+	exact   bool     // recs and scan satisfy the filter: no need to match
+	inOrder bool     // candidates come in seq order
 }
 
 // planHint returns the plan an index offers for h, if any.
@@ -82,18 +91,22 @@ func (db *DB) planHint(h query.Hint) (plan, bool) {
 		if !h.Eq {
 			return plan{}, false
 		}
-		p := plan{cost: len(h.Values)}
+		// msg_id is always a string: exact for string values.
+		p := plan{cost: len(h.Values), exact: h.Exact}
 		for _, v := range h.Values {
-			if s, ok := v.(string); ok {
-				if r, ok := db.recs[s]; ok {
-					p.recs = append(p.recs, r)
-				}
+			s, ok := v.(string)
+			if !ok {
+				p.exact = false
+				continue
+			}
+			if r, ok := db.recs[s]; ok {
+				p.recs = append(p.recs, r)
 			}
 		}
 		return p, true
 	case taskdb.KeyCompleted:
 		if h.Eq && len(h.Values) == 1 && h.Values[0] == nil {
-			return plan{cost: db.pending.size(), scan: []*ordered{&db.pending}, inOrder: true}, true
+			return plan{cost: db.pending.size(), scan: []*ordered{&db.pending}, exact: h.Exact, inOrder: true}, true
 		}
 	case taskdb.KeyClientUUID:
 		return planBuckets(&db.byClient, h)
@@ -109,7 +122,12 @@ func planBuckets(b *bucketIndex, h query.Hint) (plan, bool) {
 	if !h.Eq {
 		return plan{}, false
 	}
-	p := plan{cost: b.odd.size(), scan: []*ordered{&b.odd}}
+	// A bucket holds exactly the records whose value is that string; odd
+	// values (arrays, numbers) always need matching.
+	p := plan{cost: b.odd.size(), exact: h.Exact}
+	if p.cost > 0 {
+		p.odd = &b.odd
+	}
 	for _, v := range h.Values {
 		s, ok := v.(string)
 		if !ok {
@@ -120,7 +138,7 @@ func planBuckets(b *bucketIndex, h query.Hint) (plan, bool) {
 			p.cost += o.size()
 		}
 	}
-	p.inOrder = len(p.scan) == 1
+	p.inOrder = len(p.scan) <= 1 && p.odd == nil
 	return p, true
 }
 
@@ -166,5 +184,7 @@ func (db *DB) planRange(h query.Hint) (plan, bool) {
 	if hi < lo {
 		hi = lo
 	}
-	return plan{cost: hi - lo, scan: []*ordered{&db.bySubmitted}, bounded: true, lo: lo, hi: hi}, true
+	// submitted holds only times and nulls, and time bounds never match
+	// null: the range is exact.
+	return plan{cost: hi - lo, scan: []*ordered{&db.bySubmitted}, bounded: true, lo: lo, hi: hi, exact: h.Exact}, true
 }

@@ -8,7 +8,10 @@ import (
 	"github.com/taskhub/taskhub/taskdb"
 )
 
-// Slots of the schema keys other than msg_id and the four times.
+// Slots of the schema keys most records set. msg_id is rec.id, the times
+// are rec.times, and the schema keys that are usually at their default
+// (resubmitted, execute_input, execute_result, error, stdout, stderr) live
+// in rec.rest with the extra keys, only once set.
 const (
 	slotHeader = iota
 	slotMetadata
@@ -16,17 +19,11 @@ const (
 	slotBuffers
 	slotClientUUID
 	slotEngineUUID
-	slotResubmitted
+	slotQueue
 	slotResultHeader
 	slotResultMetadata
 	slotResultContent
 	slotResultBuffers
-	slotQueue
-	slotExecuteInput
-	slotExecuteResult
-	slotError
-	slotStdout
-	slotStderr
 	nSlots
 )
 
@@ -46,7 +43,8 @@ const noTime = math.MinInt64
 type kind uint8
 
 const (
-	kindExtra kind = iota
+	kindExtra  kind = iota // not a schema key: in rest
+	kindSparse             // a rarely set schema key: in rest once set
 	kindMsgID
 	kindSlot
 	kindTime
@@ -75,8 +73,6 @@ func locate(key string) (kind, int) {
 		return kindTime, timeStarted
 	case taskdb.KeyCompleted:
 		return kindTime, timeCompleted
-	case taskdb.KeyResubmitted:
-		return kindSlot, slotResubmitted
 	case taskdb.KeyReceived:
 		return kindTime, timeReceived
 	case taskdb.KeyResultHeader:
@@ -89,44 +85,44 @@ func locate(key string) (kind, int) {
 		return kindSlot, slotResultBuffers
 	case taskdb.KeyQueue:
 		return kindSlot, slotQueue
-	case taskdb.KeyExecuteInput:
-		return kindSlot, slotExecuteInput
-	case taskdb.KeyExecuteResult:
-		return kindSlot, slotExecuteResult
-	case taskdb.KeyError:
-		return kindSlot, slotError
-	case taskdb.KeyStdout:
-		return kindSlot, slotStdout
-	case taskdb.KeyStderr:
-		return kindSlot, slotStderr
+	case taskdb.KeyResubmitted, taskdb.KeyExecuteInput, taskdb.KeyExecuteResult,
+		taskdb.KeyError, taskdb.KeyStdout, taskdb.KeyStderr:
+		return kindSparse, 0
 	}
 	return kindExtra, 0
 }
 
-// slotKeys and timeKeys name the slots, for building documents.
+// Names of the slots and times, and the sparse schema keys.
 var (
 	slotKeys = [nSlots]string{
 		taskdb.KeyHeader, taskdb.KeyMetadata, taskdb.KeyContent, taskdb.KeyBuffers,
-		taskdb.KeyClientUUID, taskdb.KeyEngineUUID, taskdb.KeyResubmitted,
+		taskdb.KeyClientUUID, taskdb.KeyEngineUUID, taskdb.KeyQueue,
 		taskdb.KeyResultHeader, taskdb.KeyResultMetadata, taskdb.KeyResultContent,
-		taskdb.KeyResultBuffers, taskdb.KeyQueue, taskdb.KeyExecuteInput,
-		taskdb.KeyExecuteResult, taskdb.KeyError, taskdb.KeyStdout, taskdb.KeyStderr,
+		taskdb.KeyResultBuffers,
 	}
-	timeKeys = [nTimes]string{taskdb.KeySubmitted, taskdb.KeyStarted, taskdb.KeyCompleted, taskdb.KeyReceived}
+	timeKeys   = [nTimes]string{taskdb.KeySubmitted, taskdb.KeyStarted, taskdb.KeyCompleted, taskdb.KeyReceived}
+	sparseKeys = [...]string{
+		taskdb.KeyResubmitted, taskdb.KeyExecuteInput, taskdb.KeyExecuteResult,
+		taskdb.KeyError, taskdb.KeyStdout, taskdb.KeyStderr,
+	}
 )
 
-// rec is a stored record: typed storage for the schema keys, a doc for
-// the others. Its values are frozen; the DB mutex guards the rec itself.
+// rec is a stored record, 256 bytes plus its values. Its values are
+// frozen; the DB mutex guards the rec itself.
 type rec struct {
 	id    string
 	seq   uint64 // insertion order
 	vals  [nSlots]any
 	times [nTimes]int64 // microseconds since the Unix epoch, or noTime
-	extra doc           // replaced, never modified in place
-	bytes int64         // buffers + result_buffers
+	rest  doc           // sparse schema keys once set, and extra keys; replaced, never modified in place
 }
 
 func (r *rec) pending() bool { return r.times[timeCompleted] == noTime }
+
+// bytes is what the record counts toward the size limit.
+func (r *rec) bytes() int64 {
+	return bufferBytes(r.vals[slotBuffers]) + bufferBytes(r.vals[slotResultBuffers])
+}
 
 // Lookup implements query.Doc.
 func (r *rec) Lookup(key string) (any, bool) {
@@ -138,12 +134,28 @@ func (r *rec) Lookup(key string) (any, bool) {
 		return r.vals[i], true
 	case kindTime:
 		return timeValue(r.times[i]), true
+	case kindSparse:
+		if v, ok := r.rest.Lookup(key); ok {
+			return v, true
+		}
+		return taskdb.Default(key), true
 	}
-	return r.extra.Lookup(key)
+	return r.rest.Lookup(key)
 }
 
 // Len implements query.Doc.
-func (r *rec) Len() int { return len(taskdb.SchemaKeys) + len(r.extra) }
+func (r *rec) Len() int { return len(taskdb.SchemaKeys) + r.extras() }
+
+// extras counts the record's non-schema keys.
+func (r *rec) extras() int {
+	n := 0
+	for _, f := range r.rest {
+		if k, _ := locate(f.k); k == kindExtra {
+			n++
+		}
+	}
+	return n
+}
 
 func timeValue(us int64) any {
 	if us == noTime {
@@ -161,7 +173,7 @@ func (r *rec) thawKey(key string) (any, bool) {
 
 // thawAll returns a deep copy of the whole record.
 func (r *rec) thawAll() taskdb.Record {
-	m := make(taskdb.Record, len(taskdb.SchemaKeys)+len(r.extra))
+	m := make(taskdb.Record, len(taskdb.SchemaKeys)+len(r.rest))
 	m[taskdb.KeyMsgID] = r.id
 	for i, v := range r.vals {
 		m[slotKeys[i]] = thaw(v)
@@ -169,7 +181,10 @@ func (r *rec) thawAll() taskdb.Record {
 	for i, t := range r.times {
 		m[timeKeys[i]] = timeValue(t)
 	}
-	for _, f := range r.extra {
+	for _, k := range sparseKeys {
+		m[k] = taskdb.Default(k)
+	}
+	for _, f := range r.rest {
 		m[f.k] = thaw(f.v)
 	}
 	return m
@@ -180,7 +195,7 @@ type change struct {
 	kind kind
 	i    int
 	key  string
-	v    any   // frozen, for slots and extras
+	v    any   // frozen, for slots and rest
 	t    int64 // for times
 }
 
@@ -225,23 +240,25 @@ func prepare(id string, fields taskdb.Record) ([]change, error) {
 // changes.
 func newRec(id string, cs []change) *rec {
 	r := &rec{id: id}
-	r.vals[slotStdout], r.vals[slotStderr] = "", ""
 	for i := range r.times {
 		r.times[i] = noTime
 	}
-	var extra doc
+	var rest doc
 	for _, c := range cs {
 		switch c.kind {
 		case kindSlot:
 			r.vals[c.i] = c.v
 		case kindTime:
 			r.times[c.i] = c.t
-		case kindExtra:
-			extra = append(extra, field{k: c.key, v: c.v})
+		case kindSparse:
+			if c.v != taskdb.Default(c.key) { // types differ or are comparable: no panic
+				rest = append(rest, field{k: c.key, v: c.v})
+			}
+		default:
+			rest = append(rest, field{k: c.key, v: c.v})
 		}
 	}
-	sortFields(extra)
-	r.extra = extra
-	r.bytes = bufferBytes(r.vals[slotBuffers]) + bufferBytes(r.vals[slotResultBuffers])
+	sortFields(rest)
+	r.rest = rest
 	return r
 }

@@ -93,7 +93,7 @@ func freezeDepth(key string, v any, depth int) (any, error) {
 	case time.Time:
 		if x.Location() == time.UTC && x.Nanosecond()%1000 == 0 {
 			if y := x.Year(); y >= 1 && y <= 9999 {
-				return x, nil
+				return v, nil // share the caller's box: times are immutable
 			}
 		}
 		t, err := query.CanonicalTime(x)
@@ -128,9 +128,18 @@ func freezeDepth(key string, v any, depth int) (any, error) {
 	return freezeDepth(key, c, depth)
 }
 
+// Boxed empty documents, shared so that storing {} allocates nothing.
+var (
+	nilDoc   any = doc(nil)
+	emptyDoc any = doc{}
+)
+
 func freezeMap(key string, m map[string]any, depth int) (any, error) {
 	if m == nil {
-		return doc(nil), nil
+		return nilDoc, nil
+	}
+	if len(m) == 0 {
+		return emptyDoc, nil
 	}
 	d := make(doc, 0, len(m))
 	for k, e := range m {

@@ -13,6 +13,10 @@ type Hint struct {
 	// Otherwise the field lies within a range; a nil bound is open.
 	Lower, Upper         any
 	LowerIncl, UpperIncl bool
+	// Exact reports that the hint is the filter's only condition: a
+	// backend whose index holds exactly the records satisfying it (for
+	// instance, when it knows the field's type) may skip Match.
+	Exact bool
 }
 
 // Hints returns the hints implied by the filter's top-level conditions
@@ -32,6 +36,7 @@ func (f *Filter) Hints() []Hint {
 			case *fieldNode:
 				for i := range n.conds {
 					if h, ok := hintOf(n.path, &n.conds[i]); ok {
+						h.Exact = d == f.root && len(d.entries) == 1 && len(n.conds) == 1
 						hs = append(hs, h)
 					}
 				}
