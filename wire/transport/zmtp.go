@@ -69,7 +69,7 @@ const (
 // are set, frame and message sizes. A stream is not safe for concurrent use.
 type stream struct {
 	maxFrame int64 // 0: unlimited
-	maxMsg   int64 // 0: unlimited
+	maxMsg   int64 // 0: unlimited, and no maxFrames either
 
 	state    int
 	buf      []byte // greeting, size or command bytes being collected
@@ -106,10 +106,7 @@ func (s *stream) feed(b []byte) error {
 	for len(b) > 0 && s.err == nil {
 		switch s.state {
 		case stBody:
-			n := int64(len(b))
-			if n > s.left {
-				n = s.left
-			}
+			n := min(int64(len(b)), s.left)
 			b = b[n:]
 			s.left -= n
 			if s.left == 0 {
@@ -193,7 +190,7 @@ func (s *stream) sized() error {
 	if s.maxMsg > 0 && n > s.maxMsg-s.msg {
 		return fmt.Errorf("%w: more than %d bytes", errMsgSize, s.maxMsg)
 	}
-	if s.frames++; s.frames > maxFrames {
+	if s.frames++; s.maxMsg > 0 && s.frames > maxFrames {
 		return fmt.Errorf("%w: more than %d frames", errMsgSize, maxFrames)
 	}
 	s.msg += n
