@@ -1,0 +1,244 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/go-zeromq/zmq4"
+
+	"github.com/taskhub/taskhub/hub/connfile"
+	"github.com/taskhub/taskhub/wire"
+)
+
+// sock is a dialled socket with a receive pump: the pump goroutine only
+// calls Recv; the goroutine that owns the peer calls Send.
+type sock struct {
+	zs zmq4.Socket
+	in chan [][]byte
+}
+
+func dial(ctx context.Context, typ zmq4.SocketType, id string, eps ...string) (*sock, error) {
+	var opts []zmq4.Option
+	if id != "" {
+		opts = append(opts, zmq4.WithID(zmq4.SocketIdentity(id)))
+	}
+	var zs zmq4.Socket
+	switch typ {
+	case zmq4.Dealer:
+		zs = zmq4.NewDealer(ctx, opts...)
+	case zmq4.Router:
+		zs = zmq4.NewRouter(ctx, opts...)
+	case zmq4.Sub:
+		zs = zmq4.NewSub(ctx, opts...)
+	default:
+		return nil, fmt.Errorf("socket type %s", typ)
+	}
+	for _, ep := range eps {
+		if err := zs.Dial(ep); err != nil {
+			zs.Close()
+			return nil, fmt.Errorf("dial %s: %w", ep, err)
+		}
+	}
+	if typ == zmq4.Sub {
+		if err := zs.SetOption(zmq4.OptionSubscribe, ""); err != nil {
+			zs.Close()
+			return nil, err
+		}
+	}
+	s := &sock{zs: zs, in: make(chan [][]byte, 1024)}
+	go func() {
+		defer zs.Close()
+		for {
+			m, err := zs.Recv()
+			if err != nil {
+				return
+			}
+			if m.Type == zmq4.CmdMsg {
+				continue
+			}
+			select {
+			case s.in <- m.Frames:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return s, nil
+}
+
+func (s *sock) send(sess *wire.Session, m *wire.Message) error {
+	frames, err := sess.Encode(m)
+	if err != nil {
+		return err
+	}
+	return s.zs.Send(zmq4.NewMsgFrom(frames...))
+}
+
+// request sends m and waits for the reply whose parent is m.
+func (s *sock) request(ctx context.Context, sess *wire.Session, m *wire.Message, timeout time.Duration) (*wire.Message, error) {
+	if err := s.send(sess, m); err != nil {
+		return nil, err
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case f := <-s.in:
+			r, err := sess.Decode(f)
+			if err == nil && r.Parent.MsgID == m.Header.MsgID {
+				return r, nil
+			}
+		case <-t.C:
+			return nil, fmt.Errorf("no reply to %s within %v", m.Header.MsgType, timeout)
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// engine is a fake engine that answers every request at once.
+type engine struct {
+	sess        *wire.Session
+	uuid        string
+	shell, ping *sock
+	pong        zmq4.Socket
+}
+
+func startEngine(ctx context.Context, s *wire.Session, ef connfile.Engine) (*engine, error) {
+	e := &engine{sess: s, uuid: s.ID()}
+	reg, err := dial(ctx, zmq4.Dealer, e.uuid, ef.Endpoint(ef.Registration))
+	if err != nil {
+		return nil, err
+	}
+	r, err := reg.request(ctx, s, s.NewMessage("registration_request", map[string]any{"uuid": e.uuid}, nil), 10*time.Second)
+	if err != nil {
+		return nil, fmt.Errorf("engine registration: %w", err)
+	}
+	if r.Content["status"] != "ok" {
+		return nil, fmt.Errorf("engine registration: %v", r.Content)
+	}
+	if e.shell, err = dial(ctx, zmq4.Router, e.uuid, ef.Endpoint(ef.Mux), ef.Endpoint(ef.Task), ef.Endpoint(ef.Control)); err != nil {
+		return nil, err
+	}
+	if e.ping, err = dial(ctx, zmq4.Sub, "", ef.Endpoint(ef.HBPing)); err != nil {
+		return nil, err
+	}
+	pong, err := dial(ctx, zmq4.Dealer, e.uuid, ef.Endpoint(ef.HBPong))
+	if err != nil {
+		return nil, err
+	}
+	e.pong = pong.zs
+	return e, nil
+}
+
+// serve echoes heartbeats and answers requests until ctx ends.
+func (e *engine) serve(ctx context.Context) {
+	for {
+		select {
+		case f := <-e.ping.in:
+			e.pong.Send(zmq4.NewMsgFrom(f...))
+		case f := <-e.shell.in:
+			m, err := e.sess.Decode(f)
+			if err != nil {
+				continue
+			}
+			r := e.sess.NewMessage(replyType(m.Header.MsgType), map[string]any{"status": "ok"}, &m.Header)
+			r.Metadata = map[string]any{"status": "ok", "engine": e.uuid, "started": time.Now().UTC(), "dependencies_met": true}
+			r.Identities = m.Identities
+			e.shell.send(e.sess, r)
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func replyType(t string) string {
+	if len(t) > len("_request") && t[len(t)-len("_request"):] == "_request" {
+		return t[:len(t)-len("_request")] + "_reply"
+	}
+	return t + "_reply"
+}
+
+// client submits tasks and queries.
+type client struct {
+	sess        *wire.Session
+	task, query *sock
+}
+
+func dialClient(ctx context.Context, s *wire.Session, cf connfile.Client) (*client, error) {
+	task, err := dial(ctx, zmq4.Dealer, "", cf.Endpoint(cf.Task))
+	if err != nil {
+		return nil, err
+	}
+	query, err := dial(ctx, zmq4.Dealer, "", cf.Endpoint(cf.Registration))
+	if err != nil {
+		return nil, err
+	}
+	return &client{sess: s, task: task, query: query}, nil
+}
+
+// waitEngines polls connection_request until n engines are registered.
+func (c *client) waitEngines(ctx context.Context, n int) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		r, err := c.query.request(ctx, c.sess, c.sess.NewMessage("connection_request", nil, nil), 10*time.Second)
+		if err != nil {
+			return err
+		}
+		if es, _ := r.Content["engines"].(map[string]any); len(es) >= n {
+			return nil
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return errors.New("engines did not register within 60s")
+}
+
+// pipeline keeps window no-op tasks in flight until ctx ends.
+func (c *client) pipeline(ctx context.Context, window int, m *meter) {
+	sent := make(map[string]time.Time, window)
+	submit := func() {
+		req := c.sess.NewMessage("apply_request", nil, nil)
+		req.Metadata = map[string]any{"after": []any{}, "follow": []any{}, "targets": []any{}, "retries": 0, "timeout": 0.0}
+		sent[req.Header.MsgID] = time.Now()
+		c.task.send(c.sess, req)
+	}
+	for range window {
+		submit()
+	}
+	for {
+		select {
+		case f := <-c.task.in:
+			r, err := c.sess.Decode(f)
+			if err != nil {
+				continue
+			}
+			if t0, ok := sent[r.Parent.MsgID]; ok {
+				delete(sent, r.Parent.MsgID)
+				m.task(time.Since(t0))
+				submit()
+			}
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// queryLoop sends db_request after db_request until ctx ends.
+func (c *client) queryLoop(ctx context.Context, m *meter) {
+	for ctx.Err() == nil {
+		req := c.sess.NewMessage("db_request", map[string]any{
+			"query": map[string]any{"msg_id": "hubload-probe"}, "keys": []any{"completed"},
+		}, nil)
+		t0 := time.Now()
+		if _, err := c.query.request(ctx, c.sess, req, 30*time.Second); err != nil {
+			return
+		}
+		m.query(time.Since(t0))
+	}
+}
