@@ -390,3 +390,67 @@ func TestNonReadingPeer(t *testing.T) {
 		})
 	}
 }
+
+// TestDialBadServer dials through the transport to raw servers: zmq4's
+// Dial must fail within bound instead of hanging on a silent server, and a
+// server breaking the protocol later is dropped, its error reaching Recv.
+func TestDialBadServer(t *testing.T) {
+	ready := cat(greeting(), command("READY", props("Socket-Type", "ROUTER")))
+	for _, c := range []struct {
+		name   string
+		serve  []byte
+		reason string
+	}{
+		{"silent", nil, "handshake timeout"},
+		{"bad greeting", cat(greeting()[:10], []byte{2}, greeting()[11:]), "ZMTP version 2"},
+		{"incompatible", cat(greeting(), command("READY", props("Socket-Type", "PUB"))), "incompatible"},
+		{"frame header 2^50", cat(ready, longHeader(0, 1<<50)), "frame too large"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			logs := new(logBuffer)
+			scheme, err := Register(Options{
+				HandshakeTimeout: 300 * time.Millisecond,
+				Logger:           slog.New(slog.NewTextHandler(logs, nil)),
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			go func() {
+				c2, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				defer c2.Close()
+				_, _ = c2.Write(c.serve)
+				_, _ = io.Copy(io.Discard, c2) // until the dialer hangs up
+			}()
+			ctx, cancel := context.WithCancel(t.Context())
+			defer cancel()
+			d := zmq4.NewDealer(ctx, zmq4.WithDialerMaxRetries(0))
+			defer d.Close()
+			done := make(chan error, 1)
+			go func() {
+				if err := d.Dial(scheme + "://" + ln.Addr().String()); err != nil {
+					done <- err
+					return
+				}
+				_, err := d.Recv()
+				done <- err
+			}()
+			select {
+			case err := <-done:
+				if !errors.Is(err, ErrDropped) {
+					t.Fatalf("got %v, want ErrDropped", err)
+				}
+			case <-time.After(bound):
+				t.Fatalf("dialer still waiting after %v", bound)
+			}
+			logs.waitLog(t, c.reason)
+		})
+	}
+}
