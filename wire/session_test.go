@@ -140,6 +140,12 @@ func TestRoundTrip(t *testing.T) {
 				if !sameFrames(got.Raw, frames) {
 					t.Error("Raw differs from the frames")
 				}
+				// Nothing is copied: identities and buffers alias the frames
+				// both ways.
+				if &frames[0][0] != &m.Identities[0][0] || &frames[7][0] != &m.Buffers[0][0] ||
+					&got.Identities[0][0] != &frames[0][0] || &got.Buffers[1][0] != &frames[8][0] || &got.Raw[0] != &frames[0] {
+					t.Error("identities, buffers or Raw were copied")
+				}
 				got.Raw = nil
 				if !reflect.DeepEqual(got, m) {
 					t.Errorf("round trip\n got %#v\nwant %#v", got, m)
