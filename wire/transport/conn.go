@@ -13,9 +13,9 @@ import (
 )
 
 const (
-	readBufSize = 32 << 10 // holds a whole handshake: 64 + 9 + maxCommand
-	writeChunk  = 1 << 20  // bytes per write syscall, each with its own deadline
-	maxIdleBuf  = 4 << 20  // larger write buffers are released after use
+	readBufSize = 16 << 10  // per connection; holds a whole handshake: 64 + 9 + maxCommand
+	writeChunk  = 1 << 20   // bytes per write syscall, each with its own deadline
+	maxIdleBuf  = 256 << 10 // larger write buffers are released after use
 )
 
 // ErrDropped is wrapped by the error every Read and Write returns once the

@@ -50,7 +50,7 @@
 //   - zmq4 leaves a connection open when the handshake fails on
 //     incompatible socket types; such connections are closed.
 //
-// Bodies of ZMTP commands are limited to 16 KiB and messages to 65,536
+// Bodies of ZMTP commands are limited to 8 KiB and messages to 65,536
 // frames (zmq4 holds a slice header per frame, even an empty one). A peer's
 // empty frame cannot panic a PUB or XPUB socket (conn.subscribe) in
 // v0.17.0: zmq4 checks the frame before subscribing.

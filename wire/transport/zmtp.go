@@ -24,7 +24,7 @@ const (
 	// maxCommand bounds the body of one command frame. Commands are
 	// handshake metadata (READY) and heartbeats, a few hundred bytes;
 	// the bound keeps a whole handshake inside one read buffer.
-	maxCommand = 16 << 10
+	maxCommand = 8 << 10
 
 	// maxFrames bounds the frames of one message: zmq4 keeps a slice
 	// header per frame, so empty frames would otherwise cost memory
