@@ -143,6 +143,38 @@ func (db *DB) Stats() Stats {
 	}
 }
 
+// dataSource returns the driver's data source name for opts: the path as
+// a file: URI (or opts.Path itself if it is one, so that tests and experts
+// can add driver parameters) with the pragmas every connection runs.
+func dataSource(opts Options) (string, error) {
+	sync := "NORMAL" // WAL: commits survive a process crash; fsync at checkpoints
+	if opts.Sync == SyncFull {
+		sync = "FULL" // WAL: every commit is fsynced
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "cache_size(-65536)", "wal_autocheckpoint(10000)"} {
+		q.Add("_pragma", p)
+	}
+	if strings.HasPrefix(opts.Path, "file:") {
+		sep := "?"
+		if strings.Contains(opts.Path, "?") {
+			sep = "&"
+		}
+		return opts.Path + sep + q.Encode(), nil
+	}
+	dir := filepath.Dir(opts.Path)
+	if st, err := os.Stat(dir); err != nil {
+		return "", fmt.Errorf("sqlitedb: open %s: %w", opts.Path, err)
+	} else if !st.IsDir() {
+		return "", fmt.Errorf("sqlitedb: open %s: %s is not a directory", opts.Path, dir)
+	}
+	if st, err := os.Stat(opts.Path); err == nil && st.IsDir() {
+		return "", fmt.Errorf("sqlitedb: open %s: is a directory", opts.Path)
+	}
+	u := url.URL{Scheme: "file", Opaque: opts.Path, RawQuery: q.Encode()}
+	return u.String(), nil
+}
+
 // Open opens or creates the database at opts.Path. It fails if the file
 // cannot be opened for writing, is not an SQLite database, or holds a
 // table or schema version this build did not create (ErrIncompatible).
@@ -150,20 +182,11 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if err := opts.setDefaults(); err != nil {
 		return nil, err
 	}
-	if dir := filepath.Dir(opts.Path); dir != "" {
-		if _, err := os.Stat(dir); err != nil {
-			return nil, fmt.Errorf("sqlitedb: open %s: %w", opts.Path, err)
-		}
+	dsn, err := dataSource(opts)
+	if err != nil {
+		return nil, err
 	}
-	sync := "NORMAL" // WAL: commits survive a process crash; fsync at checkpoints
-	if opts.Sync == SyncFull {
-		sync = "FULL" // WAL: every commit is fsynced
-	}
-	q := url.Values{}
-	for _, p := range []string{"journal_mode(WAL)", "synchronous(" + sync + ")", "busy_timeout(10000)", "foreign_keys(off)"} {
-		q.Add("_pragma", p)
-	}
-	sdb, err := sql.Open("sqlite", "file:"+opts.Path+"?"+q.Encode())
+	sdb, err := sql.Open("sqlite", dsn)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitedb: open %s: %w", opts.Path, err)
 	}

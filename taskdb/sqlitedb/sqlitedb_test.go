@@ -11,6 +11,14 @@ import (
 // open opens a fresh DB in a temporary directory and closes it at cleanup.
 func open(tb testing.TB, opts Options) *DB {
 	tb.Helper()
+	db := openOnly(tb, opts)
+	tb.Cleanup(func() { db.Close() })
+	return db
+}
+
+// openOnly opens a fresh DB that the caller closes.
+func openOnly(tb testing.TB, opts Options) *DB {
+	tb.Helper()
 	if opts.Path == "" {
 		opts.Path = filepath.Join(tb.TempDir(), "tasks.db")
 	}
@@ -18,7 +26,6 @@ func open(tb testing.TB, opts Options) *DB {
 	if err != nil {
 		tb.Fatalf("Open: %v", err)
 	}
-	tb.Cleanup(func() { db.Close() })
 	return db
 }
 
