@@ -2,6 +2,7 @@ package transport
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -131,10 +132,18 @@ func (c *conn) readNet(p []byte) (int, error) {
 			return 0, cerr
 		}
 	}
+	if err == nil {
+		return n, nil
+	}
 	var ne net.Error
 	if errors.As(err, &ne) && ne.Timeout() && !c.handshk.IsZero() {
 		return n, c.drop(errHandshakeTimeout)
 	}
+	c.wmu.Lock()
+	if c.werr != nil { // the writer dropped the connection: say why
+		err = c.werr
+	}
+	c.wmu.Unlock()
 	return n, err
 }
 
@@ -267,9 +276,11 @@ func (c *conn) dropLocked(cause error) error {
 		return c.werr
 	}
 	c.werr = &dropError{cause}
-	if !c.closing {
-		c.log.Warn("peer dropped", "reason", cause.Error())
+	level := slog.LevelWarn // the peer broke a rule or a limit
+	if oe := (*net.OpError)(nil); c.closing || errors.As(cause, &oe) {
+		level = slog.LevelDebug // an I/O error: the peer left
 	}
+	c.log.Log(context.Background(), level, "peer dropped", "reason", cause.Error())
 	c.wcond.Signal()
 	c.Conn.Close()
 	return c.werr
