@@ -119,13 +119,18 @@ func migrate(ctx context.Context, conn *sql.Conn, t string) (err error) {
 	case version == 0 && exists != 0:
 		return fmt.Errorf("%w: table %s exists but was not created by taskhub (schema version 0)", ErrIncompatible, t)
 	case exists != 0:
-		return checkColumns(ctx, conn, t)
-	}
-	for _, s := range ddl(t) {
-		if _, err := conn.ExecContext(ctx, s); err != nil {
-			return fmt.Errorf("create table %s: %w", t, err)
+		if err := checkColumns(ctx, conn, t); err != nil {
+			return err
+		}
+	default:
+		for _, s := range ddl(t) {
+			if _, err := conn.ExecContext(ctx, s); err != nil {
+				return fmt.Errorf("create table %s: %w", t, err)
+			}
 		}
 	}
+	// Written on every open, so that a read-only file fails here rather
+	// than at the first commit.
 	if _, err := conn.ExecContext(ctx, fmt.Sprintf("PRAGMA user_version = %d", SchemaVersion)); err != nil {
 		return fmt.Errorf("record the schema version: %w", err)
 	}
@@ -133,8 +138,7 @@ func migrate(ctx context.Context, conn *sql.Conn, t string) (err error) {
 	return err
 }
 
-// checkColumns verifies that an existing table has our columns, then ends
-// the transaction migrate began.
+// checkColumns verifies that an existing table has our columns.
 func checkColumns(ctx context.Context, conn *sql.Conn, t string) error {
 	rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT name FROM pragma_table_info('%s') ORDER BY cid", t))
 	if err != nil {
@@ -160,6 +164,5 @@ func checkColumns(ctx context.Context, conn *sql.Conn, t string) error {
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		return fmt.Errorf("%w: table %s has columns %v, want %v", ErrIncompatible, t, got, want)
 	}
-	_, err = conn.ExecContext(ctx, "COMMIT")
-	return err
+	return nil
 }

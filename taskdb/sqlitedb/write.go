@@ -39,9 +39,10 @@ type op struct {
 }
 
 // AddRecord stores a copy of rec. It returns ErrExists, ErrInvalidRecord,
-// ErrClosed, ctx's error, or, while commits are failing (disk full), an
-// error saying the write was not stored. With SyncFull it returns once the
-// record is on disk.
+// ErrClosed or ctx's error. While commits are failing (disk full), writes
+// are refused with an error. With SyncFull it returns once the record is
+// on disk, or with an error if that commit failed: the write then stays
+// queued and is retried until it commits or Close gives up.
 func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -523,9 +524,9 @@ func (w *writer) commit() error {
 		db.stats.writeErrors.Add(1)
 		db.failing.Store(&err)
 		db.log.Error("commit failed; retrying", "writes", w.writes(), "attempt", attempt, "err", err)
-		for _, o := range w.batch { // readers waiting on a flush get the error
-			if o.kind == opFlush && o.done != nil && o.err == nil {
-				o.done <- err
+		for _, o := range w.batch { // waiters learn their write is not on disk (yet)
+			if o.done != nil {
+				o.done <- errors.Join(o.err, fmt.Errorf("sqlitedb: commit failed, the write stays queued and is retried: %w", err))
 				o.done = nil
 			}
 		}

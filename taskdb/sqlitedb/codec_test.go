@@ -1,0 +1,109 @@
+package sqlitedb
+
+import (
+	"math"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/taskhub/taskhub/taskdb/dbtest"
+)
+
+func codecValues() []any {
+	w := dbtest.NewWorkload()
+	r := w.Record(1)
+	return []any{
+		nil, true, false, int64(0), int64(-1), int64(math.MaxInt64), int64(math.MinInt64),
+		1.5, math.Inf(-1), "", "héllo", []byte{}, []byte{0, 1, 2},
+		time.Date(1, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(9999, 12, 31, 23, 59, 59, 999_999_000, time.UTC),
+		time.Date(1969, 7, 20, 20, 17, 0, 123_000, time.UTC),
+		[]any{}, []any{nil, int64(1), []any{"x"}}, map[string]any{},
+		r["header"], r["buffers"], map[string]any(w.Result(1)),
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	for _, v := range codecValues() {
+		b, err := encodeValue(v)
+		if err != nil {
+			t.Fatalf("encode %#v: %v", v, err)
+		}
+		got, err := decodeValue(b)
+		if err != nil {
+			t.Fatalf("decode %#v: %v", v, err)
+		}
+		if !reflect.DeepEqual(got, v) {
+			t.Errorf("round trip of %#v = %#v", v, got)
+		}
+	}
+	deep := any(int64(1))
+	for range maxDepth + 1 {
+		deep = []any{deep}
+	}
+	if _, err := encodeValue(deep); err == nil {
+		t.Error("a value nested deeper than maxDepth encoded")
+	}
+	for _, bad := range [][]byte{{}, {0xc1}, {0x92, 0x01}, {0xdd, 0xff, 0xff, 0xff, 0xff}, {0x81, 0x01, 0x01}, {0x01, 0x02}} {
+		if v, err := decodeValue(bad); err == nil {
+			t.Errorf("decode % x = %#v, want an error", bad, v)
+		}
+	}
+}
+
+// FuzzDecode checks that stored bytes never make decodeValue panic or
+// over-allocate, and that whatever decodes re-encodes to an equal value.
+func FuzzDecode(f *testing.F) {
+	for _, v := range codecValues() {
+		b, err := encodeValue(v)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		v, err := decodeValue(b)
+		if err != nil {
+			return
+		}
+		b2, err := encodeValue(v)
+		if err != nil {
+			t.Fatalf("decoded %#v does not encode: %v", v, err)
+		}
+		v2, err := decodeValue(b2)
+		if err != nil || !sameValue(v, v2) {
+			t.Fatalf("round trip: %v\n%#v\n%#v", err, v, v2)
+		}
+	})
+}
+
+// sameValue is reflect.DeepEqual with NaN equal to itself.
+func sameValue(a, b any) bool {
+	switch x := a.(type) {
+	case float64:
+		y, ok := b.(float64)
+		return ok && (x == y || math.IsNaN(x) && math.IsNaN(y))
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !sameValue(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			if w, ok := y[k]; !ok || !sameValue(v, w) {
+				return false
+			}
+		}
+		return true
+	}
+	return reflect.DeepEqual(a, b)
+}

@@ -1,0 +1,169 @@
+package sqlitedb
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/taskhub/taskhub/taskdb/dbtest"
+)
+
+func TestOpenErrors(t *testing.T) {
+	dir := t.TempDir()
+	garbage := filepath.Join(dir, "garbage.db")
+	if err := os.WriteFile(garbage, []byte(strings.Repeat("not a database ", 400)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	future := filepath.Join(dir, "future.db")
+	foreign := filepath.Join(dir, "foreign.db")
+	altered := filepath.Join(dir, "altered.db")
+	for path, stmts := range map[string][]string{
+		future:  {"CREATE TABLE x (a)", "PRAGMA user_version = 99"},
+		foreign: {`CREATE TABLE tasks (msg_id text PRIMARY KEY, header dict text)`},
+		altered: {"CREATE TABLE tasks (seq INTEGER PRIMARY KEY, msg_id TEXT)", "PRAGMA user_version = 1"},
+	} {
+		sdb, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range stmts {
+			if _, err := sdb.Exec(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+		sdb.Close()
+	}
+	for _, c := range []struct {
+		name string
+		opts Options
+		want string
+		is   error
+	}{
+		{"empty path", Options{}, "Path is empty", nil},
+		{"missing directory", Options{Path: filepath.Join(dir, "no", "such", "tasks.db")}, "no such file or directory", nil},
+		{"directory", Options{Path: dir}, "is a directory", nil},
+		{"not a database", Options{Path: garbage}, "not a database", nil},
+		{"newer schema", Options{Path: future}, "schema version 99", ErrIncompatible},
+		{"foreign table", Options{Path: foreign}, "not created by taskhub", ErrIncompatible},
+		{"altered table", Options{Path: altered}, "has columns", ErrIncompatible},
+		{"bad table name", Options{Path: filepath.Join(dir, "x.db"), Table: "tasks; DROP"}, "table name", nil},
+		{"bad sync", Options{Path: filepath.Join(dir, "x.db"), Sync: "sometimes"}, `sync "sometimes"`, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			db, err := Open(t.Context(), c.opts)
+			if err == nil {
+				db.Close()
+				t.Fatal("Open succeeded")
+			}
+			if !strings.Contains(err.Error(), c.want) || (c.is != nil && !errors.Is(err, c.is)) {
+				t.Errorf("Open: %v; want an error containing %q (is %v)", err, c.want, c.is)
+			}
+		})
+	}
+}
+
+func TestOpenReadOnly(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tasks.db")
+	openOnly(t, Options{Path: path}).Close()
+	ro := "file:" + path + "?mode=ro" // root ignores file permissions
+	if os.Geteuid() != 0 {
+		if err := os.Chmod(path, 0o444); err != nil {
+			t.Fatal(err)
+		}
+		ro = path
+	}
+	if db, err := Open(t.Context(), Options{Path: ro}); err == nil {
+		db.Close()
+		t.Fatal("Open of a read-only file succeeded")
+	} else if !strings.Contains(err.Error(), "readonly") {
+		t.Errorf("Open of a read-only file: %v; want it to say readonly", err)
+	}
+}
+
+// TestSecondTable checks two tables can share a file and that reopening
+// reuses the table rather than creating another (ipyparallel, §10.7).
+func TestSecondTable(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tasks.db")
+	for round := range 2 {
+		for _, table := range []string{"tasks", "other"} {
+			db := openOnly(t, Options{Path: path, Table: table})
+			if round == 0 {
+				if err := db.AddRecord(t.Context(), table+"-1", nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rs, err := db.FindRecords(t.Context(), nil, []string{"msg_id"})
+			if err != nil || len(rs) != 1 || rs[0]["msg_id"] != table+"-1" {
+				t.Errorf("round %d, table %s: %v, %v; want only %s-1", round, table, rs, err, table)
+			}
+			db.Close()
+		}
+	}
+}
+
+// TestDiskFull fills a database capped at a few pages: writes must start
+// failing with an error, the failures are counted, and the file stays
+// consistent with every write acknowledged before them.
+func TestDiskFull(t *testing.T) {
+	for _, mode := range []string{SyncBatch, SyncFull} {
+		t.Run(mode, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "tasks.db")
+			// Create the file first: the cap must exceed the empty schema.
+			openOnly(t, Options{Path: path}).Close()
+			db, err := Open(t.Context(), Options{Path: "file:" + path + "?_pragma=max_page_count(40)", Sync: mode, FlushInterval: time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w := dbtest.NewWorkload()
+			var werr error
+			i := 0
+			for ; i < 10_000 && werr == nil; i++ {
+				werr = db.AddRecord(t.Context(), w.ID(i), w.Record(i))
+			}
+			if werr == nil {
+				t.Fatal("10,000 writes into 40 pages succeeded")
+			}
+			if !strings.Contains(werr.Error(), "full") {
+				t.Errorf("write error %q does not say the database is full", werr)
+			}
+			if s := db.Stats(); s.WriteErrors == 0 {
+				t.Errorf("Stats().WriteErrors = 0 after a failed commit")
+			}
+			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+			defer cancel()
+			closed := make(chan error, 1)
+			go func() { closed <- db.Close() }()
+			select {
+			case err := <-closed:
+				if err == nil {
+					t.Error("Close with writes that cannot be committed returned nil")
+				}
+			case <-ctx.Done():
+				t.Fatal("Close hangs on a full disk")
+			}
+
+			db2 := open(t, Options{Path: path})
+			h, err := db2.History(t.Context())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(h) == 0 || len(h) >= i {
+				t.Errorf("%d records survive of %d attempted writes", len(h), i)
+			}
+			if mode == SyncFull && len(h) < i-1 {
+				t.Errorf("sync: full kept %d records, want every acknowledged one (%d)", len(h), i-1)
+			}
+			if _, err := db2.GetRecord(t.Context(), h[len(h)-1]); err != nil {
+				t.Error(err)
+			}
+			if err := db2.AddRecord(t.Context(), "after", nil); err != nil {
+				t.Errorf("write after reopening without the cap: %v", err)
+			}
+		})
+	}
+}
