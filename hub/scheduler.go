@@ -461,40 +461,49 @@ func (s *scheduler) result(engine, msgID string, ok, depsMet bool, final func())
 	return resultRetried
 }
 
-// update reacts to depID finishing (or to capacity appearing, when all is
-// true): jobs that became runnable are assigned, jobs that became
-// impossible fail. Queue order is kept.
+// update reacts to depID finishing (or, with all, to capacity appearing):
+// jobs that became runnable are assigned, jobs that became impossible
+// fail. The jobs that depend on depID are settled first; then, if an
+// engine has room, the wait queue is scanned in order until no engine
+// has room left.
 func (s *scheduler) update(depID string, all bool) {
-	var ids idSet
 	if depID != "" {
-		ids = s.graph[depID]
-		delete(s.graph, depID)
-	}
-	scan := all || (s.hwm > 0 && s.freeSlot())
-	var cands []*job
-	if scan {
-		for el := s.queue.Front(); el != nil; el = el.Next() {
-			cands = append(cands, el.Value.(*job))
-		}
-	} else {
-		for id := range ids {
+		var deps []*job
+		for id := range s.graph[depID] {
 			if j, ok := s.jobs[id]; ok && j.waiting {
-				cands = append(cands, j)
+				deps = append(deps, j)
 			}
 		}
-		slices.SortFunc(cands, func(a, b *job) int { return cmp.Compare(a.seq, b.seq) })
+		delete(s.graph, depID)
+		slices.SortFunc(deps, func(a, b *job) int { return cmp.Compare(a.seq, b.seq) })
+		for _, j := range deps {
+			if j.waiting { // not failed or run meanwhile
+				s.consider(j)
+			}
+		}
 	}
-	for _, j := range cands {
-		if !j.waiting { // failed or ran during this scan
-			continue
+	if !all && (s.hwm == 0 || !s.freeSlot()) {
+		return
+	}
+	for el := s.queue.Front(); el != nil && s.available(); {
+		next := el.Next()
+		s.consider(el.Value.(*job))
+		if next != nil && !next.Value.(*job).waiting {
+			next = s.queue.Front() // the cursor left the queue: rescan
 		}
-		if j.after.unreachable(s.okIDs, s.failIDs) || j.follow.unreachable(s.okIDs, s.failIDs) {
-			s.failJob(j, failImpossibleDependency)
-			continue
-		}
-		if j.after.met(s.okIDs, s.failIDs) && s.tryRun(j) && !s.available() {
-			return
-		}
+		el = next
+	}
+}
+
+// consider fails a waiting job whose dependencies became impossible, or
+// runs it if they are met and an engine may take it.
+func (s *scheduler) consider(j *job) {
+	if j.after.unreachable(s.okIDs, s.failIDs) || j.follow.unreachable(s.okIDs, s.failIDs) {
+		s.failJob(j, failImpossibleDependency)
+		return
+	}
+	if j.after.met(s.okIDs, s.failIDs) {
+		s.tryRun(j)
 	}
 }
 

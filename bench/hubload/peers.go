@@ -76,7 +76,9 @@ func (s *sock) send(sess *wire.Session, m *wire.Message) error {
 	return s.zs.Send(zmq4.NewMsgFrom(frames...))
 }
 
-// request sends m and waits for the reply whose parent is m.
+// request sends m and waits for its reply: the message whose parent is m
+// or, since the reference sends registration_reply with an empty parent,
+// the first message of the reply type.
 func (s *sock) request(ctx context.Context, sess *wire.Session, m *wire.Message, timeout time.Duration) (*wire.Message, error) {
 	if err := s.send(sess, m); err != nil {
 		return nil, err
@@ -87,7 +89,7 @@ func (s *sock) request(ctx context.Context, sess *wire.Session, m *wire.Message,
 		select {
 		case f := <-s.in:
 			r, err := sess.Decode(f)
-			if err == nil && r.Parent.MsgID == m.Header.MsgID {
+			if err == nil && (r.Parent.MsgID == m.Header.MsgID || r.Parent.IsZero() && r.Header.MsgType == replyType(m.Header.MsgType)) {
 				return r, nil
 			}
 		case <-t.C:
