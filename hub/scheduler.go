@@ -69,10 +69,12 @@ type job struct {
 	retries   int           // resubmissions left after a failure
 	blacklist idSet         // engines that failed it or lacked dependencies
 	seq       uint64        // submission order
-	elem      *list.Element // position in the wait queue, nil if not waiting
-	waiting   bool          // in the wait queue (queued, not assigned)
+	elem      *list.Element // position in the wait queue; nil when not waiting
 	timerGen  int           // invalidates stale timeout events
 }
+
+// waiting reports whether j is in the wait queue (not assigned, not done).
+func (j *job) waiting() bool { return j.elem != nil }
 
 func (j *job) dependents() []string {
 	ids := make([]string, 0, len(j.after.ids)+len(j.follow.ids))
@@ -179,27 +181,40 @@ func (s *scheduler) addEngine(uuid string) {
 }
 
 // removeEngine takes an engine out of rotation. Its assigned jobs stay
-// with it until strand is called (after the dead-engine grace) or their
-// results arrive anyway. It returns whether the engine holds any jobs.
-func (s *scheduler) removeEngine(uuid string) bool {
+// with it until their results arrive: real ones, or the EngineErrors the
+// hub makes for stranded jobs after the dead-engine grace.
+func (s *scheduler) removeEngine(uuid string) {
 	i := s.engineIndex(uuid)
 	if i < 0 {
-		return false
+		return
 	}
 	e := s.engines[i]
 	s.engines = slices.Delete(s.engines, i, i+1)
 	s.gone[uuid] = e
 	s.failTargetsGone()
-	return len(e.pending) > 0
 }
 
 // failTargetsGone fails waiting jobs whose every target is gone.
 func (s *scheduler) failTargetsGone() {
-	for el := s.queue.Front(); el != nil; {
-		next := el.Next()
-		j := el.Value.(*job)
+	s.scan(func(j *job) bool {
 		if j.targets != nil && !s.anyLiveTarget(j) {
 			s.failJob(j, failImpossibleDependency)
+		}
+		return true
+	})
+}
+
+// scan calls fn on the waiting jobs in queue order while it returns true.
+// fn may remove any jobs (failing or running them); the walk then resumes
+// from the front, skipping nothing.
+func (s *scheduler) scan(fn func(*job) bool) {
+	for el := s.queue.Front(); el != nil; {
+		next := el.Next()
+		if !fn(el.Value.(*job)) {
+			return
+		}
+		if next != nil && !next.Value.(*job).waiting() {
+			next = s.queue.Front()
 		}
 		el = next
 	}
@@ -286,7 +301,6 @@ func (s *scheduler) reject(j *job) {
 // wait queues j until its dependencies are met or an engine frees up.
 func (s *scheduler) wait(j *job) {
 	j.elem = s.queue.PushBack(j)
-	j.waiting = true
 	for _, id := range j.dependents() {
 		if s.done.has(id) {
 			continue
@@ -306,9 +320,9 @@ func (s *scheduler) wait(j *job) {
 
 // unwait takes j out of the wait queue and the dependency graph.
 func (s *scheduler) unwait(j *job) {
-	if j.waiting {
+	if j.waiting() {
 		s.queue.Remove(j.elem)
-		j.elem, j.waiting = nil, false
+		j.elem = nil
 	}
 	for _, id := range j.dependents() {
 		if g := s.graph[id]; g != nil {
@@ -323,7 +337,7 @@ func (s *scheduler) unwait(j *job) {
 // timeout fires a job's timer; a job no longer waiting ignores it.
 func (s *scheduler) timeout(msgID string, gen int) {
 	j, ok := s.jobs[msgID]
-	if !ok || !j.waiting || j.timerGen != gen {
+	if !ok || !j.waiting() || j.timerGen != gen {
 		return
 	}
 	s.failJob(j, failTimeout)
@@ -470,29 +484,25 @@ func (s *scheduler) update(depID string, all bool) {
 	if depID != "" {
 		var deps []*job
 		for id := range s.graph[depID] {
-			if j, ok := s.jobs[id]; ok && j.waiting {
+			if j, ok := s.jobs[id]; ok && j.waiting() {
 				deps = append(deps, j)
 			}
 		}
 		delete(s.graph, depID)
 		slices.SortFunc(deps, func(a, b *job) int { return cmp.Compare(a.seq, b.seq) })
 		for _, j := range deps {
-			if j.waiting { // not failed or run meanwhile
+			if j.waiting() { // not failed or run meanwhile
 				s.consider(j)
 			}
 		}
 	}
-	if !all && (s.hwm == 0 || !s.freeSlot()) {
+	if !s.available() || (!all && (s.hwm == 0 || !s.freeSlot())) {
 		return
 	}
-	for el := s.queue.Front(); el != nil && s.available(); {
-		next := el.Next()
-		s.consider(el.Value.(*job))
-		if next != nil && !next.Value.(*job).waiting {
-			next = s.queue.Front() // the cursor left the queue: rescan
-		}
-		el = next
-	}
+	s.scan(func(j *job) bool {
+		s.consider(j)
+		return s.available()
+	})
 }
 
 // consider fails a waiting job whose dependencies became impossible, or

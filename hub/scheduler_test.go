@@ -285,9 +285,7 @@ func TestSchedulerStranded(t *testing.T) {
 		s.submit(j)
 	}
 	l.take()
-	if !s.removeEngine("B") {
-		t.Fatal("B holds tasks")
-	}
+	s.removeEngine("B")
 	var ids []string
 	for _, j := range s.stranded("B") {
 		ids = append(ids, j.msgID)

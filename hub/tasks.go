@@ -35,7 +35,7 @@ func (s *state) accept(m *wire.Message, queue, engine string, client []byte) {
 	s.h.stats.tasks.Add(1)
 	s.pending[msgID] = &task{queue: queue, engine: engine, client: client}
 	if queue == "task" {
-		s.unassigned[msgID] = uint64(len(s.unassigned))
+		s.reg.track(s.unassigned, msgID)
 	}
 	s.addRecord(requestRecord(m, queue, engine))
 }
