@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,47 @@ func TestPyzmqDealer(t *testing.T) {
 	out, err := exec.CommandContext(ctx, py, "testdata/pyzmq_peer.py", "dealer", "tcp://"+r.addr).CombinedOutput()
 	if err != nil || strings.TrimSpace(string(out)) != "ok" {
 		t.Fatalf("pyzmq dealer: %v\n%s", err, out)
+	}
+}
+
+// TestPyzmqSub: a libzmq SUB subscribes to a Go PUB on the transport (the
+// hub's notification and IOPub sockets) and receives its publications.
+func TestPyzmqSub(t *testing.T) {
+	py := wiretest.Python(t, "zmq")
+	scheme, err := Register(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	pub := zmq4.NewPub(ctx)
+	defer pub.Close()
+	if err := pub.Listen(scheme + "://127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	var out []byte
+	go func() {
+		var err error
+		out, err = exec.CommandContext(ctx, py, "testdata/pyzmq_peer.py", "sub", "tcp://"+pub.Addr().String()).CombinedOutput()
+		done <- err
+	}()
+	// A subscriber misses what is published before its subscription
+	// arrives, so publish until it has had enough.
+	for i := 0; ; i++ {
+		select {
+		case err := <-done:
+			if err != nil || strings.TrimSpace(string(out)) != "ok" {
+				t.Fatalf("pyzmq sub: %v\n%s", err, out)
+			}
+			return
+		case <-time.After(10 * time.Millisecond):
+		}
+		for _, topic := range []string{"other", "topic.x"} {
+			if err := pub.Send(zmq4.NewMsgFrom([]byte(topic), []byte(strconv.Itoa(i)))); err != nil {
+				t.Fatal(err)
+			}
+		}
 	}
 }
 

@@ -3,6 +3,9 @@
   pyzmq_peer.py dealer tcp://127.0.0.1:PORT
       A DEALER sends the MESSAGES to an echo ROUTER, expects each back as
       [b"re", *frames], prints "ok".
+  pyzmq_peer.py sub tcp://127.0.0.1:PORT
+      A SUB subscribes to b"topic" and expects 3 messages [b"topic.x", b"n"]
+      from a PUB that publishes until it sees "ok".
   pyzmq_peer.py router
       A ROUTER binds an ephemeral port, prints it, echoes every message as
       [identity, b"re", *frames] until it receives [b"quit"].
@@ -37,6 +40,20 @@ def dealer(addr):
     print("ok", flush=True)
 
 
+def sub(addr):
+    ctx = zmq.Context()
+    s = ctx.socket(zmq.SUB)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.RCVTIMEO, TIMEOUT_MS)
+    s.setsockopt(zmq.SUBSCRIBE, b"topic")
+    s.connect(addr)
+    for _ in range(3):
+        got = s.recv_multipart()
+        if got[0] != b"topic.x" or len(got) != 2:
+            sys.exit("bad publication: %r" % got)
+    print("ok", flush=True)
+
+
 def router():
     ctx = zmq.Context()
     s = ctx.socket(zmq.ROUTER)
@@ -54,5 +71,7 @@ def router():
 if __name__ == "__main__":
     if sys.argv[1] == "dealer":
         dealer(sys.argv[2])
+    elif sys.argv[1] == "sub":
+        sub(sys.argv[2])
     else:
         router()
