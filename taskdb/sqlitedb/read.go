@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -96,8 +97,11 @@ func (db *DB) find(ctx context.Context, q *query.Filter, keys []string) ([]taskd
 	if len(keys) > 0 {
 		cols = neededColumns(q, keys)
 	}
-	where, args := whereSQL(q)
-	stmt := "SELECT " + selectList(cols) + " FROM " + db.table + " WHERE " + where + " ORDER BY seq"
+	where, args := db.whereSQL(q)
+	// No ORDER BY: SQLite then picks the index that serves the condition
+	// rather than the rowid order, and scan sorts what it keeps by seq.
+	cols = append([]int{colSeq}, cols...)
+	stmt := "SELECT " + selectList(cols) + " FROM " + db.table + " WHERE " + where
 	found := make(map[string]bool)
 	rs, err := db.scan(ctx, cols, stmt, args, q, func(r taskdb.Record) taskdb.Record {
 		if len(keys) == 0 {
@@ -159,6 +163,8 @@ func (db *DB) scan(ctx context.Context, cols []int, stmt string, args []any, q *
 		ptrs[i] = &vals[i]
 	}
 	var out []taskdb.Record
+	var seqs []int64
+	sorted := true
 	for rows.Next() {
 		if err := rows.Scan(ptrs...); err != nil {
 			return nil, err
@@ -173,14 +179,36 @@ func (db *DB) scan(ctx context.Context, cols []int, stmt string, args []any, q *
 		if keep != nil {
 			r = keep(r)
 		}
-		if r != nil {
-			out = append(out, r)
+		if r == nil {
+			continue
+		}
+		out = append(out, r)
+		if cols[0] == colSeq {
+			seq, _ := vals[0].(int64)
+			sorted = sorted && (len(seqs) == 0 || seqs[len(seqs)-1] < seq)
+			seqs = append(seqs, seq)
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, db.readErr(err)
 	}
+	if !sorted {
+		sort.Sort(bySeq{seqs, out})
+	}
 	return out, nil
+}
+
+// bySeq sorts records by their parallel seqs: insertion order.
+type bySeq struct {
+	seqs []int64
+	rs   []taskdb.Record
+}
+
+func (s bySeq) Len() int           { return len(s.seqs) }
+func (s bySeq) Less(i, j int) bool { return s.seqs[i] < s.seqs[j] }
+func (s bySeq) Swap(i, j int) {
+	s.seqs[i], s.seqs[j] = s.seqs[j], s.seqs[i]
+	s.rs[i], s.rs[j] = s.rs[j], s.rs[i]
 }
 
 // readErr maps the errors of a read racing Close to ErrClosed.
@@ -195,6 +223,9 @@ func (db *DB) readErr(err error) error {
 func decodeRow(r taskdb.Record, cols []int, vals []any) error {
 	for j, i := range cols {
 		v := vals[j]
+		if i == colSeq {
+			continue
+		}
 		if i == colExtra {
 			if v == nil {
 				continue
@@ -325,7 +356,7 @@ func topFields(q *query.Filter) (fields []string, ok bool) {
 
 // whereSQL translates q's hints into an SQL condition that holds for every
 // row q matches (and may hold for others: the caller still matches).
-func whereSQL(q *query.Filter) (string, []any) {
+func (db *DB) whereSQL(q *query.Filter) (string, []any) {
 	var terms []string
 	var args []any
 	for _, h := range q.Hints() {
@@ -333,7 +364,7 @@ func whereSQL(q *query.Filter) (string, []any) {
 		if !ok {
 			continue // dotted path or extra key: matched in Go
 		}
-		s, a := hintSQL(columns[i], h)
+		s, a := hintSQL(columns[i], h, db.mayHoldBlobs(i))
 		if s != "" {
 			terms = append(terms, s)
 			args = append(args, a...)
@@ -363,7 +394,9 @@ func sqlValue(c column, v any) (any, bool) {
 }
 
 // hintSQL returns a condition on column c implied by h, or "" for none.
-func hintSQL(c column, h query.Hint) (string, []any) {
+// blobs tells whether a kindValue column may hold BLOBs (values other than
+// strings and null), which SQL cannot compare.
+func hintSQL(c column, h query.Hint, blobs bool) (string, []any) {
 	name := c.key
 	if h.Eq {
 		var list []any
@@ -387,7 +420,7 @@ func hintSQL(c column, h query.Hint) (string, []any) {
 		if null {
 			ors = append(ors, name+" IS NULL")
 		}
-		if c.kind == kindValue {
+		if c.kind == kindValue && blobs {
 			ors = append(ors, anyBlob(name))
 		}
 		if len(ors) == 0 {
@@ -407,7 +440,7 @@ func hintSQL(c column, h query.Hint) (string, []any) {
 		}
 		x, ok := sqlValue(c, b.v)
 		if !ok {
-			if c.kind == kindValue {
+			if c.kind == kindValue && blobs {
 				return anyBlob(name), nil
 			}
 			return "0", nil // no value of this column compares with b.v
@@ -422,7 +455,7 @@ func hintSQL(c column, h query.Hint) (string, []any) {
 		return "", nil
 	}
 	s := strings.Join(parts, " AND ")
-	if c.kind == kindValue {
+	if c.kind == kindValue && blobs {
 		s = "((" + s + ") OR " + anyBlob(name) + ")"
 	}
 	return s, args

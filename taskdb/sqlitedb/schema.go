@@ -47,8 +47,16 @@ var columns = func() []column {
 	return cs
 }()
 
-// colExtra is the index of the extra column, after the schema keys.
+// colExtra is the index of the extra column, after the schema keys;
+// colSeq stands for the seq column (insertion order) in column lists.
 var colExtra = len(columns)
+
+const colSeq = -1
+
+// trackedBlobs are the indexed kindValue columns for which the DB tracks
+// whether any row holds a BLOB, so that queries on them stay index-only
+// when none does.
+var trackedBlobs = []int{columnIndex[taskdb.KeyClientUUID], columnIndex[taskdb.KeyEngineUUID]}
 
 // columnIndex maps a schema key to its index in columns.
 var columnIndex = func() map[string]int {
@@ -61,8 +69,11 @@ var columnIndex = func() map[string]int {
 
 // colName returns the SQL name of column i (colExtra: the extra column).
 func colName(i int) string {
-	if i == colExtra {
+	switch i {
+	case colExtra:
 		return "extra"
+	case colSeq:
+		return "seq"
 	}
 	return columns[i].key
 }

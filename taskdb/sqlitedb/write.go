@@ -82,6 +82,7 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 		}
 		args[colExtra] = b
 	}
+	db.noteBlobs(args)
 	return db.enqueue(ctx, &op{kind: opAdd, id: msgID, args: args},
 		func() error {
 			if _, ok := db.ids[msgID]; ok {
@@ -131,6 +132,7 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 			return fmt.Errorf("sqlitedb: update %s: %w: %v", msgID, taskdb.ErrInvalidRecord, err)
 		}
 	}
+	db.noteBlobs(vals[:])
 	for i := range colExtra {
 		if o.cols&(1<<i) != 0 {
 			o.args = append(o.args, vals[i])
