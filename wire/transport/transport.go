@@ -157,20 +157,22 @@ const maxHandshakes = 1024
 // succeeded, so a silent peer cannot stall the accept loop.
 type listener struct {
 	net.Listener
-	opts  *Options
-	ready chan *conn
-	slots chan struct{}
-	done  chan struct{}
-	once  sync.Once
+	opts   *Options
+	ready  chan *conn
+	slots  chan struct{}
+	ctx    context.Context // done once the listener is closed
+	cancel context.CancelFunc
 }
 
 func listen(nl net.Listener, o *Options) *listener {
+	ctx, cancel := context.WithCancel(context.Background())
 	l := &listener{
 		Listener: nl,
 		opts:     o,
 		ready:    make(chan *conn),
 		slots:    make(chan struct{}, maxHandshakes),
-		done:     make(chan struct{}),
+		ctx:      ctx,
+		cancel:   cancel,
 	}
 	go l.accept()
 	return l
@@ -182,14 +184,14 @@ func (l *listener) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.ready:
 		return c, nil
-	case <-l.done:
+	case <-l.ctx.Done():
 		return nil, &net.OpError{Op: "accept", Net: "tcp", Addr: l.Addr(), Err: net.ErrClosed}
 	}
 }
 
-// Close stops accepting. Handshakes in progress end by their deadline.
+// Close stops accepting and closes the connections still in handshake.
 func (l *listener) Close() error {
-	l.once.Do(func() { close(l.done) })
+	l.cancel()
 	return l.Listener.Close()
 }
 
@@ -207,7 +209,7 @@ func (l *listener) accept() {
 			select {
 			case <-time.After(backoff):
 				continue
-			case <-l.done:
+			case <-l.ctx.Done():
 				return
 			}
 		}
@@ -224,24 +226,33 @@ func (l *listener) accept() {
 }
 
 // handshake sends the greeting zmq4 would send, then reads until the
-// peer's greeting and READY have arrived and passed validation.
+// peer's greeting and READY have arrived and passed validation, and hands
+// the connection to Accept.
 func (l *listener) handshake(nc net.Conn) {
 	defer func() { <-l.slots }()
 	c := newConn(nc, l.opts, true)
-	_ = nc.SetWriteDeadline(c.handshk)
-	if _, err := nc.Write(nullGreeting[:]); err != nil {
+	stop := context.AfterFunc(l.ctx, func() { c.Close() })
+	if !peerReady(c) || !stop() {
 		c.Close()
 		return
 	}
-	for !c.in.ready {
-		if err := c.fill(); err != nil {
-			c.Close()
-			return
-		}
-	}
 	select {
 	case l.ready <- c:
-	case <-l.done:
+	case <-l.ctx.Done():
 		c.Close()
 	}
+}
+
+// peerReady sends the greeting and reads until the peer's READY arrived.
+func peerReady(c *conn) bool {
+	_ = c.Conn.SetWriteDeadline(c.handshk)
+	if _, err := c.Conn.Write(nullGreeting[:]); err != nil {
+		return false
+	}
+	for !c.in.ready {
+		if c.fill() != nil {
+			return false
+		}
+	}
+	return true
 }

@@ -358,6 +358,18 @@ func TestSilentPeersDoNotBlockAccept(t *testing.T) {
 	}
 }
 
+// TestCloseEndsHandshakes closes a socket while a peer is in handshake:
+// the peer is disconnected at once, not after HandshakeTimeout.
+func TestCloseEndsHandshakes(t *testing.T) {
+	r := startRouter(t, Options{HandshakeTimeout: time.Minute})
+	silent := r.dialRaw(t, greeting()[:5])
+	if _, err := io.ReadFull(silent, make([]byte, greetingLen)); err != nil { // handshake begun
+		t.Fatal(err)
+	}
+	r.sock.Close()
+	assertDropped(t, silent)
+}
+
 // TestNonReadingPeer floods a peer that never reads with 64 KiB messages
 // while a good DEALER keeps being served; the flooded peer is dropped when
 // it does not drain within WriteTimeout, or when too much is queued.
