@@ -143,7 +143,20 @@ func Bench(b *testing.B, open func(b *testing.B) taskdb.DB) {
 		b.Run(fmt.Sprintf("records=%d", n), func(b *testing.B) {
 			benchAdd(b, open, w, n)
 			benchUpdate(b, open, w, n)
+			// db is loaded by Load, or by the first query benchmark when
+			// -bench skips Load.
 			var db taskdb.DB
+			defer func() {
+				if db != nil {
+					db.Close()
+				}
+			}()
+			loaded := func(b *testing.B) taskdb.DB {
+				if db == nil {
+					db = load(b, open, w, n)
+				}
+				return db
+			}
 			b.Run("Load", func(b *testing.B) {
 				for b.Loop() {
 					b.StopTimer()
@@ -160,11 +173,7 @@ func Bench(b *testing.B, open func(b *testing.B) taskdb.DB) {
 				}
 				b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "records/s")
 			})
-			if db == nil {
-				db = load(b, open, w, n)
-			}
-			defer db.Close()
-			benchQueries(b, db, w, n)
+			benchQueries(b, loaded, w, n)
 		})
 	}
 }
@@ -182,7 +191,8 @@ func load(b *testing.B, open func(b *testing.B) taskdb.DB, w *Workload, n int) t
 	db := open(b)
 	ctx := context.Background()
 	for i := range n {
-		if err := db.AddRecord(ctx, w.ID(i), w.Record(i)); err != nil {
+		rec := w.Record(i)
+		if err := db.AddRecord(ctx, rec["msg_id"].(string), rec); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -203,7 +213,7 @@ func benchAdd(b *testing.B, open func(b *testing.B) taskdb.DB, w *Workload, n in
 		recs := pool(n, w.Record)
 		ids := make([]string, n)
 		for i := range ids {
-			ids[i] = w.ID(i)
+			ids[i] = recs[i]["msg_id"].(string)
 		}
 		ctx := context.Background()
 		db, i := open(b), 0
@@ -253,7 +263,7 @@ func benchUpdate(b *testing.B, open func(b *testing.B) taskdb.DB, w *Workload, n
 	})
 }
 
-func benchQueries(b *testing.B, db taskdb.DB, w *Workload, n int) {
+func benchQueries(b *testing.B, loaded func(*testing.B) taskdb.DB, w *Workload, n int) {
 	mid := w.Submitted(n / 2)
 	ids100 := make([]any, 100)
 	for i := range ids100 {
@@ -276,7 +286,7 @@ func benchQueries(b *testing.B, db taskdb.DB, w *Workload, n int) {
 			b.Fatal(err)
 		}
 		b.Run("Find/"+c.name, func(b *testing.B) {
-			ctx := context.Background()
+			db, ctx := loaded(b), context.Background()
 			var hits int
 			for b.Loop() {
 				rs, err := db.FindRecords(ctx, f, c.keys)
@@ -290,7 +300,7 @@ func benchQueries(b *testing.B, db taskdb.DB, w *Workload, n int) {
 		})
 	}
 	b.Run("History", func(b *testing.B) {
-		ctx := context.Background()
+		db, ctx := loaded(b), context.Background()
 		var got int
 		for b.Loop() {
 			h, err := db.History(ctx)

@@ -1,5 +1,7 @@
 package dictdb
 
+import "slices"
+
 // Culling keeps the DB within its limits, fixing ipyparallel's DictDB:
 // it culls at least one record whenever a limit is exceeded, culls
 // completed records (oldest submitted first) before any pending one,
@@ -43,14 +45,23 @@ func (db *DB) cullSize() {
 // false: completed records, then pending ones; within each, by submitted
 // time, then those without one in insertion order.
 func (db *DB) cullOrder(visit func(*rec) bool) {
+	var unsubmitted []*rec // found on first need
 	for _, pending := range []bool{false, true} {
 		for _, e := range db.bySubmitted.s {
 			if e.r != nil && e.r.pending() == pending && !visit(e.r) {
 				return
 			}
 		}
-		for _, e := range db.all.s {
-			if e.r != nil && e.r.times[timeSubmitted] == noTime && e.r.pending() == pending && !visit(e.r) {
+		if unsubmitted == nil && db.bySubmitted.size() < len(db.recs) {
+			for _, r := range db.recs {
+				if r.times[timeSubmitted] == noTime {
+					unsubmitted = append(unsubmitted, r)
+				}
+			}
+			slices.SortFunc(unsubmitted, bySeq)
+		}
+		for _, r := range unsubmitted {
+			if r.pending() == pending && !visit(r) {
 				return
 			}
 		}

@@ -55,7 +55,6 @@ type DB struct {
 	closed      bool
 	seq         uint64
 	recs        map[string]*rec
-	all         ordered // every record, by seq
 	bySubmitted ordered // records with a submitted time, by it
 	pending     ordered // records whose completed is null, by seq
 	byClient    bucketIndex
@@ -83,8 +82,8 @@ func New(opts Options) *DB {
 		opts:      opts,
 		log:       log,
 		recs:      make(map[string]*rec),
-		byClient:  bucketIndex{by: make(map[string]*ordered)},
-		byEngine:  bucketIndex{by: make(map[string]*ordered)},
+		byClient:  bucketIndex{by: make(map[string]*bucket)},
+		byEngine:  bucketIndex{by: make(map[string]*bucket)},
 		extraKeys: make(map[string]int),
 		culled:    newTombstones(opts.Tombstones),
 	}
@@ -95,11 +94,10 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	cs, err := prepare(msgID, rec)
+	r, err := newRec(msgID, rec)
 	if err != nil {
 		return fmt.Errorf("dictdb: add %s: %w", msgID, err)
 	}
-	r := newRec(msgID, cs)
 	db.mu.Lock()
 	defer db.mu.Unlock()
 	if db.closed {
@@ -137,9 +135,16 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	cs, err := prepare(msgID, fields)
-	if err != nil {
-		return fmt.Errorf("dictdb: update %s: %w", msgID, err)
+	var buf [16]change
+	cs := buf[:0]
+	for k, v := range fields {
+		c, skip, err := prepare(msgID, k, v)
+		if err != nil {
+			return fmt.Errorf("dictdb: update %s: %w", msgID, err)
+		}
+		if !skip {
+			cs = append(cs, c)
+		}
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -148,8 +153,8 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 		return fmt.Errorf("dictdb: update %s: %w", msgID, err)
 	}
 	grew := false
-	for _, c := range cs {
-		grew = db.apply(r, c) || grew
+	for i := range cs {
+		grew = db.apply(r, &cs[i]) || grew
 	}
 	if grew {
 		db.cullSize()
@@ -255,7 +260,7 @@ func (db *DB) Close() error {
 	}
 	db.closed = true
 	db.recs, db.extraKeys = nil, nil
-	db.all, db.bySubmitted, db.pending = ordered{}, ordered{}, ordered{}
+	db.bySubmitted, db.pending = ordered{}, ordered{}
 	db.byClient, db.byEngine = bucketIndex{}, bucketIndex{}
 	db.culled = tombstones{}
 	return nil
@@ -278,15 +283,14 @@ func (db *DB) lookup(msgID string) (*rec, error) {
 // insert adds a new record to the map and every index.
 func (db *DB) insert(r *rec) {
 	db.recs[r.id] = r
-	db.all.insert(int64(r.seq), r)
 	if t := r.times[timeSubmitted]; t != noTime {
 		db.bySubmitted.insert(t, r)
 	}
 	if r.pending() {
 		db.pending.insert(int64(r.seq), r)
 	}
-	db.byClient.add(r.vals[slotClientUUID], r)
-	db.byEngine.add(r.vals[slotEngineUUID], r)
+	r.vals[slotClientUUID] = db.byClient.add(r.vals[slotClientUUID], r)
+	r.vals[slotEngineUUID] = db.byEngine.add(r.vals[slotEngineUUID], r)
 	db.countExtras(r.rest, 1)
 	db.bytes += r.bytes()
 }
@@ -294,7 +298,6 @@ func (db *DB) insert(r *rec) {
 // delete removes a record from the map and every index.
 func (db *DB) delete(r *rec) {
 	delete(db.recs, r.id)
-	db.all.remove(int64(r.seq), r)
 	if t := r.times[timeSubmitted]; t != noTime {
 		db.bySubmitted.remove(t, r)
 	}
@@ -309,7 +312,7 @@ func (db *DB) delete(r *rec) {
 
 // apply writes one change to a stored record, keeping the indexes, and
 // reports whether the record's buffers grew.
-func (db *DB) apply(r *rec, c change) (grew bool) {
+func (db *DB) apply(r *rec, c *change) (grew bool) {
 	switch c.kind {
 	case kindTime:
 		old := r.times[c.i]
@@ -338,10 +341,10 @@ func (db *DB) apply(r *rec, c change) (grew bool) {
 		switch c.i {
 		case slotClientUUID:
 			db.byClient.remove(r.vals[c.i], r)
-			db.byClient.add(c.v, r)
+			c.v = db.byClient.add(c.v, r)
 		case slotEngineUUID:
 			db.byEngine.remove(r.vals[c.i], r)
-			db.byEngine.add(c.v, r)
+			c.v = db.byEngine.add(c.v, r)
 		case slotBuffers, slotResultBuffers:
 			delta := bufferBytes(c.v) - bufferBytes(r.vals[c.i])
 			db.bytes += delta

@@ -71,32 +71,43 @@ func (o *ordered) remove(key int64, r *rec) {
 // whose value is neither null nor a string go to odd, which every lookup
 // must include.
 type bucketIndex struct {
-	by  map[string]*ordered
+	by  map[string]*bucket
 	odd ordered
 }
 
-func (b *bucketIndex) add(v any, r *rec) {
+// bucket holds the records with one value, and that value boxed once, so
+// that records share it instead of each keeping the caller's copy.
+type bucket struct {
+	ordered
+	val any
+}
+
+// add indexes r under v and returns the value r should store: the
+// bucket's shared box for strings, v otherwise.
+func (b *bucketIndex) add(v any, r *rec) any {
 	switch x := v.(type) {
 	case nil:
 	case string:
-		o := b.by[x]
-		if o == nil {
-			o = &ordered{}
-			b.by[x] = o
+		bk := b.by[x]
+		if bk == nil {
+			bk = &bucket{val: v}
+			b.by[x] = bk
 		}
-		o.insert(int64(r.seq), r)
+		bk.insert(int64(r.seq), r)
+		return bk.val
 	default:
 		b.odd.insert(int64(r.seq), r)
 	}
+	return v
 }
 
 func (b *bucketIndex) remove(v any, r *rec) {
 	switch x := v.(type) {
 	case nil:
 	case string:
-		if o := b.by[x]; o != nil {
-			o.remove(int64(r.seq), r)
-			if o.size() == 0 {
+		if bk := b.by[x]; bk != nil {
+			bk.remove(int64(r.seq), r)
+			if bk.size() == 0 {
 				delete(b.by, x)
 			}
 		}

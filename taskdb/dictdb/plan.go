@@ -17,7 +17,7 @@ import (
 // the number of candidates it yields, then matches the candidates
 // against the whole filter.
 func (db *DB) find(q *query.Filter) []*rec {
-	best := plan{cost: db.all.size(), scan: []*ordered{&db.all}, inOrder: true}
+	best := plan{cost: len(db.recs), all: true}
 	if q != nil {
 		for _, h := range q.Hints() {
 			if p, ok := db.planHint(h); ok && p.cost < best.cost {
@@ -29,6 +29,11 @@ func (db *DB) find(q *query.Filter) []*rec {
 	keep := func(r *rec, exact bool) {
 		if q == nil || exact || q.MatchDoc(r) {
 			hits = append(hits, r)
+		}
+	}
+	if best.all {
+		for _, r := range db.recs {
+			keep(r, false)
 		}
 	}
 	for _, r := range best.recs {
@@ -71,10 +76,11 @@ func bySeq(a, b *rec) int {
 	return 0
 }
 
-// plan is a set of candidate records: recs, the entries of each index in
-// scan (only lo..hi if bounded), and those of odd.
+// plan is a set of candidate records: every record (all), or recs, the
+// entries of each index in scan (only lo..hi if bounded), and those of odd.
 type plan struct {
 	cost    int
+	all     bool
 	recs    []*rec
 	scan    []*ordered
 	bounded bool
@@ -134,7 +140,7 @@ func planBuckets(b *bucketIndex, h query.Hint) (plan, bool) {
 			return plan{}, false
 		}
 		if o := b.by[s]; o != nil {
-			p.scan = append(p.scan, o)
+			p.scan = append(p.scan, &o.ordered)
 			p.cost += o.size()
 		}
 	}

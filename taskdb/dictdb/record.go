@@ -193,72 +193,69 @@ func (r *rec) thawAll() taskdb.Record {
 // change is one frozen key of a write.
 type change struct {
 	kind kind
-	i    int
+	i    uint8
 	key  string
 	v    any   // frozen, for slots and rest
 	t    int64 // for times
 }
 
-// prepare freezes the fields of a write to record id, outside the lock.
-func prepare(id string, fields taskdb.Record) ([]change, error) {
-	cs := make([]change, 0, len(fields))
-	for k, v := range fields {
-		c := change{key: k}
-		c.kind, c.i = locate(k)
-		switch c.kind {
-		case kindMsgID:
-			if s, ok := v.(string); !ok || s != id {
-				return nil, fmt.Errorf("%w: msg_id %v differs from the record's id %q", taskdb.ErrInvalidRecord, v, id)
-			}
-			continue
-		case kindTime:
-			switch t := v.(type) {
-			case nil:
-				c.t = noTime
-			case time.Time:
-				ft, err := freeze(k, t)
-				if err != nil {
-					return nil, err
-				}
-				c.t = ft.(time.Time).UnixMicro()
-			default:
-				return nil, fmt.Errorf("%w: key %q: want null or a time, got %T", taskdb.ErrInvalidRecord, k, v)
-			}
-		default:
-			f, err := freeze(k, v)
-			if err != nil {
-				return nil, err
-			}
-			c.v = f
+// prepare freezes one field of a write to record id. skip reports a field
+// with nothing to store (msg_id, which is the record's id).
+func prepare(id, k string, v any) (c change, skip bool, err error) {
+	c.key = k
+	var i int
+	c.kind, i = locate(k)
+	c.i = uint8(i)
+	switch c.kind {
+	case kindMsgID:
+		if s, ok := v.(string); !ok || s != id {
+			return c, false, fmt.Errorf("%w: msg_id %v differs from the record's id %q", taskdb.ErrInvalidRecord, v, id)
 		}
-		cs = append(cs, c)
+		return c, true, nil
+	case kindTime:
+		switch t := v.(type) {
+		case nil:
+			c.t = noTime
+		case time.Time:
+			ft, err := freeze(k, t)
+			if err != nil {
+				return c, false, err
+			}
+			c.t = ft.(time.Time).UnixMicro()
+		default:
+			return c, false, fmt.Errorf("%w: key %q: want null or a time, got %T", taskdb.ErrInvalidRecord, k, v)
+		}
+	default:
+		c.v, err = freeze(k, v)
 	}
-	return cs, nil
+	return c, false, err
 }
 
-// newRec builds a record with every schema key at its default plus the
-// changes.
-func newRec(id string, cs []change) *rec {
+// newRec freezes fields into a new record with every other schema key at
+// its default, outside the lock.
+func newRec(id string, fields taskdb.Record) (*rec, error) {
 	r := &rec{id: id}
 	for i := range r.times {
 		r.times[i] = noTime
 	}
 	var rest doc
-	for _, c := range cs {
-		switch c.kind {
-		case kindSlot:
+	for k, v := range fields {
+		c, skip, err := prepare(id, k, v)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case skip:
+		case c.kind == kindSlot:
 			r.vals[c.i] = c.v
-		case kindTime:
+		case c.kind == kindTime:
 			r.times[c.i] = c.t
-		case kindSparse:
-			if c.v != taskdb.Default(c.key) { // types differ or are comparable: no panic
-				rest = append(rest, field{k: c.key, v: c.v})
-			}
+		case c.kind == kindSparse && c.v == taskdb.Default(k): // types differ or are comparable: no panic
 		default:
-			rest = append(rest, field{k: c.key, v: c.v})
+			rest = append(rest, field{k: k, v: c.v})
 		}
 	}
 	sortFields(rest)
 	r.rest = rest
-	return r
+	return r, nil
 }
