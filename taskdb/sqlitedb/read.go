@@ -21,7 +21,7 @@ func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Record, error
 		return nil, err
 	}
 	db.idsMu.Lock()
-	_, ok := db.ids[msgID]
+	ok := db.cat.has(msgID)
 	db.idsMu.Unlock()
 	if !ok {
 		return nil, fmt.Errorf("sqlitedb: get %s: %w", msgID, taskdb.ErrNotFound)
@@ -58,26 +58,9 @@ func (db *DB) History(ctx context.Context) ([]string, error) {
 	if err := db.check(ctx); err != nil {
 		return nil, err
 	}
-	if err := db.sync(ctx); err != nil {
-		return nil, fmt.Errorf("sqlitedb: history: %w", err)
-	}
-	rows, err := db.db.QueryContext(ctx, "SELECT msg_id FROM "+db.table+" WHERE submitted IS NOT NULL ORDER BY submitted, seq")
-	if err != nil {
-		return nil, fmt.Errorf("sqlitedb: history: %w", db.readErr(err))
-	}
-	defer rows.Close()
-	var ids []string
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return nil, fmt.Errorf("sqlitedb: history: %w", err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("sqlitedb: history: %w", db.readErr(err))
-	}
-	return ids, nil
+	db.idsMu.Lock()
+	defer db.idsMu.Unlock()
+	return db.cat.history(), nil
 }
 
 // everything is the filter a nil *query.Filter stands for.

@@ -101,12 +101,12 @@ type DB struct {
 	table string
 	db    *sql.DB // readers' pool; the writer pins one connection
 
-	// idsMu guards ids and closed, and orders writes: a write checks and
-	// changes ids and enqueues its op under idsMu, so the writer applies
-	// ops in the order ids changed.
+	// idsMu guards cat and orders writes: a write checks cat, enqueues
+	// its op and updates cat under idsMu, so the writer applies ops in the
+	// order cat changed.
 	idsMu  sync.Mutex
-	ids    map[string]struct{} // every stored or queued msg_id
-	closed atomic.Bool         // set under idsMu
+	cat    *catalog    // every stored or queued record
+	closed atomic.Bool // set under idsMu
 
 	ops       chan *op
 	queued    atomic.Uint64 // sequence number of the last op enqueued
@@ -199,7 +199,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		log:       opts.Logger,
 		table:     opts.Table,
 		db:        sdb,
-		ids:       make(map[string]struct{}),
+		cat:       newCatalog(),
 		ops:       make(chan *op, 2*opts.BatchSize),
 		stop:      make(chan struct{}),
 		writerErr: make(chan error, 1),
@@ -225,20 +225,8 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 }
 
 func (db *DB) loadIDs(ctx context.Context) error {
-	rows, err := db.db.QueryContext(ctx, "SELECT msg_id FROM "+db.table)
-	if err != nil {
-		return fmt.Errorf("load msg_ids: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id string
-		if err := rows.Scan(&id); err != nil {
-			return fmt.Errorf("load msg_ids: %w", err)
-		}
-		db.ids[id] = struct{}{}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("load msg_ids: %w", err)
+	if err := db.cat.load(ctx, db); err != nil {
+		return fmt.Errorf("load the catalog: %w", err)
 	}
 	for _, i := range trackedBlobs {
 		var found bool

@@ -32,7 +32,7 @@ type op struct {
 	id     string
 	ids    []string       // opDrop
 	cols   uint64         // opUpdate: bit i set when args holds column i
-	args   []any          // opAdd: every column; opUpdate: the set columns, in order
+	args   []any          // opAdd: seq and every column; opUpdate: the set columns, in order
 	extras map[string]any // opUpdate: extra keys to merge into the extra column
 	done   chan error     // SyncFull writes and flushes; nil otherwise
 	err    error          // set when the writer dropped this op
@@ -83,15 +83,20 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 		args[colExtra] = b
 	}
 	db.noteBlobs(args)
-	return db.enqueue(ctx, &op{kind: opAdd, id: msgID, args: args},
+	sub := noTime
+	if t, ok := args[columnIndex[taskdb.KeySubmitted]].(int64); ok {
+		sub = t
+	}
+	o := &op{kind: opAdd, id: msgID}
+	return db.enqueue(ctx, o,
 		func() error {
-			if _, ok := db.ids[msgID]; ok {
+			if db.cat.has(msgID) {
 				return fmt.Errorf("sqlitedb: add %s: %w", msgID, taskdb.ErrExists)
 			}
-			db.ids[msgID] = struct{}{}
+			o.args = append([]any{db.cat.nextSeq}, args...)
 			return nil
 		},
-		func() { delete(db.ids, msgID) })
+		func() { db.cat.add(msgID, sub) })
 }
 
 // UpdateRecord replaces the top-level keys of fields in the record. It
@@ -139,7 +144,7 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 		}
 	}
 	exists := func() error {
-		if _, ok := db.ids[msgID]; !ok {
+		if !db.cat.has(msgID) {
 			return fmt.Errorf("sqlitedb: update %s: %w", msgID, taskdb.ErrNotFound)
 		}
 		return nil
@@ -147,7 +152,15 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 	if o.cols == 0 {
 		return db.locked(exists)
 	}
-	return db.enqueue(ctx, o, exists, func() {})
+	i := columnIndex[taskdb.KeySubmitted]
+	if o.cols&(1<<i) == 0 {
+		return db.enqueue(ctx, o, exists, func() {})
+	}
+	sub := noTime
+	if t, ok := vals[i].(int64); ok {
+		sub = t
+	}
+	return db.enqueue(ctx, o, exists, func() { db.cat.setSubmitted(msgID, sub) })
 }
 
 // DropRecord removes the record. It returns ErrNotFound, ErrClosed or
@@ -158,13 +171,12 @@ func (db *DB) DropRecord(ctx context.Context, msgID string) error {
 	}
 	return db.enqueue(ctx, &op{kind: opDrop, ids: []string{msgID}},
 		func() error {
-			if _, ok := db.ids[msgID]; !ok {
+			if !db.cat.has(msgID) {
 				return fmt.Errorf("sqlitedb: drop %s: %w", msgID, taskdb.ErrNotFound)
 			}
-			delete(db.ids, msgID)
 			return nil
 		},
-		func() { db.ids[msgID] = struct{}{} })
+		func() { db.cat.drop(msgID) })
 }
 
 // DropMatchingRecords removes every record q matches. Records written
@@ -188,8 +200,7 @@ func (db *DB) dropIDs(ctx context.Context, ids []string) (int, error) {
 	err := db.enqueue(ctx, o,
 		func() error {
 			for _, id := range ids {
-				if _, ok := db.ids[id]; ok {
-					delete(db.ids, id)
+				if db.cat.has(id) {
 					o.ids = append(o.ids, id)
 				}
 			}
@@ -197,7 +208,7 @@ func (db *DB) dropIDs(ctx context.Context, ids []string) (int, error) {
 		},
 		func() {
 			for _, id := range o.ids {
-				db.ids[id] = struct{}{}
+				db.cat.drop(id)
 			}
 		})
 	if err != nil {
@@ -216,11 +227,11 @@ func (db *DB) locked(f func() error) error {
 	return f()
 }
 
-// enqueue runs apply (which checks and changes ids) and queues o, both
-// under idsMu so that ops reach the writer in the order ids changed; undo
-// reverts apply if o cannot be queued. With SyncFull it waits for the
+// enqueue runs check (which reads cat and may fill in o), queues o and
+// then runs commit (which updates cat), all under idsMu so that ops reach
+// the writer in the order cat changed. With SyncFull it waits for the
 // commit.
-func (db *DB) enqueue(ctx context.Context, o *op, apply func() error, undo func()) error {
+func (db *DB) enqueue(ctx context.Context, o *op, check func() error, commit func()) error {
 	if db.opts.Sync == SyncFull {
 		o.done = make(chan error, 1)
 	}
@@ -228,16 +239,16 @@ func (db *DB) enqueue(ctx context.Context, o *op, apply func() error, undo func(
 		if e := db.failing.Load(); e != nil {
 			return fmt.Errorf("sqlitedb: write not stored, commits are failing: %w", *e)
 		}
-		if err := apply(); err != nil {
+		if err := check(); err != nil {
 			return err
 		}
 		o.seq = db.queued.Load() + 1
 		select {
 		case db.ops <- o:
 			db.queued.Store(o.seq)
+			commit()
 			return nil
 		case <-ctx.Done():
-			undo()
 			return ctx.Err()
 		}
 	})
@@ -334,10 +345,10 @@ func (db *DB) openWriter(ctx context.Context) (*writer, error) {
 		w.close()
 		return nil, err
 	}
-	names := make([]string, colExtra+1)
-	marks := make([]string, colExtra+1)
-	for i := range names {
-		names[i], marks[i] = colName(i), "?"
+	names := []string{colName(colSeq)}
+	marks := []string{"?"}
+	for i := range colExtra + 1 {
+		names, marks = append(names, colName(i)), append(marks, "?")
 	}
 	for _, s := range []struct {
 		stmt **sql.Stmt

@@ -1,0 +1,163 @@
+package sqlitedb
+
+import (
+	"context"
+	"fmt"
+	"slices"
+)
+
+// noTime marks an entry without a submitted time.
+const noTime = int64(-1 << 63)
+
+// entry is the catalog's view of one record.
+type entry struct {
+	id      string
+	seq     int64 // the row's seq: insertion order
+	sub     int64 // submitted, microseconds, or noTime
+	gen     uint32
+	dropped bool
+}
+
+// histItem places an entry in history order. It is stale once the entry
+// is dropped or its submitted time changed (gen moved on).
+type histItem struct {
+	sub, seq int64
+	gen      uint32
+	e        *entry
+}
+
+func (h histItem) live() bool { return !h.e.dropped && h.e.gen == h.gen }
+
+// catalog is the in-memory index of every stored or queued record: it
+// answers existence checks without a read (so writes are acknowledged
+// without waiting for SQLite) and serves History. Guarded by DB.idsMu.
+type catalog struct {
+	ids     map[string]*entry
+	hist    []histItem // sorted by (sub, seq), with stale items
+	stale   int        // stale items in hist
+	nextSeq int64
+}
+
+func newCatalog() *catalog { return &catalog{ids: make(map[string]*entry), nextSeq: 1} }
+
+// load fills the catalog from the table.
+func (c *catalog) load(ctx context.Context, db *DB) error {
+	rows, err := db.db.QueryContext(ctx, "SELECT seq, msg_id, submitted FROM "+db.table+" ORDER BY submitted, seq")
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var seq int64
+		var id string
+		var sub *int64
+		if err := rows.Scan(&seq, &id, &sub); err != nil {
+			return err
+		}
+		e := &entry{id: id, seq: seq, sub: noTime}
+		if sub != nil {
+			e.sub = *sub
+			c.hist = append(c.hist, histItem{sub: e.sub, seq: seq, e: e})
+		}
+		c.ids[id] = e
+		c.nextSeq = max(c.nextSeq, seq+1)
+	}
+	return rows.Err()
+}
+
+func (c *catalog) has(id string) bool {
+	_, ok := c.ids[id]
+	return ok
+}
+
+// add records a new entry with the next seq.
+func (c *catalog) add(id string, sub int64) {
+	e := &entry{id: id, seq: c.nextSeq, sub: sub}
+	c.nextSeq++
+	c.ids[id] = e
+	c.place(e)
+}
+
+// setSubmitted changes an entry's submitted time.
+func (c *catalog) setSubmitted(id string, sub int64) {
+	e := c.ids[id]
+	if e == nil || e.sub == sub {
+		return
+	}
+	if e.sub != noTime {
+		c.stale++
+	}
+	e.gen++
+	e.sub = sub
+	c.place(e)
+}
+
+func (c *catalog) drop(id string) {
+	e := c.ids[id]
+	if e == nil {
+		return
+	}
+	delete(c.ids, id)
+	e.dropped = true
+	if e.sub != noTime {
+		c.stale++
+	}
+}
+
+// place inserts e into the history if it has a submitted time. Times
+// mostly arrive in order, so the search starts from the end.
+func (c *catalog) place(e *entry) {
+	if e.sub == noTime {
+		return
+	}
+	it := histItem{sub: e.sub, seq: e.seq, gen: e.gen, e: e}
+	i := len(c.hist)
+	for i > 0 && less(it, c.hist[i-1]) {
+		i--
+		if len(c.hist)-i > 64 { // far from the end: binary search
+			i, _ = slices.BinarySearchFunc(c.hist[:i], it, func(a, b histItem) int {
+				if less(a, b) {
+					return -1
+				}
+				return 1
+			})
+			break
+		}
+	}
+	c.hist = slices.Insert(c.hist, i, it)
+}
+
+func less(a, b histItem) bool { return a.sub < b.sub || a.sub == b.sub && a.seq < b.seq }
+
+// history returns the msg_ids in history order, compacting stale items
+// away when they are many.
+func (c *catalog) history() []string {
+	if c.stale > len(c.hist)/4 {
+		c.hist = slices.DeleteFunc(c.hist, func(h histItem) bool { return !h.live() })
+		c.stale = 0
+	}
+	ids := make([]string, 0, len(c.hist)-c.stale)
+	for _, h := range c.hist {
+		if c.stale == 0 || h.live() {
+			ids = append(ids, h.e.id)
+		}
+	}
+	return ids
+}
+
+// check verifies the catalog against itself; for tests.
+func (c *catalog) check() error {
+	n := 0
+	for i, h := range c.hist {
+		if i > 0 && less(h, c.hist[i-1]) {
+			return fmt.Errorf("history out of order at %d", i)
+		}
+		if h.live() {
+			n++
+		}
+	}
+	if n != len(c.hist)-c.stale {
+		return fmt.Errorf("%d live history items, %d stale of %d", n, c.stale, len(c.hist))
+	}
+	return nil
+}
