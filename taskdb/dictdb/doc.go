@@ -10,12 +10,14 @@
 //
 // # Indexes and planning
 //
-// msg_id lookups are O(1). Ordered indexes keep every record in insertion
-// order, records by submitted time (maintained incrementally: History and
-// submitted ranges never sort), pending records (completed null), and
-// records by client_uuid and by engine_uuid. FindRecords asks the filter
-// for hints (query.Filter.Hints), takes the index yielding the fewest
-// candidates, and matches the whole filter against those.
+// msg_id lookups are O(1). Ordered indexes keep records by submitted time
+// (maintained incrementally: History and submitted ranges never sort),
+// pending records (completed null), and records by client_uuid and by
+// engine_uuid. FindRecords asks the filter for hints
+// (query.Filter.Hints), takes the index yielding the fewest candidates,
+// and matches the whole filter against those, skipping the match when
+// the index holds exactly the matching records. Anything else scans every
+// record. Results come in insertion order.
 //
 // # Culling
 //

@@ -22,6 +22,9 @@ type Hint struct {
 // Hints returns the hints implied by the filter's top-level conditions
 // (and those of top-level $and).
 func (f *Filter) Hints() []Hint {
+	if f == nil {
+		return nil
+	}
 	var hs []Hint
 	var add func(d *docNode)
 	add = func(d *docNode) {

@@ -66,11 +66,12 @@ func MustParse(s string) *Filter {
 	return f
 }
 
-// Match reports whether doc satisfies the filter.
-func (f *Filter) Match(doc map[string]any) bool { return f.root.match(doc) }
+// Match reports whether doc satisfies the filter. A nil filter matches
+// every document, like {}.
+func (f *Filter) Match(doc map[string]any) bool { return f == nil || f.root.match(doc) }
 
 // MatchDoc reports whether d satisfies the filter.
-func (f *Filter) MatchDoc(d Doc) bool { return f.root.match(d) }
+func (f *Filter) MatchDoc(d Doc) bool { return f == nil || f.root.match(d) }
 
 // node is a compiled query document or logical operator.
 type node interface {

@@ -211,3 +211,10 @@ func toDoc(v any) any {
 	}
 	return v
 }
+
+func TestNilFilter(t *testing.T) {
+	var f *Filter
+	if !f.Match(map[string]any{"a": 1}) || !f.MatchDoc(sliceDoc{}) || f.String() != "{}" || f.Hints() != nil {
+		t.Error("a nil filter must behave like {}")
+	}
+}

@@ -15,6 +15,9 @@ import (
 // ParseJSON(f.String()) compiles an equal filter (for filters whose
 // strings are valid UTF-8).
 func (f *Filter) String() string {
+	if f == nil {
+		return "{}"
+	}
 	var w writer
 	f.root.write(&w)
 	return w.String()
