@@ -1,0 +1,388 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/taskhub/taskhub/hub/connfile"
+	"github.com/taskhub/taskhub/wire"
+)
+
+var (
+	t0 = time.Date(2024, 1, 2, 3, 4, 5, 123456000, time.UTC)
+	t1 = t0.Add(time.Second)
+)
+
+// TestCalls checks, for every query, the request the client sends and how
+// it reads the reply, with both packers.
+func TestCalls(t *testing.T) {
+	for _, packer := range []string{"msgpack", "json"} {
+		t.Run(packer, func(t *testing.T) {
+			for _, c := range []struct {
+				name    string
+				call    func(ctx context.Context, c *Client) (any, error)
+				wantReq string         // msg_type
+				reqKeys map[string]any // request content, compared as packed by the peer
+				reply   *reply
+				want    any
+			}{
+				{
+					name:    "Connection",
+					call:    func(ctx context.Context, c *Client) (any, error) { return c.Connection(ctx) },
+					wantReq: "connection_request", reqKeys: map[string]any{},
+					reply: ok("connection_reply", map[string]any{"engines": map[string]any{"0": "u0", "3": "u3"}}),
+					want:  map[int]string{0: "u0", 3: "u3"},
+				},
+				{
+					name:    "QueueStatus",
+					call:    func(ctx context.Context, c *Client) (any, error) { return c.QueueStatus(ctx, nil, false) },
+					wantReq: "queue_request", reqKeys: map[string]any{"targets": nil, "verbose": false},
+					reply: ok("queue_reply", map[string]any{"0": map[string]any{"queue": 1, "tasks": 2, "completed": 3}, "unassigned": 4}),
+					want:  QueueStatus{Engines: map[int]EngineQueue{0: {Queue: 1, Tasks: 2, Completed: 3}}, Unassigned: 4},
+				},
+				{
+					name:    "QueueStatus verbose",
+					call:    func(ctx context.Context, c *Client) (any, error) { return c.QueueStatus(ctx, []int{1}, true) },
+					wantReq: "queue_request", reqKeys: map[string]any{"targets": []any{int64(1)}, "verbose": true},
+					reply: ok("queue_reply", map[string]any{"1": map[string]any{"queue": []string{}, "tasks": []string{"t"}, "completed": []string{"a", "b"}}, "unassigned": []string{"u"}}),
+					want: QueueStatus{Engines: map[int]EngineQueue{1: {Tasks: 1, Completed: 2, QueueIDs: []string{}, TaskIDs: []string{"t"}, CompletedIDs: []string{"a", "b"}}},
+						Unassigned: 1, UnassignedIDs: []string{"u"}},
+				},
+				{
+					name:    "ResultStatus",
+					call:    func(ctx context.Context, c *Client) (any, error) { return c.ResultStatus(ctx, []string{"a", "b"}) },
+					wantReq: "result_request", reqKeys: map[string]any{"msg_ids": []any{"a", "b"}, "status_only": true},
+					reply: ok("result_reply", map[string]any{"pending": []string{"b"}, "completed": []string{"a"}}),
+					want:  ResultStatus{Pending: []string{"b"}, Completed: []string{"a"}},
+				},
+				{
+					name:    "Results",
+					call:    func(ctx context.Context, c *Client) (any, error) { return c.Results(ctx, []string{"a"}) },
+					wantReq: "result_request", reqKeys: map[string]any{"msg_ids": []any{"a"}, "status_only": false},
+					reply: ok("result_reply", map[string]any{"pending": []string{}, "completed": []string{"a"},
+						"a": map[string]any{"header": map[string]any{"msg_id": "a"}, "metadata": map[string]any{}, "result_header": map[string]any{"msg_type": "apply_reply"},
+							"result_metadata": map[string]any{"status": "ok"}, "result_content": map[string]any{"status": "ok"}, "received": t0,
+							"io": map[string]any{"stdout": "hi\n", "stderr": "", "execute_input": nil, "execute_result": nil, "error": nil}}},
+						[]byte("b0"), []byte("b1")),
+					want: Results{ResultStatus: ResultStatus{Pending: []string{}, Completed: []string{"a"}},
+						Results: map[string]Result{"a": {Header: map[string]any{"msg_id": "a"}, Metadata: map[string]any{}, ResultHeader: map[string]any{"msg_type": "apply_reply"},
+							ResultMetadata: map[string]any{"status": "ok"}, ResultContent: map[string]any{"status": "ok"}, Received: t0,
+							IO: map[string]any{"stdout": "hi\n", "stderr": "", "execute_input": nil, "execute_result": nil, "error": nil}}},
+						Buffers: [][]byte{[]byte("b0"), []byte("b1")}},
+				},
+				{
+					name:    "History",
+					call:    func(ctx context.Context, c *Client) (any, error) { return c.History(ctx) },
+					wantReq: "history_request", reqKeys: map[string]any{},
+					reply: ok("history_reply", map[string]any{"history": []string{"a", "b"}}),
+					want:  []string{"a", "b"},
+				},
+				{
+					name: "DBQuery",
+					call: func(ctx context.Context, c *Client) (any, error) {
+						return c.DBQuery(ctx, map[string]any{"completed": map[string]any{"$gt": t0}}, []string{"msg_id", "completed"})
+					},
+					wantReq: "db_request", reqKeys: map[string]any{"query": map[string]any{"completed": map[string]any{"$gt": wire.FormatDate(t0)}}, "keys": []any{"msg_id", "completed"}},
+					reply: ok("db_reply", map[string]any{"records": []any{map[string]any{"msg_id": "a", "completed": t1,
+						"header": map[string]any{"date": "2024-01-02T03:04:05.123456+00:00"}}}, "buffer_lens": nil, "result_buffer_lens": nil}),
+					want: []Record{{"msg_id": "a", "completed": t1, "header": map[string]any{"date": t0}}},
+				},
+				{
+					name:    "Purge",
+					call:    func(ctx context.Context, c *Client) (any, error) { return nil, c.Purge(ctx, []string{"a"}, []int{2}) },
+					wantReq: "purge_request", reqKeys: map[string]any{"msg_ids": []any{"a"}, "engine_ids": []any{int64(2)}},
+					reply: ok("purge_reply", map[string]any{}),
+				},
+				{
+					name:    "Purge nothing",
+					call:    func(ctx context.Context, c *Client) (any, error) { return nil, c.Purge(ctx, nil, nil) },
+					wantReq: "purge_request", reqKeys: map[string]any{"msg_ids": []any{}, "engine_ids": []any{}},
+					reply: ok("purge_reply", map[string]any{}),
+				},
+				{
+					name:    "PurgeAll",
+					call:    func(ctx context.Context, c *Client) (any, error) { return nil, c.PurgeAll(ctx) },
+					wantReq: "purge_request", reqKeys: map[string]any{"msg_ids": "all", "engine_ids": []any{}},
+					reply: ok("purge_reply", map[string]any{}),
+				},
+				{
+					name:    "Resubmit",
+					call:    func(ctx context.Context, c *Client) (any, error) { return c.Resubmit(ctx, []string{"a"}) },
+					wantReq: "resubmit_request", reqKeys: map[string]any{"msg_ids": []any{"a"}},
+					reply: ok("resubmit_reply", map[string]any{"resubmitted": map[string]any{"a": "a2"}}),
+					want:  map[string]string{"a": "a2"},
+				},
+				{
+					name:    "Shutdown",
+					call:    func(ctx context.Context, c *Client) (any, error) { return nil, c.Shutdown(ctx) },
+					wantReq: "shutdown_request", reqKeys: map[string]any{},
+					reply: ok("shutdown_reply", map[string]any{}),
+				},
+			} {
+				t.Run(c.name, func(t *testing.T) {
+					h := startFakeHub(t, packer, func(*wire.Message) *reply { return c.reply })
+					cl := dial(t, h.cf, Options{})
+					got, err := c.call(t.Context(), cl)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if c.want != nil && !reflect.DeepEqual(got, c.want) {
+						t.Errorf("got  %#v\nwant %#v", got, c.want)
+					}
+					req := <-h.reqs
+					if req.Header.MsgType != c.wantReq {
+						t.Errorf("request type %q, want %q", req.Header.MsgType, c.wantReq)
+					}
+					if !reflect.DeepEqual(req.Content, c.reqKeys) {
+						t.Errorf("request content %#v\nwant %#v", req.Content, c.reqKeys)
+					}
+				})
+			}
+		})
+	}
+}
+
+// DBQuery re-slices the buffer frames per record: its buffers, then its
+// result buffers (§4.2).
+func TestDBQueryBuffers(t *testing.T) {
+	b := func(s string) []byte { return []byte(s) }
+	for _, c := range []struct {
+		name       string
+		bufLens    any
+		resultLens any
+		frames     [][]byte
+		want       [][2][][]byte // per record: buffers, result_buffers (nil: key absent)
+		wantErr    string
+	}{
+		{name: "both", bufLens: []int{2, 0, 1}, resultLens: []int{1, 1, 0},
+			frames: [][]byte{b("a0"), b("a1"), b("ar0"), b("br0"), b("c0")},
+			want:   [][2][][]byte{{{b("a0"), b("a1")}, {b("ar0")}}, {{}, {b("br0")}}, {{b("c0")}, {}}}},
+		{name: "buffers only", bufLens: []int{1, 1, 0}, resultLens: nil,
+			frames: [][]byte{b("a0"), b("b0")},
+			want:   [][2][][]byte{{{b("a0")}, nil}, {{b("b0")}, nil}, {{}, nil}}},
+		{name: "none", want: [][2][][]byte{{nil, nil}, {nil, nil}, {nil, nil}}},
+		{name: "too few frames", bufLens: []int{1, 1, 1}, frames: [][]byte{b("a0")}, wantErr: "1 buffer frames announced, 0 left"},
+		{name: "too many frames", bufLens: []int{0, 0, 0}, frames: [][]byte{b("x")}, wantErr: "1 buffer frames left over"},
+		{name: "wrong count", bufLens: []int{1}, wantErr: "malformed db_reply: buffer_lens"},
+		{name: "negative", resultLens: []int{0, -1, 0}, wantErr: "malformed db_reply: result_buffer_lens"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := startFakeHub(t, "msgpack", func(*wire.Message) *reply {
+				return ok("db_reply", map[string]any{
+					"records":     []any{map[string]any{"msg_id": "a"}, map[string]any{"msg_id": "b"}, map[string]any{"msg_id": "c"}},
+					"buffer_lens": c.bufLens, "result_buffer_lens": c.resultLens,
+				}, c.frames...)
+			})
+			recs, err := dial(t, h.cf, Options{}).DBQuery(t.Context(), nil, []string{"buffers", "result_buffers"})
+			if c.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+					t.Fatalf("err = %v, want %q", err, c.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, rec := range recs {
+				for j, key := range []string{"buffers", "result_buffers"} {
+					got, present := rec[key]
+					if want := c.want[i][j]; (want == nil) != !present || (present && !reflect.DeepEqual(got, want)) {
+						t.Errorf("record %d %s = %q (present %v), want %q", i, key, got, present, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestErrorReply(t *testing.T) {
+	h := startFakeHub(t, "msgpack", func(*wire.Message) *reply {
+		return &reply{"hub_error", (&wire.Error{Name: "KeyError", Value: "No such msg(s): ['x']", Traceback: []string{"line 1"}}).Content(), nil}
+	})
+	_, err := dial(t, h.cf, Options{}).Resubmit(t.Context(), []string{"x"})
+	var we *wire.Error
+	if !errors.As(err, &we) || we.Name != "KeyError" || we.Value != "No such msg(s): ['x']" || !reflect.DeepEqual(we.Traceback, []string{"line 1"}) {
+		t.Fatalf("err = %#v, want the hub's KeyError", err)
+	}
+	if err.Error() != "KeyError: No such msg(s): ['x']" {
+		t.Errorf("Error() = %q", err.Error())
+	}
+}
+
+func TestMalformedReplies(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		call    func(ctx context.Context, c *Client) error
+		content map[string]any
+		want    string
+	}{
+		{"no status", func(ctx context.Context, c *Client) error { _, err := c.History(ctx); return err }, map[string]any{}, "status <nil>"},
+		{"history type", func(ctx context.Context, c *Client) error { _, err := c.History(ctx); return err }, map[string]any{"status": "ok", "history": 5}, "history: unexpected int64 5"},
+		{"engine id", func(ctx context.Context, c *Client) error { _, err := c.Connection(ctx); return err }, map[string]any{"status": "ok", "engines": map[string]any{"x": "u"}}, "engines.x"},
+		{"queue", func(ctx context.Context, c *Client) error { _, err := c.QueueStatus(ctx, nil, false); return err },
+			map[string]any{"status": "ok", "0": map[string]any{"queue": "x"}}, "0.queue"},
+		{"result entry", func(ctx context.Context, c *Client) error { _, err := c.Results(ctx, []string{"a"}); return err },
+			map[string]any{"status": "ok", "pending": []any{}, "completed": []any{"a"}}, "a: unexpected <nil>"},
+		{"resubmitted", func(ctx context.Context, c *Client) error { _, err := c.Resubmit(ctx, []string{"a"}); return err },
+			map[string]any{"status": "ok", "resubmitted": map[string]any{"a": 1}}, "resubmitted.a"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			h := startFakeHub(t, "msgpack", func(*wire.Message) *reply { return &reply{"x_reply", c.content, nil} })
+			err := c.call(t.Context(), dial(t, h.cf, Options{}))
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v, want %q", err, c.want)
+			}
+		})
+	}
+}
+
+// A hub that never answers gives a clear timeout error, within the
+// configured timeout, never a hang.
+func TestTimeout(t *testing.T) {
+	h := startFakeHub(t, "msgpack", func(*wire.Message) *reply { return nil })
+	c := dial(t, h.cf, Options{Timeout: 200 * time.Millisecond})
+	_, err := c.History(t.Context())
+	want := fmt.Sprintf("hub at tcp://127.0.0.1:%d did not answer history_request within 200ms", h.cf.Registration)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), want) {
+		t.Fatalf("err = %v, want %q wrapping DeadlineExceeded", err, want)
+	}
+	// The caller's shorter deadline wins, and is the one reported.
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	if _, err := c.History(ctx); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "within 50ms") {
+		t.Errorf("err = %v, want a 50ms timeout", err)
+	}
+	// Cancellation is not a timeout.
+	ctx, cancel = context.WithCancel(t.Context())
+	cancel()
+	if _, err := c.History(ctx); !errors.Is(err, context.Canceled) {
+		t.Errorf("err = %v, want context.Canceled", err)
+	}
+}
+
+func TestUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close() // nothing listens there now
+	cf := connfile.Client{Interface: "tcp://127.0.0.1", Registration: port, Pack: "json", Unpack: "json", SignatureScheme: "hmac-sha256"}
+	start := time.Now()
+	_, err = Dial(t.Context(), cf, Options{Timeout: 300 * time.Millisecond})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("hub at tcp://127.0.0.1:%d is not reachable", port)) {
+		t.Fatalf("err = %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Dial took %v with a 300ms timeout", d)
+	}
+}
+
+// A peer that accepts TCP but never completes the ZMTP handshake must not
+// hang Dial: zmq4 alone would wait forever.
+func TestSilentPeer(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for {
+			conn, err := l.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close() // hold it open, say nothing
+		}
+	}()
+	cf := connfile.Client{Interface: "tcp://127.0.0.1", Registration: l.Addr().(*net.TCPAddr).Port, Pack: "json", Unpack: "json", SignatureScheme: "hmac-sha256"}
+	if _, err := Dial(t.Context(), cf, Options{Timeout: 300 * time.Millisecond}); err == nil {
+		t.Fatal("Dial to a silent peer succeeded")
+	}
+}
+
+func TestBadConnectionFile(t *testing.T) {
+	for _, cf := range []connfile.Client{
+		{Pack: "pickle", Unpack: "pickle", SignatureScheme: "hmac-sha256"},
+		{Pack: "json", Unpack: "json", SignatureScheme: "hmac-sha3"},
+	} {
+		if _, err := Dial(t.Context(), cf, Options{}); err == nil {
+			t.Errorf("Dial(%+v) succeeded", cf)
+		}
+	}
+}
+
+// Replies are matched by parent msg_id: answers in reverse order reach the
+// right callers, and strangers (other parents, bad signatures) are ignored.
+func TestMatching(t *testing.T) {
+	const n = 20
+	var held []*wire.Message
+	h := startRawFakeHub(t, "msgpack", func(h *fakeHub, m *wire.Message) {
+		held = append(held, m)
+		if len(held) < n {
+			return
+		}
+		for i := len(held) - 1; i >= 0; i-- {
+			req := held[i]
+			stranger := h.sess.NewMessage("history_reply", map[string]any{"status": "ok", "history": []string{"stranger"}}, nil)
+			stranger.Identities = req.Identities
+			frames, _ := h.sess.Encode(stranger)
+			h.sendFrames(t, frames)
+			forged := h.sess.NewMessage("history_reply", map[string]any{"status": "ok", "history": []string{"forged"}}, &req.Header)
+			forged.Identities = req.Identities
+			frames, _ = h.sess.Encode(forged)
+			frames[2] = []byte(strings.Repeat("0", 64)) // signature
+			h.sendFrames(t, frames)
+			h.send(t, req, ok("history_reply", map[string]any{"history": []string{req.Header.MsgID}}))
+		}
+	})
+	c := dial(t, h.cf, Options{})
+	var wg sync.WaitGroup
+	got := make([][]string, n)
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() { got[i], errs[i] = c.History(t.Context()) })
+	}
+	wg.Wait()
+	seen := map[string]bool{}
+	for i := range n {
+		if errs[i] != nil || len(got[i]) != 1 || seen[got[i][0]] {
+			t.Fatalf("call %d: %v %v", i, got[i], errs[i])
+		}
+		seen[got[i][0]] = true
+	}
+	// Each reply named its own request: the n msg_ids the hub received.
+	for range n {
+		if m := <-h.reqs; !seen[m.Header.MsgID] {
+			t.Errorf("request %s got no reply of its own", m.Header.MsgID)
+		}
+	}
+}
+
+func TestClose(t *testing.T) {
+	h := startFakeHub(t, "msgpack", func(*wire.Message) *reply { return nil })
+	c, err := Dial(t.Context(), h.cf, Options{Timeout: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := c.History(context.Background()); errc <- err }()
+	<-h.reqs // the call is waiting for its reply
+	c.Close()
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Errorf("call in progress: err = %v, want ErrClosed", err)
+	}
+	if _, err := c.History(t.Context()); !errors.Is(err, ErrClosed) {
+		t.Errorf("call after Close: err = %v, want ErrClosed", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
