@@ -15,6 +15,11 @@ func (s *state) registerEngine(m *wire.Message) {
 		s.h.replyErr(sockQuery, m, "registration_reply", &wire.Error{Name: "KeyError", Value: "registration_request needs a string 'uuid'"})
 		return
 	}
+	if s.dying.has(uuid) {
+		s.h.replyErr(sockQuery, m, "registration_reply", &wire.Error{Name: "KeyError",
+			Value: fmt.Sprintf("uuid %s in use: its previous registration is still being cleaned up", pyRepr(uuid))})
+		return
+	}
 	var requested *int
 	if id, ok := asInt(m.Content["id"]); ok {
 		requested = &id
@@ -116,6 +121,7 @@ func (s *state) unregister(e *engine, why string) {
 	s.notify("unregistration_notification", map[string]any{"id": e.id, "uuid": e.uuid})
 	s.h.log.Info("engine unregistered", "engine_id", e.id, "engine_uuid", e.uuid, "reason", why,
 		"queue", len(e.queue), "tasks", len(e.tasks))
+	s.dying.add(e.uuid)
 	s.h.after(s.cfg.DeadEngineGrace, func() { s.strand(e) })
 }
 
@@ -124,7 +130,8 @@ func (s *state) unregister(e *engine, why string) {
 // sees the unregistration, §5); load-balanced tasks get an EngineError
 // apply_reply through the scheduler, which may retry them elsewhere.
 func (s *state) strand(e *engine) {
-	now := time.Now().UTC()
+	defer delete(s.dying, e.uuid)
+	t := now()
 	for _, msgID := range ordered(e.queue) {
 		delete(e.queue, msgID)
 		if _, ok := s.pending[msgID]; !ok {
@@ -134,15 +141,15 @@ func (s *state) strand(e *engine) {
 		s.completed.add(msgID)
 		s.updateRecord(msgID, map[string]any{
 			"result_content": engineError(e, msgID).Content(),
-			"result_header":  map[string]any{"engine": e.uuid, "date": now},
+			"result_header":  map[string]any{"engine": e.uuid, "date": t},
 			"result_buffers": [][]byte{},
-			"completed":      now,
+			"completed":      t,
 			"engine_uuid":    e.uuid,
 		})
 	}
 	for _, j := range s.sched.stranded(e.uuid) {
 		r := s.h.sess.NewMessage("apply_reply", engineError(e, j.msgID).Content(), &j.header)
-		r.Metadata = map[string]any{"status": "error", "engine": e.uuid, "date": now}
+		r.Metadata = map[string]any{"status": "error", "engine": e.uuid, "date": t}
 		s.finishResult(j.msgID, e.uuid, r, func() {
 			if j.client != nil {
 				r.Identities = [][]byte{j.client, []byte(e.uuid)}

@@ -17,7 +17,9 @@ import (
 // TestDeadEngine: an engine whose heart stops is removed everywhere and
 // its tasks get EngineError results, delivered and recorded.
 func TestDeadEngine(t *testing.T) {
-	h := startHub(t, testConfig(t), nil)
+	cfg := testConfig(t)
+	cfg.DeadEngineGrace = time.Second
+	h := startHub(t, cfg, nil)
 	c := newClient(t, h)
 	e := startEngine(t, h, c, true)
 	req := c.apply("hold", nil)
@@ -28,6 +30,8 @@ func TestDeadEngine(t *testing.T) {
 
 	e.kill() // the heart stops
 	c.waitNotification(t, "unregistration_notification", e.uuid)
+	// its uuid stays taken until its work is failed
+	wantError(t, e.reg.request("registration_request", map[string]any{"uuid": e.uuid}), "registration_reply", "KeyError")
 	r := c.task.recvReply(req)
 	wantError(t, r, "apply_reply", "EngineError")
 	if r.Metadata["engine"] != e.uuid {
@@ -49,6 +53,9 @@ func TestDeadEngine(t *testing.T) {
 	conn := c.ok(t, "connection_request", nil)
 	if len(conn.Content["engines"].(map[string]any)) != 0 {
 		t.Fatalf("dead engine still connected: %v", conn.Content)
+	}
+	if r := e.reg.request("registration_request", map[string]any{"uuid": e.uuid}); r.Content["status"] != "ok" {
+		t.Fatalf("re-registration after cleanup: %v", r.Content)
 	}
 }
 

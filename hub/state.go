@@ -30,6 +30,7 @@ type state struct {
 	pending    map[string]*task  // routed, no result yet
 	completed  idSet             // results seen (status-only queries work without a DB)
 	unassigned map[string]uint64 // load-balanced tasks not yet on an engine
+	dying      idSet             // uuids of dead engines whose work is not yet failed
 
 	draining bool // shutting down: client requests are refused
 }
@@ -44,6 +45,7 @@ func newState(h *Hub, pick scheme, cfg Config) state {
 		pending:    map[string]*task{},
 		completed:  idSet{},
 		unassigned: map[string]uint64{},
+		dying:      idSet{},
 	}
 	return s
 }
