@@ -1,9 +1,15 @@
 package sqlitedb
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"sort"
+	"time"
+
+	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/query"
 )
 
 // noTime marks an entry without a submitted time.
@@ -160,4 +166,91 @@ func (c *catalog) check() error {
 		return fmt.Errorf("%d live history items, %d stale of %d", n, c.stale, len(c.hist))
 	}
 	return nil
+}
+
+// catalogKeys are the keys the catalog holds: queries touching nothing
+// else are answered from memory.
+func catalogKey(k string) bool { return k == taskdb.KeyMsgID || k == taskdb.KeySubmitted }
+
+// candidates returns copies of the entries that may satisfy a condition
+// lo ≤ submitted ≤ hi (nil bounds are open; with both nil, every entry),
+// for matching outside idsMu.
+func (c *catalog) candidates(lo, hi *int64) []entry {
+	if lo == nil && hi == nil {
+		out := make([]entry, 0, len(c.ids))
+		for _, e := range c.ids {
+			out = append(out, *e)
+		}
+		return out
+	}
+	i, j := 0, len(c.hist)
+	if lo != nil {
+		i = sort.Search(len(c.hist), func(k int) bool { return c.hist[k].sub >= *lo })
+	}
+	if hi != nil {
+		j = sort.Search(len(c.hist), func(k int) bool { return c.hist[k].sub > *hi })
+	}
+	var out []entry
+	for _, h := range c.hist[i:max(i, j)] {
+		if h.live() {
+			out = append(out, *h.e)
+		}
+	}
+	return out
+}
+
+// entryDoc shows an entry to the query matcher as a record holding only
+// the catalog's keys.
+type entryDoc struct{ e *entry }
+
+func (d entryDoc) Lookup(key string) (any, bool) {
+	switch key {
+	case taskdb.KeyMsgID:
+		return d.e.id, true
+	case taskdb.KeySubmitted:
+		if d.e.sub == noTime {
+			return nil, true
+		}
+		return time.UnixMicro(d.e.sub).UTC(), true
+	}
+	return nil, false
+}
+
+func (d entryDoc) Len() int { return 2 }
+
+// findInCatalog answers a query whose fields and keys are all catalog keys.
+func (db *DB) findInCatalog(q *query.Filter, keys []string) []taskdb.Record {
+	var lo, hi *int64
+	for _, h := range q.Hints() {
+		if h.Path != taskdb.KeySubmitted || h.Eq {
+			continue
+		}
+		// A bound that is not a time matches nothing; leave it to MatchDoc.
+		if t, ok := h.Lower.(time.Time); ok {
+			v := t.UnixMicro()
+			lo = &v
+		}
+		if t, ok := h.Upper.(time.Time); ok {
+			v := t.UnixMicro()
+			hi = &v
+		}
+	}
+	db.idsMu.Lock()
+	cands := db.cat.candidates(lo, hi)
+	db.idsMu.Unlock()
+	slices.SortFunc(cands, func(a, b entry) int { return cmp.Compare(a.seq, b.seq) })
+	var out []taskdb.Record
+	for i := range cands {
+		d := entryDoc{&cands[i]}
+		if !q.MatchDoc(d) {
+			continue
+		}
+		r := make(taskdb.Record, len(keys)+1)
+		r[taskdb.KeyMsgID] = d.e.id
+		for _, k := range keys {
+			r[k], _ = d.Lookup(k)
+		}
+		out = append(out, r)
+	}
+	return out
 }

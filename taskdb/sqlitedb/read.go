@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -72,6 +73,9 @@ func (db *DB) find(ctx context.Context, q *query.Filter, keys []string) ([]taskd
 	}
 	if q == nil {
 		q = everything
+	}
+	if len(keys) > 0 && coveredByCatalog(q, keys) {
+		return db.findInCatalog(q, keys), nil
 	}
 	if err := db.sync(ctx); err != nil {
 		return nil, err
@@ -271,6 +275,17 @@ func selectList(cols []int) string {
 		names[j] = colName(i)
 	}
 	return strings.Join(names, ", ")
+}
+
+// coveredByCatalog reports whether q tests and keys name only catalog
+// keys, so that the catalog answers without reading the table.
+func coveredByCatalog(q *query.Filter, keys []string) bool {
+	other := func(k string) bool { return !catalogKey(k) }
+	if slices.ContainsFunc(keys, other) {
+		return false
+	}
+	fields, ok := topFields(q)
+	return ok && !slices.ContainsFunc(fields, other)
 }
 
 // neededColumns returns the columns a projection on keys reads: msg_id,

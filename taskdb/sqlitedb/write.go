@@ -30,7 +30,8 @@ type op struct {
 	kind   opKind
 	seq    uint64 // position in the queue; 0 for opFlush
 	id     string
-	ids    []string       // opDrop
+	row    int64          // opUpdate: the row's seq
+	rows   []int64        // opDrop: the rows' seqs
 	cols   uint64         // opUpdate: bit i set when args holds column i
 	args   []any          // opAdd: seq and every column; opUpdate: the set columns, in order
 	extras map[string]any // opUpdate: extra keys to merge into the extra column
@@ -144,9 +145,11 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 		}
 	}
 	exists := func() error {
-		if !db.cat.has(msgID) {
+		e := db.cat.ids[msgID]
+		if e == nil {
 			return fmt.Errorf("sqlitedb: update %s: %w", msgID, taskdb.ErrNotFound)
 		}
+		o.row = e.seq
 		return nil
 	}
 	if o.cols == 0 {
@@ -169,11 +172,14 @@ func (db *DB) DropRecord(ctx context.Context, msgID string) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return db.enqueue(ctx, &op{kind: opDrop, ids: []string{msgID}},
+	o := &op{kind: opDrop, id: msgID}
+	return db.enqueue(ctx, o,
 		func() error {
-			if !db.cat.has(msgID) {
+			e := db.cat.ids[msgID]
+			if e == nil {
 				return fmt.Errorf("sqlitedb: drop %s: %w", msgID, taskdb.ErrNotFound)
 			}
+			o.rows = []int64{e.seq}
 			return nil
 		},
 		func() { db.cat.drop(msgID) })
@@ -197,24 +203,26 @@ func (db *DB) DropMatchingRecords(ctx context.Context, q *query.Filter) error {
 // dropIDs removes those of ids that still exist and returns their number.
 func (db *DB) dropIDs(ctx context.Context, ids []string) (int, error) {
 	o := &op{kind: opDrop}
+	var live []string
 	err := db.enqueue(ctx, o,
 		func() error {
 			for _, id := range ids {
-				if db.cat.has(id) {
-					o.ids = append(o.ids, id)
+				if e := db.cat.ids[id]; e != nil {
+					live = append(live, id)
+					o.rows = append(o.rows, e.seq)
 				}
 			}
 			return nil
 		},
 		func() {
-			for _, id := range o.ids {
+			for _, id := range live {
 				db.cat.drop(id)
 			}
 		})
 	if err != nil {
 		return 0, err
 	}
-	return len(o.ids), nil
+	return len(live), nil
 }
 
 // locked runs f under idsMu unless the DB is closed.
@@ -355,8 +363,8 @@ func (db *DB) openWriter(ctx context.Context) (*writer, error) {
 		sql  string
 	}{
 		{&w.insert, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", db.table, strings.Join(names, ", "), strings.Join(marks, ", "))},
-		{&w.del, fmt.Sprintf("DELETE FROM %s WHERE msg_id = ?", db.table)},
-		{&w.extra, fmt.Sprintf("SELECT extra FROM %s WHERE msg_id = ?", db.table)},
+		{&w.del, fmt.Sprintf("DELETE FROM %s WHERE seq = ?", db.table)},
+		{&w.extra, fmt.Sprintf("SELECT extra FROM %s WHERE seq = ?", db.table)},
 	} {
 		if *s.stmt, err = conn.PrepareContext(ctx, s.sql); err != nil {
 			w.close()
@@ -473,7 +481,7 @@ func (w *writer) apply(o *op) error {
 		args := o.args
 		if o.extras != nil {
 			var blob []byte
-			if err := w.extra.QueryRowContext(ctx, o.id).Scan(&blob); err != nil {
+			if err := w.extra.QueryRowContext(ctx, o.row).Scan(&blob); err != nil {
 				return err
 			}
 			merged := map[string]any{}
@@ -495,11 +503,11 @@ func (w *writer) apply(o *op) error {
 		if err != nil {
 			return err
 		}
-		_, err = s.ExecContext(ctx, append(args[:len(args):len(args)], o.id)...)
+		_, err = s.ExecContext(ctx, append(args[:len(args):len(args)], o.row)...)
 		return err
 	case opDrop:
-		for _, id := range o.ids {
-			if _, err := w.del.ExecContext(ctx, id); err != nil {
+		for _, row := range o.rows {
+			if _, err := w.del.ExecContext(ctx, row); err != nil {
 				return err
 			}
 		}
@@ -519,7 +527,7 @@ func (w *writer) update(set uint64) (*sql.Stmt, error) {
 		}
 	}
 	s, err := w.conn.PrepareContext(context.Background(),
-		fmt.Sprintf("UPDATE %s SET %s WHERE msg_id = ?", w.db.table, strings.Join(cols, ", ")))
+		fmt.Sprintf("UPDATE %s SET %s WHERE seq = ?", w.db.table, strings.Join(cols, ", ")))
 	if err != nil {
 		return nil, err
 	}
