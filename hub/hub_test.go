@@ -11,12 +11,14 @@ import (
 	"github.com/taskhub/taskhub/taskdb/dictdb"
 )
 
-// testConfig is a fast hub for tests: short heartbeats and grace.
+// testConfig is a fast hub for tests: short heartbeats and grace. An
+// engine is declared dead after about a second of silence, long enough
+// for a fake engine's heart on a loaded machine under -race.
 func testConfig(t testing.TB) Config {
 	return Config{
 		ConnectionDir:      t.TempDir(),
 		HeartbeatPeriod:    100 * time.Millisecond,
-		HeartbeatMaxMisses: 3,
+		HeartbeatMaxMisses: 10,
 		DeadEngineGrace:    200 * time.Millisecond,
 		ShutdownTimeout:    2 * time.Second,
 	}
