@@ -214,8 +214,9 @@ func (c *client) apply(op string, md map[string]any, bufs ...[]byte) *wire.Messa
 // fakeEngine speaks the engine side: registration, heart, a shell ROUTER
 // on the mux, task and control ports, and IOPub. Requests carry an "op" in
 // their content: "ok" (reply ok), "fail" (reply error), "unmet" (reply
-// with dependencies_met false), "print" (stdout then ok), "hold" (never
-// reply), or "slow" (reply after 100 ms).
+// with dependencies_met false), "print" (stdout, execute_input and
+// display_data, then ok), "hold" (never reply), or "slow" (reply after
+// 100 ms).
 type fakeEngine struct {
 	tb    testing.TB
 	uuid  string
@@ -318,6 +319,9 @@ func (e *fakeEngine) serve() {
 			in := e.sess.NewMessage("execute_input", map[string]any{"code": "print('hello')"}, &m.Header)
 			in.Identities = [][]byte{[]byte("engine." + e.uuid + ".execute_input")}
 			e.pub.sendMsg(in)
+			dd := e.sess.NewMessage("display_data", map[string]any{"data": map[string]any{"text/plain": "shown"}, "metadata": map[string]any{}}, &m.Header)
+			dd.Identities = [][]byte{[]byte("engine." + e.uuid + ".display_data")}
+			e.pub.sendMsg(dd)
 		case "slow":
 			time.Sleep(100 * time.Millisecond)
 		}

@@ -276,8 +276,12 @@ func TestIOPubCapture(t *testing.T) {
 	deadline := time.Now().Add(waitFor)
 	for {
 		rec := c.ok(t, "db_request", map[string]any{"query": map[string]any{"msg_id": req.Header.MsgID},
-			"keys": []any{"stdout", "execute_input"}}).Content["records"].([]any)[0].(map[string]any)
-		if rec["stdout"] == "hello\n" && rec["execute_input"] == "print('hello')" {
+			"keys": []any{"stdout", "execute_input", "execute_result"}}).Content["records"].([]any)[0].(map[string]any)
+		shown, _ := rec["execute_result"].(map[string]any)
+		if rec["stdout"] == "hello\n" && rec["execute_input"] == "print('hello')" && shown != nil {
+			if data := shown["data"].(map[string]any); data["text/plain"] != "shown" {
+				t.Fatalf("display data %v", shown)
+			}
 			return
 		}
 		if time.Now().After(deadline) {
