@@ -320,8 +320,10 @@ func waitUntil(done <-chan struct{}, deadline time.Time) bool {
 // requestShutdown starts the shutdown, as a cancelled Run context does.
 func (h *Hub) requestShutdown() { h.once.Do(func() { close(h.quit) }) }
 
-// post runs fn on the state goroutine, unless it has stopped serving. Any
-// goroutine may call it; the state goroutine must not (it could block).
+// post runs fn on the state goroutine, unless it has stopped serving. It
+// blocks until the state goroutine takes fn, so neither the state
+// goroutine nor the DB goroutine (which the state goroutine may be
+// waiting for) may call it directly.
 func (h *Hub) post(fn func()) {
 	select {
 	case h.events <- fn:

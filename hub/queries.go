@@ -470,7 +470,9 @@ func (s *state) resubmitRequest(m *wire.Message) {
 			h.replyErr(sockQuery, m, "resubmit_reply", &wire.Error{Name: "KeyError", Value: "No such msg(s): [" + strings.Join(missing, ", ") + "]"})
 			return
 		}
-		h.post(func() { s.resubmit(m, recs) })
+		// Not h.post from here: the state goroutine may be waiting for
+		// room in this goroutine's queue.
+		go h.post(func() { s.resubmit(m, recs) })
 	})
 }
 
