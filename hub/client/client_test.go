@@ -11,9 +11,22 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskhub/taskhub/hub/client/clienttest"
 	"github.com/taskhub/taskhub/hub/connfile"
 	"github.com/taskhub/taskhub/wire"
 )
+
+func dial(tb testing.TB, cf connfile.Client, opts Options) *Client {
+	tb.Helper()
+	c, err := Dial(tb.Context(), cf, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close() })
+	return c
+}
+
+var ok = clienttest.OK
 
 var (
 	t0 = time.Date(2024, 1, 2, 3, 4, 5, 123456000, time.UTC)
@@ -30,7 +43,7 @@ func TestCalls(t *testing.T) {
 				call    func(ctx context.Context, c *Client) (any, error)
 				wantReq string         // msg_type
 				reqKeys map[string]any // request content, compared as packed by the peer
-				reply   *reply
+				reply   *clienttest.Reply
 				want    any
 			}{
 				{
@@ -127,8 +140,8 @@ func TestCalls(t *testing.T) {
 				},
 			} {
 				t.Run(c.name, func(t *testing.T) {
-					h := startFakeHub(t, packer, func(*wire.Message) *reply { return c.reply })
-					cl := dial(t, h.cf, Options{})
+					h := clienttest.Start(t, packer, func(*wire.Message) *clienttest.Reply { return c.reply })
+					cl := dial(t, h.File, Options{})
 					got, err := c.call(t.Context(), cl)
 					if err != nil {
 						t.Fatal(err)
@@ -136,7 +149,7 @@ func TestCalls(t *testing.T) {
 					if c.want != nil && !reflect.DeepEqual(got, c.want) {
 						t.Errorf("got  %#v\nwant %#v", got, c.want)
 					}
-					req := <-h.reqs
+					req := <-h.Requests
 					if req.Header.MsgType != c.wantReq {
 						t.Errorf("request type %q, want %q", req.Header.MsgType, c.wantReq)
 					}
@@ -174,13 +187,13 @@ func TestDBQueryBuffers(t *testing.T) {
 		{name: "negative", resultLens: []int{0, -1, 0}, wantErr: "malformed db_reply: result_buffer_lens"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := startFakeHub(t, "msgpack", func(*wire.Message) *reply {
+			h := clienttest.Start(t, "msgpack", func(*wire.Message) *clienttest.Reply {
 				return ok("db_reply", map[string]any{
 					"records":     []any{map[string]any{"msg_id": "a"}, map[string]any{"msg_id": "b"}, map[string]any{"msg_id": "c"}},
 					"buffer_lens": c.bufLens, "result_buffer_lens": c.resultLens,
 				}, c.frames...)
 			})
-			recs, err := dial(t, h.cf, Options{}).DBQuery(t.Context(), nil, []string{"buffers", "result_buffers"})
+			recs, err := dial(t, h.File, Options{}).DBQuery(t.Context(), nil, []string{"buffers", "result_buffers"})
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err = %v, want %q", err, c.wantErr)
@@ -203,10 +216,10 @@ func TestDBQueryBuffers(t *testing.T) {
 }
 
 func TestErrorReply(t *testing.T) {
-	h := startFakeHub(t, "msgpack", func(*wire.Message) *reply {
-		return &reply{"hub_error", (&wire.Error{Name: "KeyError", Value: "No such msg(s): ['x']", Traceback: []string{"line 1"}}).Content(), nil}
+	h := clienttest.Start(t, "msgpack", func(*wire.Message) *clienttest.Reply {
+		return clienttest.Error("hub_error", &wire.Error{Name: "KeyError", Value: "No such msg(s): ['x']", Traceback: []string{"line 1"}})
 	})
-	_, err := dial(t, h.cf, Options{}).Resubmit(t.Context(), []string{"x"})
+	_, err := dial(t, h.File, Options{}).Resubmit(t.Context(), []string{"x"})
 	var we *wire.Error
 	if !errors.As(err, &we) || we.Name != "KeyError" || we.Value != "No such msg(s): ['x']" || !reflect.DeepEqual(we.Traceback, []string{"line 1"}) {
 		t.Fatalf("err = %#v, want the hub's KeyError", err)
@@ -234,8 +247,10 @@ func TestMalformedReplies(t *testing.T) {
 			map[string]any{"status": "ok", "resubmitted": map[string]any{"a": 1}}, "resubmitted.a"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			h := startFakeHub(t, "msgpack", func(*wire.Message) *reply { return &reply{"x_reply", c.content, nil} })
-			err := c.call(t.Context(), dial(t, h.cf, Options{}))
+			h := clienttest.Start(t, "msgpack", func(*wire.Message) *clienttest.Reply {
+				return &clienttest.Reply{MsgType: "x_reply", Content: c.content}
+			})
+			err := c.call(t.Context(), dial(t, h.File, Options{}))
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Errorf("err = %v, want %q", err, c.want)
 			}
@@ -246,10 +261,10 @@ func TestMalformedReplies(t *testing.T) {
 // A hub that never answers gives a clear timeout error, within the
 // configured timeout, never a hang.
 func TestTimeout(t *testing.T) {
-	h := startFakeHub(t, "msgpack", func(*wire.Message) *reply { return nil })
-	c := dial(t, h.cf, Options{Timeout: 200 * time.Millisecond})
+	h := clienttest.Start(t, "msgpack", func(*wire.Message) *clienttest.Reply { return nil })
+	c := dial(t, h.File, Options{Timeout: 200 * time.Millisecond})
 	_, err := c.History(t.Context())
-	want := fmt.Sprintf("hub at tcp://127.0.0.1:%d did not answer history_request within 200ms", h.cf.Registration)
+	want := fmt.Sprintf("hub at tcp://127.0.0.1:%d did not answer history_request within 200ms", h.File.Registration)
 	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("err = %v, want %q wrapping DeadlineExceeded", err, want)
 	}
@@ -324,26 +339,26 @@ func TestBadConnectionFile(t *testing.T) {
 func TestMatching(t *testing.T) {
 	const n = 20
 	var held []*wire.Message
-	h := startRawFakeHub(t, "msgpack", func(h *fakeHub, m *wire.Message) {
+	h := clienttest.StartRaw(t, "msgpack", func(h *clienttest.Hub, m *wire.Message) {
 		held = append(held, m)
 		if len(held) < n {
 			return
 		}
 		for i := len(held) - 1; i >= 0; i-- {
 			req := held[i]
-			stranger := h.sess.NewMessage("history_reply", map[string]any{"status": "ok", "history": []string{"stranger"}}, nil)
+			stranger := h.Session.NewMessage("history_reply", map[string]any{"status": "ok", "history": []string{"stranger"}}, nil)
 			stranger.Identities = req.Identities
-			frames, _ := h.sess.Encode(stranger)
-			h.sendFrames(t, frames)
-			forged := h.sess.NewMessage("history_reply", map[string]any{"status": "ok", "history": []string{"forged"}}, &req.Header)
+			frames, _ := h.Session.Encode(stranger)
+			h.SendFrames(frames)
+			forged := h.Session.NewMessage("history_reply", map[string]any{"status": "ok", "history": []string{"forged"}}, &req.Header)
 			forged.Identities = req.Identities
-			frames, _ = h.sess.Encode(forged)
+			frames, _ = h.Session.Encode(forged)
 			frames[2] = []byte(strings.Repeat("0", 64)) // signature
-			h.sendFrames(t, frames)
-			h.send(t, req, ok("history_reply", map[string]any{"history": []string{req.Header.MsgID}}))
+			h.SendFrames(frames)
+			h.Reply(req, ok("history_reply", map[string]any{"history": []string{req.Header.MsgID}}))
 		}
 	})
-	c := dial(t, h.cf, Options{})
+	c := dial(t, h.File, Options{})
 	var wg sync.WaitGroup
 	got := make([][]string, n)
 	errs := make([]error, n)
@@ -360,21 +375,21 @@ func TestMatching(t *testing.T) {
 	}
 	// Each reply named its own request: the n msg_ids the hub received.
 	for range n {
-		if m := <-h.reqs; !seen[m.Header.MsgID] {
+		if m := <-h.Requests; !seen[m.Header.MsgID] {
 			t.Errorf("request %s got no reply of its own", m.Header.MsgID)
 		}
 	}
 }
 
 func TestClose(t *testing.T) {
-	h := startFakeHub(t, "msgpack", func(*wire.Message) *reply { return nil })
-	c, err := Dial(t.Context(), h.cf, Options{Timeout: -1})
+	h := clienttest.Start(t, "msgpack", func(*wire.Message) *clienttest.Reply { return nil })
+	c, err := Dial(t.Context(), h.File, Options{Timeout: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
 	errc := make(chan error, 1)
 	go func() { _, err := c.History(context.Background()); errc <- err }()
-	<-h.reqs // the call is waiting for its reply
+	<-h.Requests // the call is waiting for its reply
 	c.Close()
 	if err := <-errc; !errors.Is(err, ErrClosed) {
 		t.Errorf("call in progress: err = %v, want ErrClosed", err)
