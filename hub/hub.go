@@ -136,7 +136,7 @@ func (h *Hub) Listen() error {
 		return nil
 	}
 	if h.ran {
-		return errors.New("hub: already ran")
+		return errors.New("hub: closed")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	socks, err := bind(ctx, h.cfg)
@@ -248,6 +248,7 @@ func (h *Hub) Close() error {
 	}
 	h.ran = true
 	closeAll(h.socks)
+	h.socks = [numSockets]*hubSocket{}
 	h.sockStop()
 	h.removeFiles()
 	return nil

@@ -333,3 +333,41 @@ func TestQueryFlood(t *testing.T) {
 		t.Fatalf("stats %+v", s)
 	}
 }
+
+func TestListenClose(t *testing.T) {
+	h, err := New(testConfig(t), dictdb.New(dictdb.Options{}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	cf, _ := h.ConnectionFiles()
+	if ci := h.ClientInfo(); ci.Registration == 0 || ci.Key == "" || ci.Pack != "msgpack.packb" {
+		t.Fatalf("client info %+v", ci)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(cf); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s not removed: %v", cf, err)
+	}
+	if err := h.Run(context.Background()); err == nil {
+		t.Fatal("Run after Close succeeded")
+	}
+}
+
+func TestUnsigned(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Unsigned = true
+	cfg.Packer = "json"
+	h := startHub(t, cfg, nil)
+	if k := h.ClientInfo().Key; k != "" {
+		t.Fatalf("key %q", k)
+	}
+	c := newClient(t, h)
+	startEngine(t, h, c, true)
+	if _, r := c.run(t, "ok", nil); r.Content["status"] != "ok" {
+		t.Fatalf("reply %v", r.Content)
+	}
+}
