@@ -1,6 +1,10 @@
 package main
 
-import "testing"
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
 
 func TestParseBench(t *testing.T) {
 	out := []byte(`goos: linux
@@ -20,5 +24,33 @@ PASS
 		if got[k] != want {
 			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], want, got)
 		}
+	}
+}
+
+// TestDriver runs driver.py on a small workload: it needs /usr/bin/python3
+// with ipyparallel, skips without it, and fails without it when CI=true.
+func TestDriver(t *testing.T) {
+	const python = "/usr/bin/python3"
+	if err := exec.Command(python, "-c", "import ipyparallel").Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true but %s cannot import ipyparallel: %v", python, err)
+		}
+		t.Skipf("skipping: %s cannot import ipyparallel (%v); apt-get install python3-ipyparallel", python, err)
+	}
+	root, err := moduleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := runPython(root, python, "DictDB", 1000, t.Output())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range metrics {
+		if _, ok := got[m.name]; !ok {
+			t.Errorf("driver.py did not report %q (got %v)", m.name, got)
+		}
+	}
+	if got["Find/pending hits/query"] != 100 || got["Find/msg_id_in_100 ms/query"] <= 0 {
+		t.Errorf("driver.py workload differs from dbtest's: %v", got)
 	}
 }
