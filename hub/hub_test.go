@@ -87,3 +87,8 @@ func readFile(t testing.TB, path string) string {
 	}
 	return string(b)
 }
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

@@ -119,12 +119,15 @@ try:
 except ipp.RemoteError as e:
     assert e.ename == "EngineError", e.ename
 ok("engine_killed")
+
+rc.shutdown(hub=True, block=True)
+ok("shutdown")
 rc.close()
 `
 
 var interopChecks = []string{
 	"connect", "map_sync", "apply_sync", "raise", "stdout", "db_query", "hub_history",
-	"queue_status", "result_status", "get_result", "resubmit", "purge", "engine_killed",
+	"queue_status", "result_status", "get_result", "resubmit", "purge", "engine_killed", "shutdown",
 }
 
 func TestInteropPython(t *testing.T) {
@@ -173,6 +176,14 @@ func TestInteropPython(t *testing.T) {
 			}
 			if s := h.Stats(); s.DBErrors != 0 || s.BadMessages != 0 {
 				t.Errorf("stats %+v", s)
+			}
+			// rc.shutdown(hub=True) stopped the hub: its files go away
+			deadline := time.Now().Add(cfg.ShutdownTimeout + time.Second)
+			for fileExists(cf) {
+				if time.Now().After(deadline) {
+					t.Fatal("hub still running after shutdown_request")
+				}
+				time.Sleep(20 * time.Millisecond)
 			}
 		})
 	}
