@@ -40,6 +40,7 @@ type Client struct {
 	sock    zmq4.Socket
 	sendq   chan sendReq
 	stop    context.CancelFunc // ends the socket and both goroutines
+	closed  chan struct{}      // closed by Close, before stop
 	done    chan struct{}      // closed when both goroutines have returned
 	closing sync.Once
 
@@ -114,7 +115,7 @@ func Dial(ctx context.Context, cf connfile.Client, opts Options) (*Client, error
 	}
 	c := &Client{
 		addr: addr, sess: sess, timeout: timeout, sock: sock,
-		sendq: make(chan sendReq), stop: stop, done: make(chan struct{}),
+		sendq: make(chan sendReq), stop: stop, closed: make(chan struct{}), done: make(chan struct{}),
 		waiters: map[string]chan *wire.Message{},
 	}
 	var wg sync.WaitGroup
@@ -130,7 +131,10 @@ func (c *Client) Addr() string { return c.addr }
 // Close disconnects. Calls in progress fail with ErrClosed. Close is
 // idempotent and safe for concurrent use.
 func (c *Client) Close() error {
-	c.closing.Do(c.stop)
+	c.closing.Do(func() {
+		close(c.closed)
+		c.stop()
+	})
 	<-c.done
 	return nil
 }
@@ -209,13 +213,18 @@ func (c *Client) call(ctx context.Context, msgType string, content map[string]an
 	errc := make(chan error, 1)
 	select {
 	case c.sendq <- sendReq{frames, errc}:
-	case <-c.done:
+	case <-c.closed:
 		return nil, ErrClosed
 	case <-ctx.Done():
 		return nil, c.ctxErr(ctx, msgType, budget)
 	}
 	select {
 	case err := <-errc:
+		select {
+		case <-c.closed: // the send failed because Close stopped the socket
+			return nil, ErrClosed
+		default:
+		}
 		if err != nil {
 			return nil, fmt.Errorf("client: %s to %s: %w", msgType, c.addr, err)
 		}
