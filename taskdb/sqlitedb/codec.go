@@ -92,11 +92,26 @@ func encodeTo(e *msgpack.Encoder, v any, depth int) error {
 	return fmt.Errorf("cannot store a %T", v)
 }
 
+// decoder is a pooled msgpack decoder reading from its own reader.
+type decoder struct {
+	r   bytes.Reader
+	dec *msgpack.Decoder
+}
+
+var decoders = sync.Pool{New: func() any {
+	d := &decoder{}
+	d.dec = msgpack.NewDecoder(&d.r)
+	return d
+}}
+
 // decodeValue is the inverse of encodeValue. Malformed input gives an
 // error, never a panic or an allocation larger than the input.
 func decodeValue(b []byte) (any, error) {
-	r := bytes.NewReader(b)
-	d := msgpack.NewDecoder(r)
+	dec := decoders.Get().(*decoder)
+	defer decoders.Put(dec)
+	r, d := &dec.r, dec.dec
+	r.Reset(b)
+	d.Reset(r)
 	v, err := decodeFrom(d, r, 0)
 	if err != nil {
 		return nil, err
