@@ -1,0 +1,63 @@
+// Package sqlitedb is the durable taskdb backend: task records in one
+// SQLite file (modernc.org/sqlite, pure Go, so hubd stays a static
+// binary), kept across restarts.
+//
+// # Layout
+//
+// One table (default "tasks"), created if missing and reused on every
+// open; the file's PRAGMA user_version records SchemaVersion, and Open
+// refuses other versions and tables it did not create (ErrIncompatible).
+// Columns: seq (INTEGER PRIMARY KEY, insertion order), msg_id (TEXT,
+// unique), one column per other schema key and extra (a msgpack map of
+// the keys outside the schema). The four time keys are INTEGER
+// microseconds since the epoch, UTC, so order and comparisons are exact
+// whatever offset a time was written or queried with. The other columns
+// hold NULL, TEXT for a string, or a msgpack BLOB for any other value
+// (documents, buffers, numbers), which round-trips every type of the value
+// model. Indexes serve the history order (submitted, seq, msg_id), pending
+// records (seq WHERE completed IS NULL), completed times (retention),
+// client_uuid and engine_uuid.
+//
+// # Writes
+//
+// One writer goroutine owns the writing connection and applies writes in
+// the order they were acknowledged, committing a group of them at a time
+// in WAL mode. An in-memory catalog of msg_ids (with each row's seq and
+// submitted time) decides ErrExists and ErrNotFound at once, so a write is
+// acknowledged without waiting for SQLite:
+//
+//   - SyncBatch (default): a write returns once queued; the writer
+//     commits every BatchSize writes or FlushInterval. A crash (of the
+//     process, the OS or the power) loses at most the writes not yet
+//     committed: those of the last flush interval, and never more than the
+//     bounded queue (2×BatchSize) plus the open batch when the disk cannot
+//     keep up. The file is never corrupted.
+//   - SyncFull: a write returns once its commit is on disk. Concurrent
+//     writers share commits (group commit).
+//
+// Every commit is fsynced (synchronous=FULL) in both modes; they differ
+// only in whether a write waits for its commit.
+//
+// Reads see every write acknowledged before them: they first wait for the
+// queued writes to commit. A failed commit (disk full, I/O error) is
+// logged, counted in Stats, and retried every flush interval; meanwhile
+// new writes fail with an error and SyncFull callers learn their write is
+// not on disk. Close commits what is queued, and reports writes it could
+// not commit.
+//
+// # Queries
+//
+// FindRecords translates the conditions the query package reports as
+// Hints (equality, $in of any length through json_each, null/missing,
+// $exists: false, ranges) on typed columns into SQL, and runs the shared
+// query matcher on every row SQL returns, so results are exactly DictDB's.
+// A projection reads only the columns of the keys and of the fields the
+// query tests. Queries that touch only msg_id and submitted, and History,
+// are answered from the catalog.
+//
+// # Retention
+//
+// Off by default. MaxAge and MaxRecords prune completed records (pending
+// ones are kept) every PruneInterval. A pruned record reads as
+// taskdb.ErrNotFound, not ErrCulled: SQLite keeps no tombstones.
+package sqlitedb
