@@ -214,8 +214,8 @@ func (c *client) apply(op string, md map[string]any, bufs ...[]byte) *wire.Messa
 // fakeEngine speaks the engine side: registration, heart, a shell ROUTER
 // on the mux, task and control ports, and IOPub. Requests carry an "op" in
 // their content: "ok" (reply ok), "fail" (reply error), "unmet" (reply
-// with dependencies_met false), "print" (stdout, execute_input and
-// display_data, then ok), "hold" (never reply), or "slow" (reply after
+// with dependencies_met false), "print" (status, stdout, execute_input and
+// display_data on IOPub, then ok), "hold" (never reply), or "slow" (reply after
 // 100 ms).
 type fakeEngine struct {
 	tb    testing.TB
@@ -313,6 +313,9 @@ func (e *fakeEngine) serve() {
 			md["dependencies_met"] = false
 			status = "error"
 		case "print":
+			busy := e.sess.NewMessage("status", map[string]any{"execution_state": "busy"}, &m.Header)
+			busy.Identities = [][]byte{[]byte("engine." + e.uuid + ".status")}
+			e.pub.sendMsg(busy)
 			out := e.sess.NewMessage("stream", map[string]any{"name": "stdout", "text": "hello\n"}, &m.Header)
 			out.Identities = [][]byte{[]byte("engine." + e.uuid + ".stream")}
 			e.pub.sendMsg(out)

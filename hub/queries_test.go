@@ -267,10 +267,11 @@ func TestIOPubCapture(t *testing.T) {
 	startEngine(t, h, c, true)
 	req, _ := c.run(t, "print", nil)
 	// the client sees the output, relayed verbatim
-	for {
+	seen := map[string]bool{}
+	for !seen["status"] || !seen["stream"] {
 		m := c.iopub.recv()
-		if m.Header.MsgType == "stream" && m.Parent.MsgID == req.Header.MsgID {
-			break
+		if m.Parent.MsgID == req.Header.MsgID {
+			seen[m.Header.MsgType] = true
 		}
 	}
 	deadline := time.Now().Add(waitFor)

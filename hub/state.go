@@ -114,6 +114,10 @@ func (s *state) dispatch(in inbound) {
 	if in.sock == sockEngineBroadcast {
 		return // engines never send here unsolicited
 	}
+	if in.sock == sockEngineIOPub && s.isStatus(in.frames) {
+		s.h.send(sockClientIOPub, in.frames) // nothing to record: relay as is
+		return
+	}
 	m, err := s.h.sess.Decode(in.frames)
 	if err != nil {
 		s.h.stats.badMessages.Add(1)
@@ -140,6 +144,22 @@ func (s *state) dispatch(in inbound) {
 	case sockClientBroadcast:
 		s.broadcast(m)
 	}
+}
+
+// isStatus reports whether frames hold an IOPub status message (busy,
+// idle), the bulk of engine output, which is relayed without being
+// verified or decoded: clients verify what they receive.
+func (s *state) isStatus(frames [][]byte) bool {
+	for i, f := range frames {
+		if string(f) == wire.Delimiter {
+			if i+2 >= len(frames) {
+				return false
+			}
+			h, err := s.h.sess.Unpack(frames[i+2])
+			return err == nil && h["msg_type"] == "status"
+		}
+	}
+	return false
 }
 
 // clientSide reports whether clients send requests on the socket.
