@@ -37,20 +37,23 @@ func (s *state) do(op dbOp) { s.h.dbq <- op }
 func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
 
 // requestRecord is init_record (§8.1) for a request arriving on queue
-// ("task" or "mux"); engine is known for mux requests.
+// ("task" or "mux"); engine is known for mux requests. The database fills
+// the other schema keys with their defaults.
 func requestRecord(m *wire.Message, queue, engine string) taskdb.Record {
-	rec := taskdb.EmptyRecord(m.Header.MsgID)
 	submitted := m.Header.Date
 	if submitted.IsZero() {
 		submitted = now()
 	}
-	rec[taskdb.KeyHeader] = m.Header.Map()
-	rec[taskdb.KeyMetadata] = m.Metadata
-	rec[taskdb.KeyContent] = m.Content
-	rec[taskdb.KeyBuffers] = buffers(m.Buffers)
-	rec[taskdb.KeySubmitted] = submitted
-	rec[taskdb.KeyClientUUID] = m.Header.Session
-	rec[taskdb.KeyQueue] = queue
+	rec := taskdb.Record{
+		taskdb.KeyMsgID:      m.Header.MsgID,
+		taskdb.KeyHeader:     m.Header.Map(),
+		taskdb.KeyMetadata:   m.Metadata,
+		taskdb.KeyContent:    m.Content,
+		taskdb.KeyBuffers:    buffers(m.Buffers),
+		taskdb.KeySubmitted:  submitted,
+		taskdb.KeyClientUUID: m.Header.Session,
+		taskdb.KeyQueue:      queue,
+	}
 	if engine != "" {
 		rec[taskdb.KeyEngineUUID] = engine
 	}
