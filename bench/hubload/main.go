@@ -2,12 +2,22 @@
 // controllers: the taskhub hub (hubd) or the reference
 // ipyparallel.controller, reached through their connection files.
 //
-// It registers N fake engines that answer every task at once, runs M
-// clients that each keep a window of no-op load-balanced tasks in flight,
-// and one client that loops db_request; then it prints tasks/s, p50/p99
-// submit-to-result latency, and query latency:
+// The "fake" scenario (default) registers N fake engines that answer every
+// task at once, runs M clients that each keep a window of no-op
+// load-balanced tasks in flight, and one client that loops db_request; it
+// prints tasks/s, p50/p99 submit-to-result latency, and query latency:
 //
-//	hubload -dir ~/.ipython/profile_default/security -engines 8 -clients 4 -window 64 -duration 10s
+//	hubload -dir ~/.ipython/profile_default/security -engines 4 -clients 4 -window 64 -duration 10s
+//
+// The "python" scenario runs the real ipyparallel Client (a driver script
+// submitting no-op apply_async tasks) with real Python engines.
+//
+// With -spawn, hubload starts the controllers itself, one after the other,
+// runs the same load against each, stops them, and prints one table with
+// the ratio of each controller's tasks/s to the reference's:
+//
+//	hubload -spawn hub,reference -duration 10s
+//	hubload -spawn hub,reference -scenario python -tasks 2000
 package main
 
 import (
@@ -20,8 +30,10 @@ import (
 	"os/signal"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/taskhub/taskhub/hub/connfile"
@@ -37,45 +49,153 @@ func main() {
 	}
 }
 
+// Scenarios.
+const (
+	scenarioFake   = "fake"   // Go fake engines and clients
+	scenarioPython = "python" // the real ipyparallel Client and engines
+)
+
+// Query kinds of the db_request loop.
+const (
+	queryRecent    = "recent"    // {msg_id: {$in: last completed ids}}
+	queryCompleted = "completed" // {completed: {$ne: null}}: every finished record
+	queryNone      = "none"
+)
+
+// Targets: the ratio goals of issue 4 are against the reference.
+var goals = map[string]float64{scenarioFake: 20, scenarioPython: 2}
+
 // options are the command-line settings.
 type options struct {
-	dir      string
-	engines  int
-	clients  int
-	window   int
-	duration time.Duration
-	warmup   time.Duration
-	queries  bool
+	clientFile, engineFile string
+	spawn                  []string
+	scenario               string
+	python                 string
+	hubd                   string
+	hwm                    int
+	engines                int
+	clients                int
+	window                 int
+	tasks                  int
+	duration               time.Duration
+	warmup                 time.Duration
+	query                  string
+	log                    io.Writer // progress lines
 }
 
 // run is main without os.Exit.
 func run(ctx context.Context, args []string, stdout io.Writer) error {
+	o, err := parse(args)
+	if err != nil {
+		return err
+	}
+	o.log = stdout
+	var results []result
+	if len(o.spawn) == 0 {
+		r, err := runScenario(ctx, o, o.clientFile, o.engineFile)
+		if err != nil {
+			return err
+		}
+		r.target = o.clientFile
+		results = append(results, r)
+	}
+	for _, kind := range o.spawn {
+		r, err := runSpawned(ctx, o, kind)
+		if err != nil {
+			return fmt.Errorf("%s: %w", kind, err)
+		}
+		results = append(results, r)
+	}
+	report(stdout, o, results)
+	return nil
+}
+
+func parse(args []string) (options, error) {
 	var o options
+	var dir, spawn string
 	fs := flag.NewFlagSet("hubload", flag.ContinueOnError)
-	fs.StringVar(&o.dir, "dir", ".", "directory holding ipcontroller-client.json and ipcontroller-engine.json")
-	fs.IntVar(&o.engines, "engines", 2, "fake engines to register")
-	fs.IntVar(&o.clients, "clients", 1, "clients pipelining no-op tasks")
-	fs.IntVar(&o.window, "window", 64, "tasks in flight per client")
-	fs.DurationVar(&o.duration, "duration", 10*time.Second, "measurement time")
-	fs.DurationVar(&o.warmup, "warmup", time.Second, "load before measuring")
-	fs.BoolVar(&o.queries, "queries", true, "run one client looping db_request")
+	fs.StringVar(&dir, "dir", ".", "directory holding "+connfile.ClientFile+" and "+connfile.EngineFile)
+	fs.StringVar(&o.clientFile, "client-file", "", "client connection file (default: in -dir)")
+	fs.StringVar(&o.engineFile, "engine-file", "", "engine connection file (default: in -dir)")
+	fs.StringVar(&spawn, "spawn", "", "comma-separated controllers to start and measure in turn instead of using connection files: hub (in-process), hubd (./cmd/hubd or -hubd), reference (python ipyparallel.controller)")
+	fs.StringVar(&o.scenario, "scenario", scenarioFake, "fake (Go fake engines and clients) or python (real ipyparallel Client and engines)")
+	fs.StringVar(&o.python, "python", "/usr/bin/python3", "Python interpreter with ipyparallel 7.1")
+	fs.StringVar(&o.hubd, "hubd", "", "hubd binary for -spawn hubd (default: go build ./cmd/hubd)")
+	fs.IntVar(&o.hwm, "hwm", 1, "with -spawn: the controllers' high-water mark, tasks outstanding per engine (0: unlimited)")
+	fs.IntVar(&o.engines, "engines", 2, "engines to register")
+	fs.IntVar(&o.clients, "clients", 4, "clients pipelining no-op tasks (fake scenario)")
+	fs.IntVar(&o.window, "window", 64, "tasks in flight per client (fake scenario)")
+	fs.IntVar(&o.tasks, "tasks", 0, "stop after this many measured tasks; 0: fake runs for -duration, python runs 2000")
+	fs.DurationVar(&o.duration, "duration", 10*time.Second, "longest measurement time (fake scenario)")
+	fs.DurationVar(&o.warmup, "warmup", time.Second, "load before measuring (fake scenario)")
+	fs.StringVar(&o.query, "query", queryRecent, "db_request loop: recent (the last completed msg_ids), completed (every completed record) or none")
 	if err := fs.Parse(args); err != nil {
-		return err
+		return o, err
 	}
-	if o.engines < 1 || o.clients < 1 || o.window < 1 || o.duration <= 0 {
-		return errors.New("engines, clients, window and duration must be positive")
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	cf, err := connfile.ReadClient(filepath.Join(o.dir, connfile.ClientFile))
+	if o.engines < 1 || o.clients < 1 || o.window < 1 || o.tasks < 0 || o.hwm < 0 || o.duration <= 0 || o.warmup < 0 {
+		return o, errors.New("engines, clients, window and duration must be positive; tasks hwm and warmup not negative")
+	}
+	if o.scenario != scenarioFake && o.scenario != scenarioPython {
+		return o, fmt.Errorf("unknown scenario %q", o.scenario)
+	}
+	if o.scenario == scenarioPython && o.tasks == 0 {
+		o.tasks = 2000
+	}
+	if !slices.Contains([]string{queryRecent, queryCompleted, queryNone}, o.query) {
+		return o, fmt.Errorf("unknown query kind %q", o.query)
+	}
+	if spawn != "" {
+		o.spawn = strings.Split(spawn, ",")
+		for _, k := range o.spawn {
+			if !slices.Contains([]string{spawnHub, spawnHubd, spawnReference}, k) {
+				return o, fmt.Errorf("unknown -spawn controller %q", k)
+			}
+		}
+	}
+	if o.clientFile == "" {
+		o.clientFile = filepath.Join(dir, connfile.ClientFile)
+	}
+	if o.engineFile == "" {
+		o.engineFile = filepath.Join(dir, connfile.EngineFile)
+	}
+	return o, nil
+}
+
+// result is one scenario's measurement against one controller.
+type result struct {
+	target   string
+	n        int             // tasks completed in the window
+	elapsed  time.Duration   // measurement window
+	tasks    []time.Duration // submit→result latencies (may be fewer than n)
+	queries  []time.Duration // db_request latencies
+	scenario string
+}
+
+func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+func runScenario(ctx context.Context, o options, clientFile, engineFile string) (result, error) {
+	if o.scenario == scenarioPython {
+		return runPython(ctx, o, clientFile, engineFile)
+	}
+	return runFake(ctx, o, clientFile, engineFile)
+}
+
+// runFake runs the Go fake engines and clients against one controller.
+func runFake(ctx context.Context, o options, clientFile, engineFile string) (result, error) {
+	cf, err := connfile.ReadClient(clientFile)
 	if err != nil {
-		return err
+		return result{}, err
 	}
-	ef, err := connfile.ReadEngine(filepath.Join(o.dir, connfile.EngineFile))
+	ef, err := connfile.ReadEngine(engineFile)
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	packer, err := cf.Packer()
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	newSession := func() (*wire.Session, error) {
 		return wire.NewSession(wire.Config{Key: []byte(cf.Key), SignatureScheme: cf.SignatureScheme, Packer: packer})
@@ -90,74 +210,75 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	for range o.engines {
 		s, err := newSession()
 		if err != nil {
-			return err
+			return result{}, err
 		}
 		e, err := startEngine(ctx, s, ef)
 		if err != nil {
-			return err
+			return result{}, err
 		}
 		wg.Go(func() { e.serve(ctx) })
 	}
 	qs, err := newSession()
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	q, err := dialClient(ctx, qs, cf)
 	if err != nil {
-		return err
+		return result{}, err
 	}
 	if err := q.waitEngines(ctx, o.engines); err != nil {
-		return err
+		return result{}, err
 	}
 
-	// Measurement: counters are read at the window's edges.
-	m := &meter{}
+	// Measurement: latencies are kept between start and stop.
+	m := newMeter(o.tasks)
 	for range o.clients {
 		s, err := newSession()
 		if err != nil {
-			return err
+			return result{}, err
 		}
 		c, err := dialClient(ctx, s, cf)
 		if err != nil {
-			return err
+			return result{}, err
 		}
 		wg.Go(func() { c.pipeline(ctx, o.window, m) })
 	}
-	if o.queries {
-		wg.Go(func() { q.queryLoop(ctx, m) })
+	if o.query != queryNone {
+		wg.Go(func() { q.queryLoop(ctx, o.query, m) })
 	}
 	select {
 	case <-time.After(o.warmup):
 	case <-ctx.Done():
-		return ctx.Err()
+		return result{}, ctx.Err()
 	}
 	m.start()
 	select {
 	case <-time.After(o.duration):
+	case <-m.full:
 	case <-ctx.Done():
-		return ctx.Err()
+		return result{}, ctx.Err()
 	}
-	tasks, queries, elapsed := m.stop()
-	cancel()
-
-	fmt.Fprintf(stdout, "target: %s (registration %s)\n", o.dir, cf.Endpoint(cf.Registration))
-	fmt.Fprintf(stdout, "load: engines=%d clients=%d window=%d duration=%v\n", o.engines, o.clients, o.window, o.duration)
-	fmt.Fprintf(stdout, "tasks: %d in %.2fs = %.0f tasks/s\n", len(tasks), elapsed.Seconds(), float64(len(tasks))/elapsed.Seconds())
-	fmt.Fprintf(stdout, "task latency: p50=%v p99=%v\n", pct(tasks, 50), pct(tasks, 99))
-	if o.queries {
-		fmt.Fprintf(stdout, "queries: %d = %.0f/s, latency p50=%v p99=%v\n", len(queries), float64(len(queries))/elapsed.Seconds(), pct(queries, 50), pct(queries, 99))
+	r := m.stop()
+	r.scenario = scenarioFake
+	if r.n == 0 {
+		return r, errors.New("no task completed in the measurement window")
 	}
-	return nil
+	return r, nil
 }
 
 // meter collects latencies observed inside the measurement window.
 type meter struct {
-	mu      sync.Mutex
-	on      bool
-	t0      time.Time
-	tasks   []time.Duration
-	queries []time.Duration
+	mu     sync.Mutex
+	on     bool
+	t0     time.Time
+	limit  int           // tasks to measure; 0: no limit
+	full   chan struct{} // closed when limit tasks were measured
+	r      result
+	recent [16]string // msg_ids of the last completed tasks, a ring
+	next   int
 }
+
+func newMeter(limit int) *meter { return &meter{limit: limit, full: make(chan struct{})} }
 
 func (m *meter) start() {
 	m.mu.Lock()
@@ -165,27 +286,79 @@ func (m *meter) start() {
 	m.mu.Unlock()
 }
 
-func (m *meter) stop() (tasks, queries []time.Duration, elapsed time.Duration) {
+func (m *meter) stop() result {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.on = false
-	return m.tasks, m.queries, time.Since(m.t0)
+	if m.on {
+		m.on, m.r.elapsed = false, time.Since(m.t0)
+	}
+	return m.r
 }
 
-func (m *meter) task(d time.Duration) {
+func (m *meter) task(msgID string, d time.Duration) {
 	m.mu.Lock()
-	if m.on {
-		m.tasks = append(m.tasks, d)
+	defer m.mu.Unlock()
+	m.recent[m.next] = msgID
+	m.next = (m.next + 1) % len(m.recent)
+	if !m.on {
+		return
 	}
-	m.mu.Unlock()
+	m.r.n++
+	m.r.tasks = append(m.r.tasks, d)
+	if m.r.n == m.limit {
+		m.on, m.r.elapsed = false, time.Since(m.t0)
+		close(m.full)
+	}
 }
 
 func (m *meter) query(d time.Duration) {
 	m.mu.Lock()
 	if m.on {
-		m.queries = append(m.queries, d)
+		m.r.queries = append(m.r.queries, d)
 	}
 	m.mu.Unlock()
+}
+
+// completed returns the msg_ids of the last completed tasks.
+func (m *meter) completed() []any {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var ids []any
+	for _, id := range m.recent {
+		if id != "" {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// report prints one row per result and, when a reference was measured,
+// each other controller's tasks/s ratio to it.
+func report(w io.Writer, o options, rs []result) {
+	fmt.Fprintf(w, "scenario=%s engines=%d", o.scenario, o.engines)
+	if len(o.spawn) > 0 {
+		fmt.Fprintf(w, " hwm=%d", o.hwm)
+	}
+	if o.scenario == scenarioFake {
+		fmt.Fprintf(w, " clients=%d window=%d query=%s", o.clients, o.window, o.query)
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "target\ttasks\tseconds\ttasks/s\ttask p50\ttask p99\tqueries\tquery p50\tquery p99\t")
+	for _, r := range rs {
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%v\t%v\t%d\t%v\t%v\t\n", r.target, r.n, r.elapsed.Seconds(), r.rate(),
+			pct(r.tasks, 50), pct(r.tasks, 99), len(r.queries), pct(r.queries, 50), pct(r.queries, 99))
+	}
+	tw.Flush()
+	i := slices.IndexFunc(rs, func(r result) bool { return r.target == spawnReference })
+	if i < 0 {
+		return
+	}
+	for _, r := range rs {
+		if r.target != spawnReference {
+			fmt.Fprintf(w, "ratio %s/reference: %.1fx tasks/s (goal >= %gx)\n", r.target, r.rate()/rs[i].rate(), goals[o.scenario])
+		}
+	}
 }
 
 // pct returns the p-th percentile of ds (sorted in place).

@@ -3,16 +3,37 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/taskhub/taskhub/hub"
+	"github.com/taskhub/taskhub/hub/connfile"
 	"github.com/taskhub/taskhub/taskdb/dictdb"
 )
 
-// TestRunAgainstHub drives an in-process hub for a short while and checks
-// the report.
+// row matches a report row: target, tasks, seconds, tasks/s, ..., queries.
+var row = regexp.MustCompile(`(?m)^\s*(\S+)\s+(\d+)\s+[\d.]+\s+(\d+)\s+\S+\s+\S+\s+(\d+)\s`)
+
+// rows returns the tasks and queries counted per target in a report.
+func rows(t *testing.T, report string) map[string][2]int {
+	t.Helper()
+	got := map[string][2]int{}
+	for _, m := range row.FindAllStringSubmatch(report, -1) {
+		n, _ := strconv.Atoi(m[2])
+		q, _ := strconv.Atoi(m[4])
+		got[m[1]] = [2]int{n, q}
+	}
+	return got
+}
+
+// TestRunAgainstHub drives an in-process hub through its connection
+// files, bounded by -tasks, and checks the report.
 func TestRunAgainstHub(t *testing.T) {
 	dir := t.TempDir()
 	h, err := hub.New(hub.Config{ConnectionDir: dir, HeartbeatPeriod: 100 * time.Millisecond},
@@ -33,20 +54,106 @@ func TestRunAgainstHub(t *testing.T) {
 		}
 	}()
 	var out strings.Builder
-	err = run(t.Context(), []string{"-dir", dir, "-engines", "2", "-clients", "2", "-window", "8",
-		"-duration", "500ms", "-warmup", "100ms"}, &out)
+	err = run(t.Context(), []string{"-client-file", filepath.Join(dir, connfile.ClientFile), "-dir", dir,
+		"-engines", "2", "-clients", "2", "-window", "8", "-tasks", "200", "-duration", "20s", "-warmup", "100ms"}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"tasks/s", "task latency: p50=", "queries: "} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("report lacks %q:\n%s", want, out.String())
+	got := rows(t, out.String())
+	if len(got) != 1 {
+		t.Fatalf("want one row:\n%s", out.String())
+	}
+	for _, r := range got {
+		if r[0] != 200 {
+			t.Errorf("tasks = %d, want 200 (-tasks):\n%s", r[0], out.String())
+		}
+		if r[1] == 0 {
+			t.Errorf("no db_request answered:\n%s", out.String())
 		}
 	}
-	if strings.Contains(out.String(), "tasks: 0 ") {
-		t.Errorf("no tasks ran:\n%s", out.String())
+}
+
+// TestSpawnHub checks -spawn with the in-process hub and the completed
+// query.
+func TestSpawnHub(t *testing.T) {
+	var out strings.Builder
+	err := run(t.Context(), []string{"-spawn", "hub", "-engines", "3", "-tasks", "100", "-duration", "20s",
+		"-warmup", "0s", "-query", "completed", "-hwm", "0"}, &out)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := run(t.Context(), []string{"-dir", t.TempDir()}, &out); err == nil {
-		t.Error("missing connection files accepted")
+	if r := rows(t, out.String())["hub"]; r[0] != 100 || r[1] == 0 {
+		t.Errorf("hub row = %v, want 100 tasks and some queries:\n%s", r, out.String())
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{"-dir", t.TempDir()}, // no connection files
+		{"-engines", "0"},
+		{"-tasks", "-1"},
+		{"-scenario", "nope"},
+		{"-spawn", "hub,nope"},
+		{"-query", "nope"},
+		{"extra"},
+	} {
+		if err := run(t.Context(), args, new(strings.Builder)); err == nil {
+			t.Errorf("run(%q) succeeded", args)
+		}
+	}
+}
+
+// python returns the interpreter with ipyparallel, skipping the test
+// when there is none (failing instead under CI=true).
+func python(t *testing.T) string {
+	t.Helper()
+	const py = "/usr/bin/python3"
+	if err := exec.Command(py, "-c", "import ipyparallel, msgpack, zmq, jupyter_client").Run(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("CI=true and %s lacks ipyparallel: %v", py, err)
+		}
+		t.Skipf("%s lacks ipyparallel (%v): apt-get install -y python3-ipyparallel python3-msgpack", py, err)
+	}
+	return py
+}
+
+// TestCompareReference runs the fake scenario against the hub and the
+// reference controller, which also checks that the fake engines work with
+// the reference.
+func TestCompareReference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the reference controller")
+	}
+	py := python(t)
+	var out strings.Builder
+	err := run(t.Context(), []string{"-python", py, "-spawn", "hub,reference", "-tasks", "200", "-duration", "30s",
+		"-warmup", "0s"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rows(t, out.String())
+	for _, target := range []string{"hub", "reference"} {
+		if got[target][0] != 200 || got[target][1] == 0 {
+			t.Errorf("%s row = %v, want 200 tasks and some queries:\n%s", target, got[target], out.String())
+		}
+	}
+	if !strings.Contains(out.String(), "ratio hub/reference: ") {
+		t.Errorf("no ratio:\n%s", out.String())
+	}
+}
+
+// TestPythonScenario runs the real Client and engines against the hub.
+func TestPythonScenario(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts Python engines")
+	}
+	py := python(t)
+	var out strings.Builder
+	err := run(t.Context(), []string{"-python", py, "-spawn", "hub", "-scenario", "python", "-tasks", "50"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rows(t, out.String())["hub"]; r[0] != 50 {
+		t.Errorf("hub row = %v, want 50 tasks:\n%s", r, out.String())
 	}
 }

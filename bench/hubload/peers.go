@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -222,7 +223,7 @@ func (c *client) pipeline(ctx context.Context, window int, m *meter) {
 			}
 			if t0, ok := sent[r.Parent.MsgID]; ok {
 				delete(sent, r.Parent.MsgID)
-				m.task(time.Since(t0))
+				m.task(r.Parent.MsgID, time.Since(t0))
 				submit()
 			}
 		case <-ctx.Done():
@@ -231,14 +232,23 @@ func (c *client) pipeline(ctx context.Context, window int, m *meter) {
 	}
 }
 
-// queryLoop sends db_request after db_request until ctx ends.
-func (c *client) queryLoop(ctx context.Context, m *meter) {
+// queryLoop sends db_request after db_request until ctx ends. kind
+// chooses the query: the last completed tasks by msg_id, or every
+// completed record.
+func (c *client) queryLoop(ctx context.Context, kind string, m *meter) {
 	for ctx.Err() == nil {
-		req := c.sess.NewMessage("db_request", map[string]any{
-			"query": map[string]any{"msg_id": "hubload-probe"}, "keys": []any{"completed"},
-		}, nil)
+		q := map[string]any{"completed": map[string]any{"$ne": nil}}
+		if kind == queryRecent {
+			q = map[string]any{"msg_id": map[string]any{"$in": m.completed()}}
+		}
+		req := c.sess.NewMessage("db_request", map[string]any{"query": q, "keys": []any{"msg_id", "completed"}}, nil)
 		t0 := time.Now()
-		if _, err := c.query.request(ctx, c.sess, req, 30*time.Second); err != nil {
+		r, err := c.query.request(ctx, c.sess, req, 30*time.Second)
+		if err != nil {
+			return
+		}
+		if r.Content["status"] != "ok" {
+			slog.Warn("db_request failed", "reply", r.Content)
 			return
 		}
 		m.query(time.Since(t0))
