@@ -14,7 +14,7 @@
 // whatever offset a time was written or queried with. The other columns
 // hold NULL, TEXT for a string, or a msgpack BLOB for any other value
 // (documents, buffers, numbers), which round-trips every type of the value
-// model. Indexes serve the history order (submitted, seq, msg_id), pending
+// model. Indexes serve the history order (submitted; with the rowid, seq), pending
 // records (seq WHERE completed IS NULL), completed times (retention),
 // client_uuid and engine_uuid.
 //

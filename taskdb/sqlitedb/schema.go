@@ -97,7 +97,7 @@ func ddl(t string) []string {
 	b.WriteString(",\n\textra BLOB\n)")
 	return []string{
 		b.String(),
-		fmt.Sprintf("CREATE INDEX %[1]s_history ON %[1]s(submitted, seq, msg_id) WHERE submitted IS NOT NULL", t),
+		fmt.Sprintf("CREATE INDEX %[1]s_history ON %[1]s(submitted) WHERE submitted IS NOT NULL", t),
 		fmt.Sprintf("CREATE INDEX %[1]s_pending ON %[1]s(seq) WHERE completed IS NULL", t),
 		fmt.Sprintf("CREATE INDEX %[1]s_completed ON %[1]s(completed) WHERE completed IS NOT NULL", t),
 		fmt.Sprintf("CREATE INDEX %[1]s_client ON %[1]s(client_uuid)", t),
