@@ -47,8 +47,8 @@ func (db *DB) cullSize() {
 func (db *DB) cullOrder(visit func(*rec) bool) {
 	var unsubmitted []*rec // found on first need
 	for _, pending := range []bool{false, true} {
-		for _, e := range db.bySubmitted.s {
-			if e.r != nil && e.r.pending() == pending && !visit(e.r) {
+		for i := range db.bySubmitted.s {
+			if r := db.bySubmitted.at(i); r != nil && r.pending() == pending && !visit(r) {
 				return
 			}
 		}
@@ -83,26 +83,30 @@ func (db *DB) cull(victims []*rec, reason string) {
 	}
 }
 
-// tombstones remembers the most recent culled ids, at most len(ring).
+// tombstones remembers the most recent culled ids.
 type tombstones struct {
-	ids  map[string]uint64 // id → its latest position in ring
-	ring []string
-	next uint64 // total ids added
+	ids   map[string]uint64 // id → the number of ids added before it, at its latest add
+	ring  []string          // id number n is at n % limit
+	limit int
+	next  uint64 // total ids added
 }
 
-func newTombstones(n int) tombstones {
-	return tombstones{ids: make(map[string]uint64), ring: make([]string, n)}
+// tombstones remembers the most recent culled ids, at most limit; the
+// ring grows up to limit as ids arrive.
+func newTombstones(limit int) tombstones {
+	return tombstones{ids: make(map[string]uint64), limit: limit}
 }
 
 func (t *tombstones) add(id string) {
-	i := t.next % uint64(len(t.ring))
-	if t.next >= uint64(len(t.ring)) {
-		old := t.ring[i]
-		if t.ids[old] == t.next-uint64(len(t.ring)) {
+	if len(t.ring) < t.limit {
+		t.ring = append(t.ring, id)
+	} else {
+		i := t.next % uint64(t.limit)
+		if old := t.ring[i]; t.ids[old] == t.next-uint64(t.limit) {
 			delete(t.ids, old)
 		}
+		t.ring[i] = id
 	}
-	t.ring[i] = id
 	t.ids[id] = t.next
 	t.next++
 }

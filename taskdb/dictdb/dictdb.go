@@ -61,6 +61,7 @@ type DB struct {
 	byEngine    bucketIndex
 	extraKeys   map[string]int // non-schema key → number of records carrying it
 	bytes       int64          // buffers + result_buffers of every record
+	interned    map[string]any // small documents records share; see intern
 	culled      tombstones
 }
 
@@ -79,13 +80,15 @@ func New(opts Options) *DB {
 		log = slog.New(slog.DiscardHandler)
 	}
 	return &DB{
-		opts:      opts,
-		log:       log,
-		recs:      make(map[string]*rec),
-		byClient:  bucketIndex{by: make(map[string]*bucket)},
-		byEngine:  bucketIndex{by: make(map[string]*bucket)},
-		extraKeys: make(map[string]int),
-		culled:    newTombstones(opts.Tombstones),
+		opts:        opts,
+		log:         log,
+		recs:        make(map[string]*rec),
+		bySubmitted: ordered{byTime: true},
+		byClient:    bucketIndex{by: make(map[string]*bucket)},
+		byEngine:    bucketIndex{by: make(map[string]*bucket)},
+		extraKeys:   make(map[string]int),
+		interned:    make(map[string]any),
+		culled:      newTombstones(opts.Tombstones),
 	}
 }
 
@@ -243,9 +246,9 @@ func (db *DB) History(ctx context.Context) ([]string, error) {
 		return nil, taskdb.ErrClosed
 	}
 	ids := make([]string, 0, db.bySubmitted.size())
-	for _, e := range db.bySubmitted.s {
-		if e.r != nil {
-			ids = append(ids, e.r.id)
+	for i := range db.bySubmitted.s {
+		if r := db.bySubmitted.at(i); r != nil {
+			ids = append(ids, r.id)
 		}
 	}
 	return ids, nil
@@ -259,8 +262,8 @@ func (db *DB) Close() error {
 		return taskdb.ErrClosed
 	}
 	db.closed = true
-	db.recs, db.extraKeys = nil, nil
-	db.bySubmitted, db.pending = ordered{}, ordered{}
+	db.recs, db.extraKeys, db.interned = nil, nil, nil
+	db.bySubmitted, db.pending = ordered{byTime: true}, ordered{}
 	db.byClient, db.byEngine = bucketIndex{}, bucketIndex{}
 	db.culled = tombstones{}
 	return nil
@@ -282,6 +285,9 @@ func (db *DB) lookup(msgID string) (*rec, error) {
 
 // insert adds a new record to the map and every index.
 func (db *DB) insert(r *rec) {
+	for i, v := range r.vals {
+		r.vals[i] = db.intern(v)
+	}
 	db.recs[r.id] = r
 	if t := r.times[timeSubmitted]; t != noTime {
 		db.bySubmitted.insert(t, r)
@@ -291,22 +297,23 @@ func (db *DB) insert(r *rec) {
 	}
 	r.vals[slotClientUUID] = db.byClient.add(r.vals[slotClientUUID], r)
 	r.vals[slotEngineUUID] = db.byEngine.add(r.vals[slotEngineUUID], r)
-	db.countExtras(r.rest, 1)
+	db.countExtras(r.rest(), 1)
 	db.bytes += r.bytes()
 }
 
 // delete removes a record from the map and every index.
 func (db *DB) delete(r *rec) {
 	delete(db.recs, r.id)
-	if t := r.times[timeSubmitted]; t != noTime {
-		db.bySubmitted.remove(t, r)
-	}
 	if r.pending() {
 		db.pending.remove(int64(r.seq), r)
 	}
+	if t := r.times[timeSubmitted]; t != noTime {
+		r.times[timeSubmitted] = noTime // the record is gone: its time entry dies
+		db.bySubmitted.remove(t, r)
+	}
 	db.byClient.remove(r.vals[slotClientUUID], r)
 	db.byEngine.remove(r.vals[slotEngineUUID], r)
-	db.countExtras(r.rest, -1)
+	db.countExtras(r.rest(), -1)
 	db.bytes -= r.bytes()
 }
 
@@ -321,10 +328,10 @@ func (db *DB) apply(r *rec, c *change) (grew bool) {
 		}
 		switch c.i {
 		case timeSubmitted:
+			r.times[c.i] = c.t
 			if old != noTime {
 				db.bySubmitted.remove(old, r)
 			}
-			r.times[c.i] = c.t
 			if c.t != noTime {
 				db.bySubmitted.insert(c.t, r)
 			}
@@ -349,15 +356,17 @@ func (db *DB) apply(r *rec, c *change) (grew bool) {
 			delta := bufferBytes(c.v) - bufferBytes(r.vals[c.i])
 			db.bytes += delta
 			grew = delta > 0
+		default:
+			c.v = db.intern(c.v)
 		}
 		r.vals[c.i] = c.v
 	case kindSparse:
-		r.rest = r.rest.with(c.key, c.v)
+		r.setRest(r.rest().with(c.key, c.v))
 	case kindExtra:
-		if _, ok := r.rest.Lookup(c.key); !ok {
+		if _, ok := r.rest().Lookup(c.key); !ok {
 			db.extraKeys[c.key]++
 		}
-		r.rest = r.rest.with(c.key, c.v)
+		r.setRest(r.rest().with(c.key, c.v))
 	}
 	return grew
 }

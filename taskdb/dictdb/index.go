@@ -2,64 +2,95 @@ package dictdb
 
 import "sort"
 
-// entry is one record in an ordered index: sorted by key, then seq.
-// Removed entries keep their key and seq and have r == nil until the
-// index compacts.
+// entry is one record in an ordered index.
 type entry struct {
 	key int64
-	seq uint64
 	r   *rec
 }
 
-func (e entry) less(key int64, seq uint64) bool {
-	return e.key < key || (e.key == key && e.seq < seq)
-}
-
-// ordered is a sorted set of records. Inserting in order (the common case:
-// records arrive in submitted and seq order) appends; removing marks the
-// entry dead, and dead entries are trimmed from the front or compacted
-// away once they are half the slice, so every operation is amortised
-// O(log n) apart from out-of-order inserts, which shift the tail.
+// ordered is a sorted set of records, keyed by seq, or (byTime) by
+// submitted time with ties in seq order. Inserting in order (the common
+// case: records arrive in submitted and seq order) appends. Removing
+// leaves a dead entry in place, so positions stay sorted: a seq entry dies
+// by losing its record; a time entry keeps its record (for the tie order)
+// and is dead when the record's submitted time is no longer its key.
+// Dead entries are trimmed from the front, or compacted away once they
+// are half the slice, so every operation is amortised O(log n) apart from
+// out-of-order inserts, which shift the tail.
 type ordered struct {
-	s    []entry
-	dead int
+	s      []entry
+	dead   int
+	byTime bool
 }
 
 // size returns the number of live entries.
 func (o *ordered) size() int { return len(o.s) - o.dead }
 
-// search returns the position of the first entry not less than (key, seq).
-func (o *ordered) search(key int64, seq uint64) int {
-	return sort.Search(len(o.s), func(i int) bool { return !o.s[i].less(key, seq) })
+func (o *ordered) live(e entry) bool {
+	if o.byTime {
+		return e.r.times[timeSubmitted] == e.key
+	}
+	return e.r != nil
 }
 
+// at returns the record at position i, or nil if the entry is dead.
+func (o *ordered) at(i int) *rec {
+	if e := o.s[i]; o.live(e) {
+		return e.r
+	}
+	return nil
+}
+
+func (o *ordered) before(e entry, key int64, seq uint64) bool {
+	if e.key != key {
+		return e.key < key
+	}
+	return o.byTime && e.r.seq < seq
+}
+
+// search returns the position of the first entry not before (key, seq).
+func (o *ordered) search(key int64, seq uint64) int {
+	return sort.Search(len(o.s), func(i int) bool { return !o.before(o.s[i], key, seq) })
+}
+
+// insert adds r under key. For a time index, r.times must already hold key.
 func (o *ordered) insert(key int64, r *rec) {
-	e := entry{key: key, seq: r.seq, r: r}
-	if n := len(o.s); n == 0 || o.s[n-1].less(key, r.seq) {
-		o.s = append(o.s, e)
+	n := len(o.s)
+	if n == 0 || o.before(o.s[n-1], key, r.seq) {
+		o.s = append(o.s, entry{key: key, r: r})
 		return
 	}
 	i := o.search(key, r.seq)
+	if i < n && o.s[i].key == key && (o.s[i].r == r || !o.byTime && o.s[i].r == nil) {
+		o.s[i].r = r // revive r's dead entry
+		o.dead--
+		return
+	}
 	o.s = append(o.s, entry{})
 	copy(o.s[i+1:], o.s[i:])
-	o.s[i] = e
+	o.s[i] = entry{key: key, r: r}
 }
 
+// remove drops r from under key. For a time index, r.times must no
+// longer hold key.
 func (o *ordered) remove(key int64, r *rec) {
 	i := o.search(key, r.seq)
-	if i == len(o.s) || o.s[i].r != r {
+	if i == len(o.s) || o.s[i].key != key || o.s[i].r != r {
 		return
 	}
-	o.s[i].r = nil
+	if !o.byTime {
+		o.s[i].r = nil
+	}
 	o.dead++
-	for len(o.s) > 0 && o.s[0].r == nil {
+	for len(o.s) > 0 && !o.live(o.s[0]) {
+		o.s[0] = entry{}
 		o.s = o.s[1:]
 		o.dead--
 	}
 	if o.dead > 64 && o.dead*2 > len(o.s) {
 		live := make([]entry, 0, len(o.s)-o.dead)
 		for _, e := range o.s {
-			if e.r != nil {
+			if o.live(e) {
 				live = append(live, e)
 			}
 		}

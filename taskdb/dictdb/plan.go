@@ -44,16 +44,16 @@ func (db *DB) find(q *query.Filter) []*rec {
 		if best.bounded {
 			lo, hi = best.lo, best.hi
 		}
-		for _, e := range o.s[lo:hi] {
-			if e.r != nil {
-				keep(e.r, best.exact)
+		for i := lo; i < hi; i++ {
+			if r := o.at(i); r != nil {
+				keep(r, best.exact)
 			}
 		}
 	}
 	if best.odd != nil {
-		for _, e := range best.odd.s {
-			if e.r != nil {
-				keep(e.r, false)
+		for i := range best.odd.s {
+			if r := best.odd.at(i); r != nil {
+				keep(r, false)
 			}
 		}
 	}

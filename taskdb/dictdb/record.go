@@ -107,14 +107,31 @@ var (
 	}
 )
 
-// rec is a stored record, 256 bytes plus its values. Its values are
+// rec is a stored record, 240 bytes plus its values. Its values are
 // frozen; the DB mutex guards the rec itself.
 type rec struct {
 	id    string
 	seq   uint64 // insertion order
 	vals  [nSlots]any
 	times [nTimes]int64 // microseconds since the Unix epoch, or noTime
-	rest  doc           // sparse schema keys once set, and extra keys; replaced, never modified in place
+	more  *doc          // sparse schema keys once set, and extra keys; nil if none; replaced, never modified in place
+}
+
+// rest returns the sparse schema keys and extra keys the record holds.
+func (r *rec) rest() doc {
+	if r.more == nil {
+		return nil
+	}
+	return *r.more
+}
+
+// setRest replaces them.
+func (r *rec) setRest(d doc) {
+	if len(d) == 0 {
+		r.more = nil
+		return
+	}
+	r.more = &d
 }
 
 func (r *rec) pending() bool { return r.times[timeCompleted] == noTime }
@@ -135,12 +152,12 @@ func (r *rec) Lookup(key string) (any, bool) {
 	case kindTime:
 		return timeValue(r.times[i]), true
 	case kindSparse:
-		if v, ok := r.rest.Lookup(key); ok {
+		if v, ok := r.rest().Lookup(key); ok {
 			return v, true
 		}
 		return taskdb.Default(key), true
 	}
-	return r.rest.Lookup(key)
+	return r.rest().Lookup(key)
 }
 
 // Len implements query.Doc.
@@ -149,7 +166,7 @@ func (r *rec) Len() int { return len(taskdb.SchemaKeys) + r.extras() }
 // extras counts the record's non-schema keys.
 func (r *rec) extras() int {
 	n := 0
-	for _, f := range r.rest {
+	for _, f := range r.rest() {
 		if k, _ := locate(f.k); k == kindExtra {
 			n++
 		}
@@ -173,7 +190,7 @@ func (r *rec) thawKey(key string) (any, bool) {
 
 // thawAll returns a deep copy of the whole record.
 func (r *rec) thawAll() taskdb.Record {
-	m := make(taskdb.Record, len(taskdb.SchemaKeys)+len(r.rest))
+	m := make(taskdb.Record, len(taskdb.SchemaKeys)+len(r.rest()))
 	m[taskdb.KeyMsgID] = r.id
 	for i, v := range r.vals {
 		m[slotKeys[i]] = thaw(v)
@@ -184,7 +201,7 @@ func (r *rec) thawAll() taskdb.Record {
 	for _, k := range sparseKeys {
 		m[k] = taskdb.Default(k)
 	}
-	for _, f := range r.rest {
+	for _, f := range r.rest() {
 		m[f.k] = thaw(f.v)
 	}
 	return m
@@ -256,6 +273,6 @@ func newRec(id string, fields taskdb.Record) (*rec, error) {
 		}
 	}
 	sortFields(rest)
-	r.rest = rest
+	r.setRest(rest)
 	return r, nil
 }
