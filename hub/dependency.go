@@ -79,14 +79,19 @@ func (d *dependency) addIDs(ids []any) error {
 
 func (d dependency) empty() bool { return len(d.ids) == 0 }
 
+// statusFunc tells how a task ended: ok, failed, or neither (pending or
+// unknown).
+type statusFunc func(msgID string) (ok, failed bool)
+
 // met reports whether the dependency is satisfied by the finished tasks.
-func (d dependency) met(completed, failed idSet) bool {
+func (d dependency) met(status statusFunc) bool {
 	if d.empty() {
 		return true
 	}
 	n := 0
 	for id := range d.ids {
-		if (d.success && completed.has(id)) || (d.failure && failed.has(id)) {
+		ok, failed := status(id)
+		if (d.success && ok) || (d.failure && failed) {
 			n++
 			if !d.all {
 				return true
@@ -97,13 +102,14 @@ func (d dependency) met(completed, failed idSet) bool {
 }
 
 // unreachable reports whether the dependency can no longer be met.
-func (d dependency) unreachable(completed, failed idSet) bool {
+func (d dependency) unreachable(status statusFunc) bool {
 	if d.empty() {
 		return false
 	}
 	n := 0
 	for id := range d.ids {
-		if (!d.success && completed.has(id)) || (!d.failure && failed.has(id)) {
+		ok, failed := status(id)
+		if (!d.success && ok) || (!d.failure && failed) {
 			n++
 			if d.all {
 				return true

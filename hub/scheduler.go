@@ -111,11 +111,16 @@ type schedOutput interface {
 
 // schedEngine is one engine as the scheduler sees it.
 type schedEngine struct {
-	uuid      string
-	load      int
-	pending   map[string]*job // assigned, no result yet
-	completed idSet
-	failed    idSet
+	uuid    string
+	load    int
+	pending map[string]*job // assigned, no result yet
+}
+
+// taskState is what the scheduler remembers of every task it was given.
+type taskState struct {
+	done   bool
+	ok     bool   // done and succeeded
+	engine string // where it finished; "" for the scheduler's own failures
 }
 
 // scheduler is the task scheduler (ipyparallel's TaskScheduler) as pure
@@ -129,32 +134,39 @@ type scheduler struct {
 	engines []*schedEngine // LRU order, least recently used first
 	gone    map[string]*schedEngine
 
-	queue    *list.List      // waiting jobs in submission order
-	jobs     map[string]*job // waiting or assigned jobs, by msg_id
-	graph    map[string]idSet
-	allIDs   idSet
-	done     idSet // completed ∪ failed
-	okIDs    idSet
-	failIDs  idSet
-	location map[string]string // msg_id -> engine uuid where it finished
-	seq      uint64
+	queue *list.List           // waiting jobs in submission order
+	jobs  map[string]*job      // waiting or assigned jobs, by msg_id
+	graph map[string]idSet     // msg_id -> waiting jobs that depend on it
+	known map[string]taskState // every task ever submitted
+	seq   uint64
 }
 
 func newScheduler(pick scheme, hwm int, out schedOutput) *scheduler {
 	return &scheduler{
-		pick:     pick,
-		hwm:      hwm,
-		intn:     rand.IntN,
-		out:      out,
-		gone:     map[string]*schedEngine{},
-		queue:    list.New(),
-		jobs:     map[string]*job{},
-		graph:    map[string]idSet{},
-		allIDs:   idSet{},
-		done:     idSet{},
-		okIDs:    idSet{},
-		failIDs:  idSet{},
-		location: map[string]string{},
+		pick:  pick,
+		hwm:   hwm,
+		intn:  rand.IntN,
+		out:   out,
+		gone:  map[string]*schedEngine{},
+		queue: list.New(),
+		jobs:  map[string]*job{},
+		graph: map[string]idSet{},
+		known: map[string]taskState{},
+	}
+}
+
+// status is the statusFunc of every finished task.
+func (s *scheduler) status(id string) (ok, failed bool) {
+	t := s.known[id]
+	return t.done && t.ok, t.done && !t.ok
+}
+
+// statusOn is the statusFunc of the tasks that finished on engine.
+func (s *scheduler) statusOn(engine string) statusFunc {
+	return func(id string) (ok, failed bool) {
+		t := s.known[id]
+		on := t.done && t.engine == engine
+		return on && t.ok, on && !t.ok
 	}
 }
 
@@ -175,7 +187,7 @@ func (s *scheduler) addEngine(uuid string) {
 	if s.engineIndex(uuid) >= 0 {
 		return
 	}
-	e := &schedEngine{uuid: uuid, pending: map[string]*job{}, completed: idSet{}, failed: idSet{}}
+	e := &schedEngine{uuid: uuid, pending: map[string]*job{}}
 	s.engines = slices.Insert(s.engines, 0, e)
 	s.update("", true)
 }
@@ -257,9 +269,9 @@ func (s *scheduler) submit(j *job) {
 	s.seq++
 	j.seq = s.seq
 	j.blacklist = idSet{}
-	s.allIDs.add(j.msgID)
+	s.known[j.msgID] = taskState{}
 	s.jobs[j.msgID] = j
-	if !j.after.empty() && j.after.met(s.okIDs, s.failIDs) {
+	if !j.after.empty() && j.after.met(s.status) {
 		j.after = dependency{ids: idSet{}, all: true, success: true}
 	}
 	for _, d := range []dependency{j.after, j.follow} {
@@ -270,12 +282,12 @@ func (s *scheduler) submit(j *job) {
 			s.failJob(j, failInvalidDependency)
 			return
 		}
-		if d.unreachable(s.okIDs, s.failIDs) {
+		if d.unreachable(s.status) {
 			s.failJob(j, failImpossibleDependency)
 			return
 		}
 	}
-	if j.after.met(s.okIDs, s.failIDs) && s.tryRun(j) {
+	if j.after.met(s.status) && s.tryRun(j) {
 		return
 	}
 	if _, alive := s.jobs[j.msgID]; alive {
@@ -285,7 +297,7 @@ func (s *scheduler) submit(j *job) {
 
 func (s *scheduler) allKnown(ids idSet) bool {
 	for id := range ids {
-		if !s.allIDs.has(id) {
+		if _, ok := s.known[id]; !ok {
 			return false
 		}
 	}
@@ -294,7 +306,7 @@ func (s *scheduler) allKnown(ids idSet) bool {
 
 // reject fails a new job whose scheduling metadata is invalid.
 func (s *scheduler) reject(j *job) {
-	s.allIDs.add(j.msgID)
+	s.known[j.msgID] = taskState{}
 	s.failJob(j, failInvalidDependency)
 }
 
@@ -302,7 +314,7 @@ func (s *scheduler) reject(j *job) {
 func (s *scheduler) wait(j *job) {
 	j.elem = s.queue.PushBack(j)
 	for _, id := range j.dependents() {
-		if s.done.has(id) {
+		if s.known[id].done {
 			continue
 		}
 		g := s.graph[id]
@@ -347,8 +359,7 @@ func (s *scheduler) timeout(msgID string, gen int) {
 func (s *scheduler) failJob(j *job, why taskFailure) {
 	s.unwait(j)
 	delete(s.jobs, j.msgID)
-	s.done.add(j.msgID)
-	s.failIDs.add(j.msgID)
+	s.known[j.msgID] = taskState{done: true}
 	s.out.fail(j, why)
 	s.update(j.msgID, false)
 }
@@ -379,7 +390,7 @@ func (s *scheduler) tryRun(j *job) bool {
 		if j.blacklist.has(e.uuid) || (j.targets != nil && !j.targets.has(e.uuid)) {
 			continue
 		}
-		if !j.follow.met(e.completed, e.failed) {
+		if !j.follow.met(s.statusOn(e.uuid)) {
 			continue
 		}
 		idx = append(idx, i)
@@ -389,8 +400,8 @@ func (s *scheduler) tryRun(j *job) bool {
 		if j.follow.all && !j.follow.empty() {
 			dests := map[string]bool{}
 			for id := range j.follow.ids {
-				if (j.follow.success && s.okIDs.has(id)) || (j.follow.failure && s.failIDs.has(id)) {
-					dests[s.location[id]] = true
+				if ok, failed := s.status(id); (j.follow.success && ok) || (j.follow.failure && failed) {
+					dests[s.known[id].engine] = true
 				}
 			}
 			if len(dests) > 1 {
@@ -441,15 +452,7 @@ func (s *scheduler) result(engine, msgID string, ok, depsMet bool, final func())
 	}
 	if depsMet && (ok || j.retries <= 0) {
 		delete(s.jobs, msgID)
-		if ok {
-			eng.completed.add(msgID)
-			s.okIDs.add(msgID)
-		} else {
-			eng.failed.add(msgID)
-			s.failIDs.add(msgID)
-		}
-		s.done.add(msgID)
-		s.location[msgID] = engine
+		s.known[msgID] = taskState{done: true, ok: ok, engine: engine}
 		s.forget(engine)
 		if final != nil {
 			final()
@@ -508,11 +511,11 @@ func (s *scheduler) update(depID string, all bool) {
 // consider fails a waiting job whose dependencies became impossible, or
 // runs it if they are met and an engine may take it.
 func (s *scheduler) consider(j *job) {
-	if j.after.unreachable(s.okIDs, s.failIDs) || j.follow.unreachable(s.okIDs, s.failIDs) {
+	if j.after.unreachable(s.status) || j.follow.unreachable(s.status) {
 		s.failJob(j, failImpossibleDependency)
 		return
 	}
-	if j.after.met(s.okIDs, s.failIDs) {
+	if j.after.met(s.status) {
 		s.tryRun(j)
 	}
 }

@@ -374,7 +374,7 @@ func TestParseDependency(t *testing.T) {
 }
 
 func TestDependencyMetUnreachable(t *testing.T) {
-	ok, failed := idSet{"a": {}}, idSet{"b": {}}
+	status := func(id string) (bool, bool) { return id == "a", id == "b" } // a succeeded, b failed
 	for _, c := range []struct {
 		d                dependency
 		met, unreachable bool
@@ -388,10 +388,10 @@ func TestDependencyMetUnreachable(t *testing.T) {
 		{dependency{ids: idSet{"a": {}}, all: true, failure: true}, false, true},
 		{dependency{ids: idSet{"a": {}, "b": {}}, all: false, failure: true}, true, false},
 	} {
-		if got := c.d.met(ok, failed); got != c.met {
+		if got := c.d.met(status); got != c.met {
 			t.Errorf("%+v met = %v", c.d, got)
 		}
-		if got := c.d.unreachable(ok, failed); got != c.unreachable {
+		if got := c.d.unreachable(status); got != c.unreachable {
 			t.Errorf("%+v unreachable = %v", c.d, got)
 		}
 	}
