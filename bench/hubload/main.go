@@ -1,23 +1,3 @@
-// Command hubload is a load generator for ipyparallel-compatible
-// controllers: the taskhub hub (hubd) or the reference
-// ipyparallel.controller, reached through their connection files.
-//
-// The "fake" scenario (default) registers N fake engines that answer every
-// task at once, runs M clients that each keep a window of no-op
-// load-balanced tasks in flight, and one client that loops db_request; it
-// prints tasks/s, p50/p99 submit-to-result latency, and query latency:
-//
-//	hubload -dir ~/.ipython/profile_default/security -engines 4 -clients 4 -window 64 -duration 10s
-//
-// The "python" scenario runs the real ipyparallel Client (a driver script
-// submitting no-op apply_async tasks) with real Python engines.
-//
-// With -spawn, hubload starts the controllers itself, one after the other,
-// runs the same load against each, stops them, and prints one table with
-// the ratio of each controller's tasks/s to the reference's:
-//
-//	hubload -spawn hub,reference -duration 10s
-//	hubload -spawn hub,reference -scenario python -tasks 2000
 package main
 
 import (
@@ -346,8 +326,12 @@ func report(w io.Writer, o options, rs []result) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "target\ttasks\tseconds\ttasks/s\ttask p50\ttask p99\tqueries\tquery p50\tquery p99\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%v\t%v\t%d\t%v\t%v\t\n", r.target, r.n, r.elapsed.Seconds(), r.rate(),
-			pct(r.tasks, 50), pct(r.tasks, 99), len(r.queries), pct(r.queries, 50), pct(r.queries, 99))
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%v\t%v\t", r.target, r.n, r.elapsed.Seconds(), r.rate(), pct(r.tasks, 50), pct(r.tasks, 99))
+		if o.scenario == scenarioFake && o.query != queryNone {
+			fmt.Fprintf(tw, "%d\t%v\t%v\t\n", len(r.queries), pct(r.queries, 50), pct(r.queries, 99))
+		} else {
+			fmt.Fprint(tw, "-\t-\t-\t\n")
+		}
 	}
 	tw.Flush()
 	i := slices.IndexFunc(rs, func(r result) bool { return r.target == spawnReference })

@@ -148,7 +148,9 @@ func (e *engine) serve(ctx context.Context) {
 				continue
 			}
 			r := e.sess.NewMessage(replyType(m.Header.MsgType), map[string]any{"status": "ok"}, &m.Header)
-			r.Metadata = map[string]any{"status": "ok", "engine": e.uuid, "started": time.Now().UTC(), "dependencies_met": true}
+			// The metadata of ipyparallel's engine kernel (init_metadata, finish_metadata).
+			r.Metadata = map[string]any{"started": time.Now().UTC(), "dependencies_met": true, "engine": e.uuid,
+				"is_broadcast": false, "is_coalescing": false, "original_msg_id": "", "status": "ok"}
 			r.Identities = m.Identities
 			e.shell.send(e.sess, r)
 		case <-ctx.Done():
