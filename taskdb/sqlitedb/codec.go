@@ -130,6 +130,10 @@ func decodeFrom(d *msgpack.Decoder, r *bytes.Reader, depth int) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if n, ok := payloadLen(r, c); ok && n > r.Len() {
+		// msgpack allocates what the header claims: refuse lies first.
+		return nil, fmt.Errorf("value of %d bytes in %d", n, r.Len())
+	}
 	switch {
 	case c == msgpcode.Nil:
 		return nil, d.DecodeNil()
@@ -206,4 +210,29 @@ func decodeFrom(d *msgpack.Decoder, r *bytes.Reader, depth int) (any, error) {
 		return m, nil
 	}
 	return nil, fmt.Errorf("unsupported msgpack code %#x", c)
+}
+
+// payloadLen returns the payload length that the str, bin or ext header
+// starting at r's position declares, without consuming it.
+func payloadLen(r *bytes.Reader, c byte) (int, bool) {
+	var size int
+	switch c {
+	case msgpcode.Str8, msgpcode.Bin8, msgpcode.Ext8:
+		size = 1
+	case msgpcode.Str16, msgpcode.Bin16, msgpcode.Ext16:
+		size = 2
+	case msgpcode.Str32, msgpcode.Bin32, msgpcode.Ext32:
+		size = 4
+	default:
+		return 0, false
+	}
+	var hdr [5]byte
+	if n, _ := r.ReadAt(hdr[:1+size], r.Size()-int64(r.Len())); n < 1+size {
+		return r.Len() + 1, true // truncated header
+	}
+	n := 0
+	for _, b := range hdr[1 : 1+size] {
+		n = n<<8 | int(b)
+	}
+	return n, true
 }
