@@ -139,6 +139,13 @@ func testNormalize(t *testing.T, db taskdb.DB) {
 	if !same(got["submitted"], wantTime) {
 		t.Errorf("submitted = %#v, want %v (UTC, truncated)", got["submitted"], wantTime)
 	}
+	// Before 1970 too, truncation goes toward the past.
+	old := time.Date(1969, 12, 31, 23, 59, 59, 999_999_500, time.UTC)
+	mustUpdate(t, db, "m1", taskdb.Record{"started": old, "content": map[string]any{"t": old}})
+	got = mustGet(t, db, "m1")
+	if want := old.Truncate(precision(db)); !same(got["started"], want) || !same(got["content"], map[string]any{"t": want}) {
+		t.Errorf("started = %v, content = %v; want %v", got["started"], got["content"], want)
+	}
 	if !same(got["buffers"], []any{[]byte("a"), []byte(nil)}) && !same(got["buffers"], []any{[]byte("a"), []byte{}}) {
 		t.Errorf("buffers = %#v, want []any of []byte", got["buffers"])
 	}

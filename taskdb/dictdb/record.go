@@ -234,11 +234,10 @@ func prepare(id, k string, v any) (c change, skip bool, err error) {
 		case nil:
 			c.t = noTime
 		case time.Time:
-			ft, err := freeze(k, t)
-			if err != nil {
-				return c, false, err
+			if y := t.UTC().Year(); y < 1 || y > 9999 {
+				return c, false, fmt.Errorf("%w: key %q: time %v: year outside 1-9999", taskdb.ErrInvalidRecord, k, t)
 			}
-			c.t = ft.(time.Time).UnixMicro()
+			c.t = t.UnixMicro() // truncates to the microsecond, like query.CanonicalTime
 		default:
 			return c, false, fmt.Errorf("%w: key %q: want null or a time, got %T", taskdb.ErrInvalidRecord, k, v)
 		}
