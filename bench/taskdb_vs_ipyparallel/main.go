@@ -50,7 +50,9 @@ type metric struct {
 
 var metrics = []metric{
 	{"Add records/s", true},
+	{"Add cpu-ns/op", false},
 	{"Update updates/s", true},
+	{"Update cpu-ns/op", false},
 	{"Load B/record", false},
 	{"Find/pending ms/query", false},
 	{"Find/pending hits/query", true},

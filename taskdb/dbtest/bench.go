@@ -132,8 +132,8 @@ func sizes() []int {
 // never culls (for DictDB: zero limits). For N of 100k and 1M records it
 // reports, in domain units:
 //
-//	Add      records/s   AddRecord of workload records (DB rebuilt every N)
-//	Update   updates/s   UpdateRecord with the result fields
+//	Add      records/s, cpu-ns/op   AddRecord of workload records (DB rebuilt every N)
+//	Update   updates/s, cpu-ns/op   UpdateRecord with the result fields
 //	Load     records/s and B/record (heap in use after loading N, per record)
 //	Find/... ms/query and hits/query for the hub's typical queries
 //	History  ms/op
@@ -178,6 +178,35 @@ func Bench(b *testing.B, open func(b *testing.B) taskdb.DB) {
 	}
 }
 
+// cpuMeter measures the process CPU time spent inside a benchmark loop,
+// excluding paused setup. On a shared machine, cpu-ns/op is steadier than
+// wall time: it is the cost of one operation, garbage collection included.
+type cpuMeter struct {
+	spent, since time.Duration
+	ok           bool
+}
+
+func startCPU() *cpuMeter {
+	m := &cpuMeter{}
+	m.since, m.ok = cpuTime()
+	return m
+}
+
+func (m *cpuMeter) pause() {
+	now, _ := cpuTime()
+	m.spent += now - m.since
+}
+
+func (m *cpuMeter) resume() { m.since, _ = cpuTime() }
+
+func (m *cpuMeter) report(b *testing.B) {
+	if !m.ok {
+		return
+	}
+	m.pause()
+	b.ReportMetric(float64(m.spent.Nanoseconds())/float64(b.N), "cpu-ns/op")
+}
+
 func heapInUse() int64 {
 	runtime.GC()
 	runtime.GC()
@@ -217,11 +246,14 @@ func benchAdd(b *testing.B, open func(b *testing.B) taskdb.DB, w *Workload, n in
 		}
 		ctx := context.Background()
 		db, i := open(b), 0
+		cpu := startCPU()
 		for b.Loop() {
 			if i == n {
 				b.StopTimer()
+				cpu.pause()
 				db.Close()
 				db, i = open(b), 0
+				cpu.resume()
 				b.StartTimer()
 			}
 			if err := db.AddRecord(ctx, ids[i], recs[i]); err != nil {
@@ -229,6 +261,7 @@ func benchAdd(b *testing.B, open func(b *testing.B) taskdb.DB, w *Workload, n in
 			}
 			i++
 		}
+		cpu.report(b)
 		db.Close()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "records/s")
 	})
@@ -244,13 +277,16 @@ func benchUpdate(b *testing.B, open func(b *testing.B) taskdb.DB, w *Workload, n
 		ctx := context.Background()
 		var db taskdb.DB
 		i := n
+		cpu := startCPU()
 		for b.Loop() {
 			if i == n {
 				b.StopTimer()
+				cpu.pause()
 				if db != nil {
 					db.Close()
 				}
 				db, i = load(b, open, w, n), 0
+				cpu.resume()
 				b.StartTimer()
 			}
 			if err := db.UpdateRecord(ctx, ids[i], updates[i]); err != nil {
@@ -258,6 +294,7 @@ func benchUpdate(b *testing.B, open func(b *testing.B) taskdb.DB, w *Workload, n
 			}
 			i++
 		}
+		cpu.report(b)
 		db.Close()
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "updates/s")
 	})

@@ -1,0 +1,18 @@
+//go:build unix
+
+package dbtest
+
+import (
+	"syscall"
+	"time"
+)
+
+// cpuTime returns the CPU time the process has used, user and system,
+// in every thread (the garbage collector's included).
+func cpuTime() (time.Duration, bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}
