@@ -240,8 +240,10 @@ func (db *DB) locked(f func() error) error {
 // the writer in the order cat changed. With SyncFull it waits for the
 // commit.
 func (db *DB) enqueue(ctx context.Context, o *op, check func() error, commit func()) error {
+	var done chan error // o.done belongs to the writer once o is queued
 	if db.opts.Sync == SyncFull {
-		o.done = make(chan error, 1)
+		done = make(chan error, 1)
+		o.done = done
 	}
 	err := db.locked(func() error {
 		if e := db.failing.Load(); e != nil {
@@ -260,11 +262,11 @@ func (db *DB) enqueue(ctx context.Context, o *op, check func() error, commit fun
 			return ctx.Err()
 		}
 	})
-	if err != nil || o.done == nil {
+	if err != nil || done == nil {
 		return err
 	}
 	select {
-	case err := <-o.done:
+	case err := <-done:
 		return err
 	case <-ctx.Done(): // the write stays queued and will be committed
 		return ctx.Err()
@@ -277,7 +279,8 @@ func (db *DB) sync(ctx context.Context) error {
 	if db.committed.Load() >= db.queued.Load() {
 		return nil
 	}
-	o := &op{kind: opFlush, done: make(chan error, 1)}
+	done := make(chan error, 1)
+	o := &op{kind: opFlush, done: done}
 	err := db.locked(func() error {
 		select {
 		case db.ops <- o:
@@ -290,7 +293,7 @@ func (db *DB) sync(ctx context.Context) error {
 		return err
 	}
 	select {
-	case err := <-o.done:
+	case err := <-done:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
