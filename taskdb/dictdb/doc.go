@@ -5,8 +5,11 @@
 //
 // Records are stored frozen: the schema keys in typed slots (times as
 // microseconds), other keys in a sorted field list, nested documents as
-// compact field lists rather than maps. Reads thaw deep copies, so no
-// caller ever shares memory with the store.
+// compact field lists rather than maps. Immutable values are shared rather
+// than copied: strings and times with the caller, client_uuid and
+// engine_uuid values and small repeated documents ({status: "ok"}) between
+// records. Reads thaw deep copies, so no caller ever shares mutable memory
+// with the store.
 //
 // # Indexes and planning
 //
