@@ -81,3 +81,33 @@ func TestDirectRoundTrip(t *testing.T) {
 		t.Fatalf("history %v", hist)
 	}
 }
+
+// TestSchemesOverTheWire: every scheme spreads tasks over the engines.
+func TestSchemesOverTheWire(t *testing.T) {
+	for _, scheme := range []string{SchemeLeastLoad, SchemeLRU, SchemePlainRandom, SchemeTwoBin} {
+		t.Run(scheme, func(t *testing.T) {
+			cfg := testConfig(t)
+			cfg.Scheme = scheme
+			h := startHub(t, cfg, nil)
+			if got := h.ClientInfo().TaskScheme; got != scheme {
+				t.Fatalf("task_scheme %q", got)
+			}
+			c := newClient(t, h)
+			e0 := startEngine(t, h, c, true)
+			e1 := startEngine(t, h, c, true)
+			var reqs []string
+			for range 8 {
+				reqs = append(reqs, c.apply("slow", nil).Header.MsgID)
+			}
+			for range reqs {
+				if r := c.task.recv(); r.Content["status"] != "ok" {
+					t.Fatalf("reply %v", r.Content)
+				}
+			}
+			// hwm=1: while one engine is busy the other gets the work
+			if len(e0.got()) == 0 || len(e1.got()) == 0 {
+				t.Fatalf("engines ran %d and %d tasks", len(e0.got()), len(e1.got()))
+			}
+		})
+	}
+}
