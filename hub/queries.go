@@ -351,7 +351,9 @@ func nilIfNil(l []any) any {
 }
 
 // purgeRequest answers purge_request {msg_ids: list|"all", engine_ids}
-// (§4.3), purging the hub's memory as well as the database.
+// (§4.3), purging the hub's memory as well as the database. Later tasks
+// that depend on a purged msg_id get InvalidDependency, as for any
+// unknown id.
 func (s *state) purgeRequest(m *wire.Message) {
 	var filters []*query.Filter
 	switch v := m.Content["msg_ids"].(type) {
@@ -365,6 +367,7 @@ func (s *state) purgeRequest(m *wire.Message) {
 		for _, e := range s.reg.live {
 			e.completed = nil
 		}
+		s.sched.forgetDone(nil)
 	default:
 		ids, ok := []string{}, true
 		if v != nil {
@@ -407,6 +410,7 @@ func (s *state) purgeRequest(m *wire.Message) {
 			for _, e := range s.reg.live {
 				e.completed = slices.DeleteFunc(e.completed, drop.has)
 			}
+			s.sched.forgetDone(ids)
 		}
 		for _, e := range es {
 			f, err := query.Parse(map[string]any{
@@ -421,6 +425,7 @@ func (s *state) purgeRequest(m *wire.Message) {
 			for _, id := range e.completed {
 				delete(s.completed, id)
 			}
+			s.sched.forgetDone(e.completed)
 			e.completed = nil
 		}
 	}

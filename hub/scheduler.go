@@ -304,6 +304,33 @@ func (s *scheduler) allKnown(ids idSet) bool {
 	return true
 }
 
+// forgetDone drops finished tasks from memory (purged): ids, or every
+// finished task when ids is nil. Dependencies of waiting jobs are kept,
+// so those jobs can still run or fail.
+func (s *scheduler) forgetDone(ids []string) {
+	keep := idSet{}
+	s.scan(func(j *job) bool {
+		for _, id := range j.dependents() {
+			keep.add(id)
+		}
+		return true
+	})
+	drop := func(id string) {
+		if s.known[id].done && !keep.has(id) {
+			delete(s.known, id)
+		}
+	}
+	if ids == nil {
+		for id := range s.known {
+			drop(id)
+		}
+		return
+	}
+	for _, id := range ids {
+		drop(id)
+	}
+}
+
 // reject fails a new job whose scheduling metadata is invalid.
 func (s *scheduler) reject(j *job) {
 	s.known[j.msgID] = taskState{}

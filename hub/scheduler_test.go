@@ -396,3 +396,37 @@ func TestDependencyMetUnreachable(t *testing.T) {
 		}
 	}
 }
+
+func TestSchedulerForgetDone(t *testing.T) {
+	l := &schedLog{}
+	s := newScheduler(lru, 0, l)
+	s.addEngine("A")
+	for _, id := range []string{"a", "b", "c"} {
+		s.submit(newJobFor(id))
+		s.result("A", id, true, true, nil)
+	}
+	s.submit(newJobFor("p")) // pending: not forgotten
+	j := newJobFor("w")      // waits on p and c
+	j.after = dep("p", "c")
+	s.submit(j)
+	l.take()
+	s.forgetDone([]string{"a", "p"})
+	s.forgetDone(nil)
+	if _, ok := s.known["a"]; ok {
+		t.Fatal("a remembered")
+	}
+	if _, ok := s.known["b"]; ok {
+		t.Fatal("b remembered after forgetting all")
+	}
+	if _, ok := s.known["c"]; !ok {
+		t.Fatal("c forgotten although w depends on it")
+	}
+	s.result("A", "p", true, true, nil)
+	if got := l.take(); got != "assign w A" {
+		t.Fatalf("w: %q", got)
+	}
+	s.submit(&job{msgID: "x", after: dep("a"), follow: dep()})
+	if got := l.take(); got != "fail x InvalidDependency" {
+		t.Fatalf("dependency on a forgotten task: %q", got)
+	}
+}
