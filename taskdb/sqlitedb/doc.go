@@ -42,8 +42,9 @@
 // queued writes to commit. A failed commit (disk full, I/O error) is
 // logged, counted in Stats, and retried every flush interval; meanwhile
 // new writes fail with an error and SyncFull callers learn their write is
-// not on disk. Close commits what is queued, and reports writes it could
-// not commit.
+// not on disk, and reads that would wait for queued writes return the
+// commit error instead. Close commits what is queued, and reports writes
+// it could not commit.
 //
 // # Queries
 //

@@ -134,6 +134,10 @@ func TestDiskFull(t *testing.T) {
 			if s := db.Stats(); s.WriteErrors == 0 {
 				t.Errorf("Stats().WriteErrors = 0 after a failed commit")
 			}
+			// Reads do not hang behind the retrying writer.
+			if _, err := db.FindRecords(t.Context(), nil, nil); err == nil || !strings.Contains(err.Error(), "full") {
+				t.Errorf("FindRecords while commits fail: %v, want the commit error", err)
+			}
 			ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
 			defer cancel()
 			closed := make(chan error, 1)

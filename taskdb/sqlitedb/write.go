@@ -279,6 +279,9 @@ func (db *DB) sync(ctx context.Context) error {
 	if db.committed.Load() >= db.queued.Load() {
 		return nil
 	}
+	if e := db.failing.Load(); e != nil { // the writer is retrying: do not queue behind it
+		return fmt.Errorf("sqlitedb: queued writes cannot be committed: %w", *e)
+	}
 	done := make(chan error, 1)
 	o := &op{kind: opFlush, done: done}
 	err := db.locked(func() error {
