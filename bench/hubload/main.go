@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -187,6 +188,18 @@ func runFake(ctx context.Context, o options, clientFile, engineFile string) (res
 	defer wg.Wait()
 	defer cancel()
 
+	var engines []*engine
+	var uuids []string
+	defer func() {
+		for _, e := range engines {
+			if ctx.Err() != nil {
+				return // the sockets are closed
+			}
+			if err := e.unregister(); err != nil {
+				slog.Warn("unregistration_request", "engine", e.uuid, "err", err)
+			}
+		}
+	}()
 	for range o.engines {
 		s, err := newSession()
 		if err != nil {
@@ -196,6 +209,7 @@ func runFake(ctx context.Context, o options, clientFile, engineFile string) (res
 		if err != nil {
 			return result{}, err
 		}
+		engines, uuids = append(engines, e), append(uuids, e.uuid)
 		wg.Go(func() { e.serve(ctx) })
 	}
 	qs, err := newSession()
@@ -206,7 +220,7 @@ func runFake(ctx context.Context, o options, clientFile, engineFile string) (res
 	if err != nil {
 		return result{}, err
 	}
-	if err := q.waitEngines(ctx, o.engines); err != nil {
+	if err := q.waitEngines(ctx, uuids); err != nil {
 		return result{}, err
 	}
 

@@ -15,6 +15,7 @@ import (
 	"github.com/taskhub/taskhub/hub"
 	"github.com/taskhub/taskhub/hub/connfile"
 	"github.com/taskhub/taskhub/taskdb/dictdb"
+	"github.com/taskhub/taskhub/wire"
 )
 
 // row matches a report row: target, tasks, seconds, tasks/s, ..., queries.
@@ -37,7 +38,9 @@ func rows(t *testing.T, report string) map[string][2]int {
 // files, bounded by -tasks, and checks the report.
 func TestRunAgainstHub(t *testing.T) {
 	dir := t.TempDir()
-	h, err := hub.New(hub.Config{ConnectionDir: dir, HeartbeatPeriod: 100 * time.Millisecond},
+	// A heart is declared dead only after 100 s: engines must leave by
+	// unregistering.
+	h, err := hub.New(hub.Config{ConnectionDir: dir, HeartbeatPeriod: 100 * time.Millisecond, HeartbeatMaxMisses: 1000},
 		dictdb.New(dictdb.Options{}), slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
@@ -54,23 +57,53 @@ func TestRunAgainstHub(t *testing.T) {
 			t.Error(err)
 		}
 	}()
-	var out strings.Builder
-	err = run(t.Context(), []string{"-client-file", filepath.Join(dir, connfile.ClientFile), "-dir", dir,
-		"-engines", "2", "-clients", "2", "-window", "8", "-tasks", "200", "-duration", "20s", "-warmup", "100ms"}, &out)
+	// Twice: the engines of the first run must not linger.
+	for range 2 {
+		var out strings.Builder
+		err = run(t.Context(), []string{"-client-file", filepath.Join(dir, connfile.ClientFile), "-dir", dir,
+			"-engines", "2", "-clients", "2", "-window", "8", "-tasks", "200", "-duration", "20s", "-warmup", "100ms"}, &out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := rows(t, out.String())
+		if len(got) != 1 {
+			t.Fatalf("want one row:\n%s", out.String())
+		}
+		for _, r := range got {
+			if r[0] != 200 {
+				t.Errorf("tasks = %d, want 200 (-tasks):\n%s", r[0], out.String())
+			}
+			if r[1] == 0 {
+				t.Errorf("no db_request answered:\n%s", out.String())
+			}
+		}
+	}
+	// The engines unregistered when the runs ended.
+	packer, err := h.ClientInfo().Packer()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := rows(t, out.String())
-	if len(got) != 1 {
-		t.Fatalf("want one row:\n%s", out.String())
+	s, err := wire.NewSession(wire.Config{Key: []byte(h.ClientInfo().Key), SignatureScheme: h.ClientInfo().SignatureScheme, Packer: packer})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, r := range got {
-		if r[0] != 200 {
-			t.Errorf("tasks = %d, want 200 (-tasks):\n%s", r[0], out.String())
+	c, err := dialClient(t.Context(), s, h.ClientInfo())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		r, err := c.query.request(t.Context(), s, s.NewMessage("connection_request", nil, nil), 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
 		}
-		if r[1] == 0 {
-			t.Errorf("no db_request answered:\n%s", out.String())
+		es, _ := r.Content["engines"].(map[string]any)
+		if len(es) == 0 {
+			break
 		}
+		if time.Now().After(deadline) {
+			t.Fatalf("engines still registered after the runs: %v", es)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
 

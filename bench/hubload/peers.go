@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -103,10 +104,11 @@ func (s *sock) request(ctx context.Context, sess *wire.Session, m *wire.Message,
 
 // engine is a fake engine that answers every request at once.
 type engine struct {
-	sess        *wire.Session
-	uuid        string
-	shell, ping *sock
-	pong        zmq4.Socket
+	sess             *wire.Session
+	uuid             string
+	id               any // the engine id the controller assigned
+	reg, shell, ping *sock
+	pong             zmq4.Socket
 }
 
 func startEngine(ctx context.Context, s *wire.Session, ef connfile.Engine) (*engine, error) {
@@ -122,6 +124,7 @@ func startEngine(ctx context.Context, s *wire.Session, ef connfile.Engine) (*eng
 	if r.Content["status"] != "ok" {
 		return nil, fmt.Errorf("engine registration: %v", r.Content)
 	}
+	e.reg, e.id = reg, r.Content["id"]
 	if e.shell, err = dial(ctx, zmq4.Router, e.uuid, ef.Endpoint(ef.Mux), ef.Endpoint(ef.Task), ef.Endpoint(ef.Control)); err != nil {
 		return nil, err
 	}
@@ -134,6 +137,14 @@ func startEngine(ctx context.Context, s *wire.Session, ef connfile.Engine) (*eng
 	}
 	e.pong = pong.zs
 	return e, nil
+}
+
+// unregister tells the controller that the engine leaves, as ipyparallel
+// engines do when they stop, so that a long-lived controller does not
+// route tasks to it until its heart is declared dead. Only the goroutine
+// that started the engine uses reg.
+func (e *engine) unregister() error {
+	return e.reg.send(e.sess, e.sess.NewMessage("unregistration_request", map[string]any{"id": e.id}, nil))
 }
 
 // serve echoes heartbeats and answers requests until ctx ends.
@@ -184,15 +195,22 @@ func dialClient(ctx context.Context, s *wire.Session, cf connfile.Client) (*clie
 	return &client{sess: s, task: task, query: query}, nil
 }
 
-// waitEngines polls connection_request until n engines are registered.
-func (c *client) waitEngines(ctx context.Context, n int) error {
+// waitEngines polls connection_request until the engines with the given
+// uuids are registered (the reference lists an engine only after its
+// first heartbeats, when its schedulers start using it).
+func (c *client) waitEngines(ctx context.Context, uuids []string) error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		r, err := c.query.request(ctx, c.sess, c.sess.NewMessage("connection_request", nil, nil), 10*time.Second)
 		if err != nil {
 			return err
 		}
-		if es, _ := r.Content["engines"].(map[string]any); len(es) >= n {
+		es, _ := r.Content["engines"].(map[string]any)
+		registered := make(map[any]bool, len(es))
+		for _, uuid := range es {
+			registered[uuid] = true
+		}
+		if !slices.ContainsFunc(uuids, func(u string) bool { return !registered[u] }) {
 			return nil
 		}
 		select {
@@ -201,7 +219,7 @@ func (c *client) waitEngines(ctx context.Context, n int) error {
 			return ctx.Err()
 		}
 	}
-	return errors.New("engines did not register within 60s")
+	return errors.New("the engines were not listed as registered within 60s")
 }
 
 // pipeline keeps window no-op tasks in flight until ctx ends.
