@@ -108,6 +108,14 @@ rc.purge_hub_results("all")
 assert rc.db_query({"completed": {"$ne": None}}, keys=["msg_id"]) == []
 ok("purge")
 
+for coalescing in (False, True):
+    try:
+        rc.broadcast_view(is_coalescing=coalescing).apply_sync(lambda: 1)
+        raise AssertionError("broadcast ran")
+    except (ipp.RemoteError, ipp.CompositeError) as e:
+        assert "NotImplementedError" in str(e), e
+ok("broadcast_error")
+
 victim = rc.ids[0]
 pid = rc[victim].apply_sync(os.getpid)
 slow = rc.load_balanced_view(targets=[victim]).apply_async(time.sleep, 60)
@@ -127,7 +135,7 @@ rc.close()
 
 var interopChecks = []string{
 	"connect", "map_sync", "apply_sync", "raise", "stdout", "db_query", "hub_history",
-	"queue_status", "result_status", "get_result", "resubmit", "purge", "engine_killed", "shutdown",
+	"queue_status", "result_status", "get_result", "resubmit", "purge", "broadcast_error", "engine_killed", "shutdown",
 }
 
 func TestInteropPython(t *testing.T) {

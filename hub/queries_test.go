@@ -178,6 +178,20 @@ func TestQueries(t *testing.T) {
 		m.Metadata = map[string]any{"is_broadcast": true, "targets": []any{}}
 		c.bcast.sendMsg(m)
 		wantError(t, c.bcast.recvReply(m), "apply_reply", "NotImplementedError")
+		// per target, answering "<msg_id>_<uuid>", as a BroadcastView waits
+		m = c.sess.NewMessage("apply_request", map[string]any{}, nil)
+		m.Metadata = map[string]any{"is_broadcast": true, "is_coalescing": false,
+			"targets": []any{[]any{e0.uuid, int64(0)}, []any{e1.uuid, int64(1)}}}
+		c.bcast.sendMsg(m)
+		got := map[string]bool{}
+		for range 2 {
+			r := c.bcast.recv()
+			wantError(t, r, "apply_reply", "NotImplementedError")
+			got[r.Parent.MsgID] = true
+		}
+		if !got[m.Header.MsgID+"_"+e0.uuid] || !got[m.Header.MsgID+"_"+e1.uuid] {
+			t.Fatalf("replies answer %v", got)
+		}
 	})
 }
 

@@ -253,19 +253,48 @@ func (s *state) directReply(sock sockID, m *wire.Message) {
 }
 
 // broadcast answers a broadcast-view request with an error: this hub
-// binds the broadcast sockets but does not schedule broadcasts.
+// binds the broadcast sockets but does not schedule broadcasts. The
+// replies take the shape an ipyparallel BroadcastView waits for: one per
+// target engine, answering "<msg_id>_<engine uuid>", or a single one with
+// original_msg_id and broadcast_targets when it is coalescing (§7).
 func (s *state) broadcast(m *wire.Message) {
 	if len(m.Identities) == 0 {
 		s.h.stats.badMessages.Add(1)
 		return
 	}
-	r := s.h.sess.NewMessage(replyType(m.Header.MsgType), (&wire.Error{
+	content := (&wire.Error{
 		Name:  "NotImplementedError",
 		Value: "this hub does not schedule broadcast views; use a DirectView (rc[:]) or a LoadBalancedView",
-	}).Content(), &m.Header)
-	r.Metadata = map[string]any{"status": "error", "is_broadcast": false, "is_coalescing": false}
-	r.Identities = m.Identities
-	s.h.sendMsg(sockClientBroadcast, r)
+	}).Content()
+	reply := func(parent wire.Header, md map[string]any) {
+		r := s.h.sess.NewMessage(replyType(m.Header.MsgType), content, &parent)
+		r.Metadata = md
+		r.Identities = m.Identities
+		s.h.sendMsg(sockClientBroadcast, r)
+	}
+	targets, _ := m.Metadata["targets"].([]any)
+	coalescing, _ := m.Metadata["is_coalescing"].(bool)
+	var uuids []string
+	for _, t := range targets {
+		if pair, ok := t.([]any); ok && len(pair) == 2 {
+			if u, ok := pair[0].(string); ok {
+				uuids = append(uuids, u)
+			}
+		}
+	}
+	switch {
+	case len(uuids) == 0 || len(uuids) != len(targets):
+		reply(m.Header, map[string]any{"status": "error", "is_broadcast": false, "is_coalescing": false})
+	case coalescing:
+		reply(m.Header, map[string]any{"status": "error", "is_broadcast": true, "is_coalescing": true,
+			"original_msg_id": m.Header.MsgID, "broadcast_targets": targets})
+	default:
+		for _, u := range uuids {
+			parent := m.Header
+			parent.MsgID = m.Header.MsgID + "_" + u
+			reply(parent, map[string]any{"status": "error", "engine": u, "is_broadcast": true, "is_coalescing": false})
+		}
+	}
 }
 
 // replyType names the reply to a request type: x_request -> x_reply.
