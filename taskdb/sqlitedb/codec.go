@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -92,147 +93,232 @@ func encodeTo(e *msgpack.Encoder, v any, depth int) error {
 	return fmt.Errorf("cannot store a %T", v)
 }
 
-// decoder is a pooled msgpack decoder reading from its own reader.
-type decoder struct {
-	r   bytes.Reader
-	dec *msgpack.Decoder
-}
-
-var decoders = sync.Pool{New: func() any {
-	d := &decoder{}
-	d.dec = msgpack.NewDecoder(&d.r)
-	return d
-}}
-
-// decodeValue is the inverse of encodeValue. Malformed input gives an
-// error, never a panic or an allocation larger than the input.
+// decodeValue is the inverse of encodeValue: it reads the msgpack subset
+// encodeValue writes, straight from b. Malformed input gives an error,
+// never a panic or an allocation larger than the input.
 func decodeValue(b []byte) (any, error) {
-	dec := decoders.Get().(*decoder)
-	defer decoders.Put(dec)
-	r, d := &dec.r, dec.dec
-	r.Reset(b)
-	d.Reset(r)
-	v, err := decodeFrom(d, r, 0)
+	d := decoder{b: b}
+	v, err := d.value(0)
 	if err != nil {
 		return nil, err
 	}
-	if r.Len() != 0 {
-		return nil, fmt.Errorf("%d trailing bytes", r.Len())
+	if d.i != len(b) {
+		return nil, fmt.Errorf("%d trailing bytes", len(b)-d.i)
 	}
 	return v, nil
 }
 
-func decodeFrom(d *msgpack.Decoder, r *bytes.Reader, depth int) (any, error) {
+var errShort = errors.New("truncated value")
+
+// decoder reads msgpack from b, at i.
+type decoder struct {
+	b []byte
+	i int
+}
+
+// take returns the next n bytes.
+func (d *decoder) take(n int) ([]byte, error) {
+	if n < 0 || n > len(d.b)-d.i {
+		return nil, errShort
+	}
+	p := d.b[d.i : d.i+n]
+	d.i += n
+	return p, nil
+}
+
+// uint reads a big-endian unsigned integer of n bytes.
+func (d *decoder) uint(n int) (uint64, error) {
+	p, err := d.take(n)
+	if err != nil {
+		return 0, err
+	}
+	var u uint64
+	for _, c := range p {
+		u = u<<8 | uint64(c)
+	}
+	return u, nil
+}
+
+// length reads the n-byte length that follows a str, bin, array, map or
+// ext code.
+func (d *decoder) length(n int) (int, error) {
+	u, err := d.uint(n)
+	if err != nil {
+		return 0, err
+	}
+	if u > uint64(len(d.b)-d.i) { // every element or byte takes at least one byte
+		return 0, fmt.Errorf("length %d exceeds the %d bytes left", u, len(d.b)-d.i)
+	}
+	return int(u), nil
+}
+
+func (d *decoder) value(depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, errDepth
 	}
-	c, err := d.PeekCode()
+	p, err := d.take(1)
 	if err != nil {
 		return nil, err
 	}
-	if n, ok := payloadLen(r, c); ok && n > r.Len() {
-		// msgpack allocates what the header claims: refuse lies first.
-		return nil, fmt.Errorf("value of %d bytes in %d", n, r.Len())
-	}
+	c := p[0]
 	switch {
-	case c == msgpcode.Nil:
-		return nil, d.DecodeNil()
-	case c == msgpcode.False || c == msgpcode.True:
-		return d.DecodeBool()
-	case msgpcode.IsFixedNum(c), c == msgpcode.Int8, c == msgpcode.Int16, c == msgpcode.Int32,
-		c == msgpcode.Int64, c == msgpcode.Uint8, c == msgpcode.Uint16, c == msgpcode.Uint32:
-		return d.DecodeInt64()
-	case c == msgpcode.Uint64:
-		n, err := d.DecodeUint64()
+	case c <= msgpcode.PosFixedNumHigh:
+		return int64(c), nil
+	case c >= msgpcode.NegFixedNumLow:
+		return int64(int8(c)), nil
+	case c >= msgpcode.FixedStrLow && c <= msgpcode.FixedStrHigh:
+		return d.str(int(c & msgpcode.FixedStrMask))
+	case c >= msgpcode.FixedArrayLow && c <= msgpcode.FixedArrayHigh:
+		return d.array(int(c&msgpcode.FixedArrayMask), depth)
+	case c >= msgpcode.FixedMapLow && c <= msgpcode.FixedMapHigh:
+		return d.dict(int(c&msgpcode.FixedMapMask), depth)
+	}
+	switch c {
+	case msgpcode.Nil:
+		return nil, nil
+	case msgpcode.False:
+		return false, nil
+	case msgpcode.True:
+		return true, nil
+	case msgpcode.Uint8, msgpcode.Uint16, msgpcode.Uint32, msgpcode.Uint64:
+		u, err := d.uint(1 << (c - msgpcode.Uint8))
 		if err != nil {
 			return nil, err
 		}
-		if n > 1<<63-1 {
-			return nil, fmt.Errorf("integer %d overflows int64", n)
+		if u > math.MaxInt64 {
+			return nil, fmt.Errorf("integer %d overflows int64", u)
 		}
-		return int64(n), nil
-	case c == msgpcode.Float, c == msgpcode.Double:
-		return d.DecodeFloat64()
-	case msgpcode.IsString(c):
-		return d.DecodeString()
-	case msgpcode.IsBin(c):
-		b, err := d.DecodeBytes()
-		if b == nil && err == nil {
-			b = []byte{}
-		}
-		return b, err
-	case msgpcode.IsExt(c):
-		t, err := d.DecodeTime()
+		return int64(u), nil
+	case msgpcode.Int8, msgpcode.Int16, msgpcode.Int32, msgpcode.Int64:
+		n := 1 << (c - msgpcode.Int8)
+		u, err := d.uint(n)
 		if err != nil {
 			return nil, err
 		}
-		return t.UTC(), nil
-	case msgpcode.IsFixedArray(c), c == msgpcode.Array16, c == msgpcode.Array32:
-		n, err := d.DecodeArrayLen()
+		shift := 64 - 8*n // sign-extend
+		return int64(u<<shift) >> shift, nil
+	case msgpcode.Float:
+		u, err := d.uint(4)
+		return float64(math.Float32frombits(uint32(u))), err
+	case msgpcode.Double:
+		u, err := d.uint(8)
+		return math.Float64frombits(u), err
+	case msgpcode.Str8, msgpcode.Str16, msgpcode.Str32:
+		n, err := d.length(1 << (c - msgpcode.Str8))
 		if err != nil {
 			return nil, err
 		}
-		if n < 0 || n > r.Len() { // every element takes at least one byte
-			return nil, fmt.Errorf("array of %d elements in %d bytes", n, r.Len())
-		}
-		a := make([]any, n)
-		for i := range a {
-			if a[i], err = decodeFrom(d, r, depth+1); err != nil {
-				return nil, err
-			}
-		}
-		return a, nil
-	case msgpcode.IsFixedMap(c), c == msgpcode.Map16, c == msgpcode.Map32:
-		n, err := d.DecodeMapLen()
+		return d.str(n)
+	case msgpcode.Bin8, msgpcode.Bin16, msgpcode.Bin32:
+		n, err := d.length(1 << (c - msgpcode.Bin8))
 		if err != nil {
 			return nil, err
 		}
-		if n < 0 || 2*n > r.Len() {
-			return nil, fmt.Errorf("map of %d entries in %d bytes", n, r.Len())
+		p, err := d.take(n)
+		return bytes.Clone(p), err
+	case msgpcode.Array16, msgpcode.Array32:
+		n, err := d.length(2 << (c - msgpcode.Array16))
+		if err != nil {
+			return nil, err
 		}
-		m := make(map[string]any, n)
-		for range n {
-			kc, err := d.PeekCode()
-			if err != nil {
-				return nil, err
-			}
-			if !msgpcode.IsString(kc) {
-				return nil, fmt.Errorf("map key of code %#x is not a string", kc)
-			}
-			k, err := d.DecodeString()
-			if err != nil {
-				return nil, err
-			}
-			if m[k], err = decodeFrom(d, r, depth+1); err != nil {
-				return nil, err
-			}
+		return d.array(n, depth)
+	case msgpcode.Map16, msgpcode.Map32:
+		n, err := d.length(2 << (c - msgpcode.Map16))
+		if err != nil {
+			return nil, err
 		}
-		return m, nil
+		return d.dict(n, depth)
+	case msgpcode.FixExt4, msgpcode.FixExt8:
+		return d.time(4 << (c - msgpcode.FixExt4))
+	case msgpcode.Ext8:
+		n, err := d.length(1)
+		if err != nil {
+			return nil, err
+		}
+		return d.time(n)
 	}
 	return nil, fmt.Errorf("unsupported msgpack code %#x", c)
 }
 
-// payloadLen returns the payload length that the str, bin or ext header
-// starting at r's position declares, without consuming it.
-func payloadLen(r *bytes.Reader, c byte) (int, bool) {
-	var size int
-	switch c {
-	case msgpcode.Str8, msgpcode.Bin8, msgpcode.Ext8:
-		size = 1
-	case msgpcode.Str16, msgpcode.Bin16, msgpcode.Ext16:
-		size = 2
-	case msgpcode.Str32, msgpcode.Bin32, msgpcode.Ext32:
-		size = 4
+func (d *decoder) str(n int) (any, error) {
+	p, err := d.take(n)
+	return string(p), err
+}
+
+func (d *decoder) array(n, depth int) (any, error) {
+	if n > len(d.b)-d.i {
+		return nil, errShort
+	}
+	a := make([]any, n)
+	for i := range a {
+		var err error
+		if a[i], err = d.value(depth + 1); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+func (d *decoder) dict(n, depth int) (any, error) {
+	if 2*n > len(d.b)-d.i {
+		return nil, errShort
+	}
+	m := make(map[string]any, n)
+	for range n {
+		k, err := d.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		ks, ok := k.(string)
+		if !ok {
+			return nil, fmt.Errorf("map key %T is not a string", k)
+		}
+		if m[ks], err = d.value(depth + 1); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// time reads the type byte and n-byte payload of a msgpack timestamp
+// (extension -1) as EncodeTime writes it: 4, 8 or 12 bytes.
+func (d *decoder) time(n int) (any, error) {
+	p, err := d.take(1)
+	if err != nil {
+		return nil, err
+	}
+	if int8(p[0]) != -1 {
+		return nil, fmt.Errorf("msgpack extension %d is not a timestamp", int8(p[0]))
+	}
+	var sec, nsec int64
+	switch n {
+	case 4:
+		u, err := d.uint(4)
+		if err != nil {
+			return nil, err
+		}
+		sec = int64(u)
+	case 8:
+		u, err := d.uint(8)
+		if err != nil {
+			return nil, err
+		}
+		sec, nsec = int64(u&(1<<34-1)), int64(u>>34)
+	case 12:
+		u, err := d.uint(4)
+		if err != nil {
+			return nil, err
+		}
+		s, err := d.uint(8)
+		if err != nil {
+			return nil, err
+		}
+		sec, nsec = int64(s), int64(u)
 	default:
-		return 0, false
+		return nil, fmt.Errorf("timestamp of %d bytes", n)
 	}
-	var hdr [5]byte
-	if n, _ := r.ReadAt(hdr[:1+size], r.Size()-int64(r.Len())); n < 1+size {
-		return r.Len() + 1, true // truncated header
+	if nsec >= 1e9 {
+		return nil, fmt.Errorf("timestamp with %d nanoseconds", nsec)
 	}
-	n := 0
-	for _, b := range hdr[1 : 1+size] {
-		n = n<<8 | int(b)
-	}
-	return n, true
+	return time.Unix(sec, nsec).UTC(), nil
 }

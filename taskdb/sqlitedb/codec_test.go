@@ -107,3 +107,19 @@ func sameValue(a, b any) bool {
 	}
 	return reflect.DeepEqual(a, b)
 }
+
+// BenchmarkDecode decodes a stored result document.
+func BenchmarkDecode(b *testing.B) {
+	v := map[string]any(dbtest.NewWorkload().Result(1))
+	raw, err := encodeValue(v)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := decodeValue(raw); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "values/s")
+}
