@@ -135,8 +135,8 @@ func sizes() []int {
 //	Add      records/s, cpu-ns/op   AddRecord of workload records (DB rebuilt every N)
 //	Update   updates/s, cpu-ns/op   UpdateRecord with the result fields
 //	Load     records/s and B/record (heap in use after loading N, per record)
-//	Find/... ms/query and hits/query for the hub's typical queries
-//	History  ms/op
+//	Find/... ms/query, cpu-ns/op and hits/query for the hub's typical queries
+//	History  ms/op, cpu-ns/op
 func Bench(b *testing.B, open func(b *testing.B) taskdb.DB) {
 	w := NewWorkload()
 	for _, n := range sizes() {
@@ -325,6 +325,7 @@ func benchQueries(b *testing.B, loaded func(*testing.B) taskdb.DB, w *Workload, 
 		b.Run("Find/"+c.name, func(b *testing.B) {
 			db, ctx := loaded(b), context.Background()
 			var hits int
+			cpu := startCPU()
 			for b.Loop() {
 				rs, err := db.FindRecords(ctx, f, c.keys)
 				if err != nil {
@@ -332,6 +333,7 @@ func benchQueries(b *testing.B, loaded func(*testing.B) taskdb.DB, w *Workload, 
 				}
 				hits = len(rs)
 			}
+			cpu.report(b)
 			b.ReportMetric(float64(hits), "hits/query")
 			b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/query")
 		})
@@ -339,6 +341,7 @@ func benchQueries(b *testing.B, loaded func(*testing.B) taskdb.DB, w *Workload, 
 	b.Run("History", func(b *testing.B) {
 		db, ctx := loaded(b), context.Background()
 		var got int
+		cpu := startCPU()
 		for b.Loop() {
 			h, err := db.History(ctx)
 			if err != nil {
@@ -346,6 +349,7 @@ func benchQueries(b *testing.B, loaded func(*testing.B) taskdb.DB, w *Workload, 
 			}
 			got = len(h)
 		}
+		cpu.report(b)
 		if got != n {
 			b.Fatalf("history has %d ids, want %d", got, n)
 		}
