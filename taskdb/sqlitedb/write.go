@@ -50,7 +50,7 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 	}
 	args := make([]any, colExtra+1)
 	for i, c := range columns {
-		args[i] = columnArg(c, taskdb.Default(c.key))
+		args[i] = taskdb.Default(c.key) // nil or "": stored as is
 	}
 	args[0] = msgID
 	var extras map[string]any
@@ -133,7 +133,7 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 			o.cols |= 1 << i
 		}
 	}
-	if o.extras != nil {
+	if o.extras != nil { // checked here; the writer encodes them merged with the stored ones
 		if _, err := encodeValue(o.extras); err != nil {
 			return fmt.Errorf("sqlitedb: update %s: %w: %v", msgID, taskdb.ErrInvalidRecord, err)
 		}
@@ -301,13 +301,6 @@ func (db *DB) sync(ctx context.Context) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-}
-
-// columnArg converts a canonical value to column c's SQL value, for values
-// known to encode (defaults).
-func columnArg(c column, v any) any {
-	a, _ := encodeColumn(c, v)
-	return a
 }
 
 // encodeColumn converts a canonical value to column c's SQL value:
