@@ -39,7 +39,7 @@ func Error(msgType string, e *wire.Error) *Reply {
 // Hub is a fake hub. Its goroutine is the only user of its socket: the
 // serve function it runs may call Reply and SendFrames, nothing else may.
 type Hub struct {
-	File     connfile.Client    // the client connection file pointing at it
+	File     connfile.Client    // the client connection file: every port is the query socket's
 	Session  *wire.Session      // signs with File's key
 	Requests chan *wire.Message // every request received, in order (buffered)
 	tb       testing.TB
@@ -78,7 +78,10 @@ func StartRaw(tb testing.TB, packer string, serve func(h *Hub, req *wire.Message
 		cancel()
 		tb.Fatal(err)
 	}
-	cf.Registration = sock.Addr().(*net.TCPAddr).Port
+	// Only queries are served; the other ports name the same socket so
+	// that the file is complete and passes connfile.ReadClient.
+	port := sock.Addr().(*net.TCPAddr).Port
+	cf.Registration, cf.Control, cf.Mux, cf.Task, cf.IOPub, cf.Notification, cf.Broadcast = port, port, port, port, port, port, port
 	h := &Hub{File: cf, Session: sess, Requests: make(chan *wire.Message, 1024), tb: tb, sock: sock}
 	var wg sync.WaitGroup
 	wg.Go(func() {
