@@ -1,6 +1,7 @@
 package sqlitedb
 
 import (
+	"path/filepath"
 	"sync/atomic"
 	"testing"
 
@@ -46,4 +47,28 @@ func BenchmarkConcurrentAdd(b *testing.B) {
 			b.ReportMetric(float64(s.Writes)/float64(max(s.Commits, 1)), "writes/commit")
 		})
 	}
+}
+
+// BenchmarkReopen measures opening a file of 100k records, which loads
+// the catalog: the cost a restart adds.
+func BenchmarkReopen(b *testing.B) {
+	const n = 100_000
+	path := filepath.Join(b.TempDir(), "tasks.db")
+	db := openOnly(b, Options{Path: path})
+	w := dbtest.NewWorkload()
+	for i := range n {
+		if err := db.AddRecord(b.Context(), w.ID(i), w.Record(i)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		db := openOnly(b, Options{Path: path})
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(b.Elapsed().Seconds()*1e3/float64(b.N), "ms/open")
 }
