@@ -68,19 +68,34 @@ type Session struct {
 
 // DB selects the task database backend and holds each backend's settings.
 type DB struct {
-	Backend string `key:"backend"` // one of Backends
-	Dict    DictDB `key:"dict"`
+	Backend string   `key:"backend"` // one of Backends
+	Dict    DictDB   `key:"dict"`
+	SQLite  SQLiteDB `key:"sqlite"`
 }
 
 // Backends lists the values accepted for db.backend. Adding a backend
 // means adding its name here and its settings struct to DB.
-var Backends = []string{"dict", "nodb"}
+var Backends = []string{"dict", "nodb", "sqlite"}
 
 // DictDB configures the in-memory backend. A limit of 0 means unlimited.
 type DictDB struct {
 	RecordLimit  int      `key:"record_limit"`  // records kept before culling
 	SizeLimit    ByteSize `key:"size_limit"`    // bytes of buffers kept before culling
 	CullFraction float64  `key:"cull_fraction"` // share of the limit removed per cull, in (0, 1]
+}
+
+// SQLiteDB configures the durable backend: one SQLite file kept across
+// restarts. A limit or age of 0 means unlimited.
+type SQLiteDB struct {
+	// Path is the database file. "" means tasks.db in DataDir.
+	Path          string        `key:"path"`
+	Table         string        `key:"table"`          // letters, digits and _
+	Sync          string        `key:"sync"`           // batch or full
+	BatchSize     int           `key:"batch_size"`     // writes per commit, at most
+	FlushInterval time.Duration `key:"flush_interval"` // longest a write waits for its commit (sync: batch)
+	MaxAge        time.Duration `key:"max_age"`        // completed records older than this are pruned
+	MaxRecords    int           `key:"max_records"`    // beyond this many records the oldest completed are pruned
+	PruneInterval time.Duration `key:"prune_interval"` // how often pruning runs
 }
 
 // Scheduler configures the task scheduler.
@@ -117,8 +132,8 @@ type Log struct {
 	Format string `key:"format"` // text or json
 }
 
-// Default returns the default configuration. ConnectionDir and DataDir are
-// "" here; [Load] resolves them from the environment.
+// Default returns the default configuration. ConnectionDir, DataDir and
+// DB.SQLite.Path are "" here; [Load] resolves them from the environment.
 func Default() Config {
 	return Config{
 		Listen: Listen{Interface: "127.0.0.1"},
@@ -130,6 +145,8 @@ func Default() Config {
 		DB: DB{
 			Backend: "dict",
 			Dict:    DictDB{RecordLimit: 1024, SizeLimit: 1 << 30, CullFraction: 0.1},
+			SQLite: SQLiteDB{Table: "tasks", Sync: "batch", BatchSize: 4096, FlushInterval: 50 * time.Millisecond,
+				PruneInterval: time.Minute},
 		},
 		Scheduler:       Scheduler{Scheme: "leastload", HWM: 1},
 		Heartbeat:       Heartbeat{Period: 3 * time.Second, MaxMisses: 10},

@@ -22,6 +22,7 @@ func resolvedDefault() Config {
 	c := Default()
 	c.ConnectionDir = "/home/u/.taskhub/security"
 	c.DataDir = "/home/u/.local/share/taskhub"
+	c.DB.SQLite.Path = "/home/u/.local/share/taskhub/tasks.db"
 	return c
 }
 
@@ -136,7 +137,7 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{name: "every bad value at once", file: "db:\n  backend: mongo\n  dict:\n    cull_fraction: 1.5\nscheduler:\n  scheme: fifo\n  hwm: -1\nlog:\n  level: verbose\n  format: xml\nsession:\n  packer: pickle\n  signature_scheme: hmac-sha3\n",
 			want: []string{
-				`db.backend: "mongo" is not one of dict, nodb`,
+				`db.backend: "mongo" is not one of dict, nodb, sqlite`,
 				`db.dict.cull_fraction: 1.5 is not in (0, 1]`,
 				`scheduler.scheme: "fifo" is not one of leastload, lru, plainrandom, twobin`,
 				`scheduler.hwm: -1 is less than 0`,
@@ -164,7 +165,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "env and flags", env: map[string]string{"TASKHUB_DB_BACKEND": "mongo", "TASKHUB_LISTEN_REGISTRATION": "x"},
 			flags: map[string]string{"log.levl": "debug", "scheduler.hwm": "many"},
 			want: []string{
-				`db.backend: "mongo" is not one of dict, nodb`,
+				`db.backend: "mongo" is not one of dict, nodb, sqlite`,
 				`listen.registration (from TASKHUB_LISTEN_REGISTRATION): "x" is not an integer`,
 				`log.levl: unknown key (did you mean log.level?)`,
 				`scheduler.hwm (from flag): "many" is not an integer`,
@@ -184,6 +185,16 @@ func TestLoadErrors(t *testing.T) {
 				`heartbeat.period: 0s is not a positive duration`,
 				`heartbeat.max_misses: 0 is less than 1`,
 				`engine.dead_task_grace: -1s is negative`,
+			}},
+		{name: "sqlite", file: "db:\n  sqlite: {table: 1x, sync: always, batch_size: 0, flush_interval: 0s, max_age: -1h, max_records: -1, prune_interval: 0s}\n",
+			want: []string{
+				`db.sqlite.table: "1x" is not a table name`,
+				`db.sqlite.sync: "always" is not one of batch, full`,
+				`db.sqlite.batch_size: 0 is less than 1`,
+				`db.sqlite.flush_interval: 0s is not a positive duration`,
+				`db.sqlite.max_age: -1h0m0s is negative`,
+				`db.sqlite.max_records: -1 is less than 0`,
+				`db.sqlite.prune_interval: 0s is not a positive duration`,
 			}},
 		{name: "bad yaml", file: "db: [\n", want: []string{"config file ", "hub.yaml"}},
 		{name: "duplicate key", file: "db:\n  backend: dict\n  backend: nodb\n", want: []string{"config file ", "already defined"}},
@@ -235,8 +246,8 @@ func TestDirectories(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.ConnectionDir != c.wantConn || cfg.DataDir != c.wantData {
-			t.Errorf("env %v: dirs %q, %q; want %q, %q", c.env, cfg.ConnectionDir, cfg.DataDir, c.wantConn, c.wantData)
+		if cfg.ConnectionDir != c.wantConn || cfg.DataDir != c.wantData || cfg.DB.SQLite.Path != c.wantData+"/tasks.db" {
+			t.Errorf("env %v: dirs %q, %q, %q; want %q, %q and tasks.db in it", c.env, cfg.ConnectionDir, cfg.DataDir, cfg.DB.SQLite.Path, c.wantConn, c.wantData)
 		}
 		if got := DefaultConnectionDir(envOf(c.env)); c.env["TASKHUB_CONNECTION_DIR"] == "" && got != c.wantConn {
 			t.Errorf("DefaultConnectionDir = %q, want %q", got, c.wantConn)
@@ -285,7 +296,7 @@ func TestYAMLRoundTrip(t *testing.T) {
 
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := Keys()
-	if len(keys) != 37 || keys[0] != "listen.interface" || keys[len(keys)-1] != "shutdown_timeout" {
+	if len(keys) != 45 || keys[0] != "listen.interface" || keys[len(keys)-1] != "shutdown_timeout" {
 		t.Errorf("Keys() = %d keys %v", len(keys), keys)
 	}
 	if got := EnvName("db.dict.record_limit"); got != "TASKHUB_DB_DICT_RECORD_LIMIT" {

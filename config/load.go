@@ -65,7 +65,8 @@ func Keys() []string {
 // the defaults, the file at path (YAML, TOML or JSON by extension; none if
 // path is ""), the environment variables named by [EnvName] as returned by
 // env (nil: no environment), and flags (values by key, as from the command
-// line). It then resolves the default directories and validates the result.
+// line). It then resolves the default directories (and the SQLite file in
+// DataDir) and validates the result.
 //
 // Every problem is reported at once, joined: an unreadable file, keys the
 // file should not have, values of the wrong type (naming the key and where
@@ -116,6 +117,9 @@ func load(file *viper.Viper, path string, env func(string) (string, bool), flags
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = defaultDir(env, "XDG_DATA_HOME", "taskhub", ".local/share/taskhub")
+	}
+	if cfg.DB.SQLite.Path == "" && cfg.DataDir != "" {
+		cfg.DB.SQLite.Path = filepath.Join(cfg.DataDir, "tasks.db")
 	}
 	if err := errors.Join(append(errs, cfg.Validate())...); err != nil {
 		return Config{}, err

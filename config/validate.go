@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -16,7 +17,10 @@ var (
 	SchedulerSchemes = []string{"leastload", "lru", "plainrandom", "twobin"}
 	LogLevels        = []string{"debug", "info", "warn", "error"}
 	LogFormats       = []string{"text", "json"}
+	SQLiteSyncModes  = []string{"batch", "full"}
 )
+
+var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // Validate reports every invalid field of c at once, joined with
 // errors.Join; each error starts with the field's key and says what is
@@ -38,6 +42,19 @@ func (c Config) Validate() error {
 	if f := c.DB.Dict.CullFraction; !(f > 0 && f <= 1) {
 		v.fail("db.dict.cull_fraction", "%v is not in (0, 1]", f)
 	}
+	sq := c.DB.SQLite
+	v.nonEmpty("db.sqlite.path", sq.Path, "set it, or data_dir")
+	if !tableName.MatchString(sq.Table) || strings.HasPrefix(strings.ToLower(sq.Table), "sqlite_") {
+		v.fail("db.sqlite.table", "%q is not a table name (letters, digits and _, at most 64, not starting with a digit or sqlite_)", sq.Table)
+	}
+	v.oneOf("db.sqlite.sync", sq.Sync, SQLiteSyncModes)
+	v.atLeast("db.sqlite.batch_size", sq.BatchSize, 1)
+	v.positive("db.sqlite.flush_interval", sq.FlushInterval)
+	if sq.MaxAge < 0 {
+		v.fail("db.sqlite.max_age", "%v is negative", sq.MaxAge)
+	}
+	v.atLeast("db.sqlite.max_records", sq.MaxRecords, 0)
+	v.positive("db.sqlite.prune_interval", sq.PruneInterval)
 	v.oneOf("scheduler.scheme", c.Scheduler.Scheme, SchedulerSchemes)
 	v.atLeast("scheduler.hwm", c.Scheduler.HWM, 0)
 	v.positive("heartbeat.period", c.Heartbeat.Period)

@@ -61,6 +61,9 @@ func buffers(bufs [][]byte) string {
 	for _, b := range bufs {
 		n += len(b)
 	}
+	if len(bufs) == 1 {
+		return fmt.Sprintf("1 buffer, %d bytes", n)
+	}
 	return fmt.Sprintf("%d buffers, %d bytes", len(bufs), n)
 }
 

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -21,6 +22,7 @@ import (
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/dictdb"
 	"github.com/taskhub/taskhub/taskdb/nodb"
+	"github.com/taskhub/taskhub/taskdb/sqlitedb"
 	"github.com/taskhub/taskhub/wire/transport"
 )
 
@@ -163,11 +165,15 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		return usagef("session.replay_history: this hub always keeps %d signatures; other values are not supported yet", def)
 	}
 	log := newLogger(cfg.Log, stderr)
-	db, err := openDB(cfg.DB, log)
+	db, err := openDB(ctx, cfg.DB, log)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() {
+		if err := db.Close(); err != nil {
+			log.Error("closing the task database", "db_backend", cfg.DB.Backend, "err", err)
+		}
+	}()
 	if err := os.MkdirAll(cfg.ConnectionDir, 0o700); err != nil {
 		return fmt.Errorf("connection directory: %w", err)
 	}
@@ -191,7 +197,7 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 
 // openDB builds the task database selected by db.backend. Adding a backend
 // means adding a case here.
-func openDB(c config.DB, log *slog.Logger) (taskdb.DB, error) {
+func openDB(ctx context.Context, c config.DB, log *slog.Logger) (taskdb.DB, error) {
 	switch c.Backend {
 	case "dict":
 		return dictdb.New(dictdb.Options{
@@ -202,6 +208,20 @@ func openDB(c config.DB, log *slog.Logger) (taskdb.DB, error) {
 		}), nil
 	case "nodb":
 		return nodb.New(), nil
+	case "sqlite":
+		s := c.SQLite
+		if err := os.MkdirAll(filepath.Dir(s.Path), 0o700); err != nil {
+			return nil, fmt.Errorf("db.sqlite.path: %w", err)
+		}
+		db, err := sqlitedb.Open(ctx, sqlitedb.Options{
+			Path: s.Path, Table: s.Table, Sync: s.Sync, BatchSize: s.BatchSize, FlushInterval: s.FlushInterval,
+			MaxAge: s.MaxAge, MaxRecords: s.MaxRecords, PruneInterval: s.PruneInterval,
+			Logger: log.With("component", "sqlitedb"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("db.sqlite.path %s: %w", s.Path, err)
+		}
+		return db, nil
 	}
 	return nil, usagef("db.backend: %q is not one of %s", c.Backend, strings.Join(config.Backends, ", "))
 }
@@ -262,9 +282,14 @@ func printBanner(w io.Writer, cfg config.Config, h *hub.Hub) {
 	ci, ei := h.ClientInfo(), h.EngineInfo()
 	clientFile, engineFile := h.ConnectionFiles()
 	backend := cfg.DB.Backend
-	if backend == "dict" {
+	switch backend {
+	case "dict":
 		d := cfg.DB.Dict
 		backend = fmt.Sprintf("dict (in memory; record_limit %d, size_limit %v, cull_fraction %v)", d.RecordLimit, d.SizeLimit, d.CullFraction)
+	case "nodb":
+		backend = "nodb (stores nothing; queries fail)"
+	case "sqlite":
+		backend = fmt.Sprintf("sqlite (%s, table %s, sync %s)", cfg.DB.SQLite.Path, cfg.DB.SQLite.Table, cfg.DB.SQLite.Sync)
 	}
 	var b bytes.Buffer
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)

@@ -59,7 +59,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "extra args", args: []string{"config", "print", "x"}, code: 2, stderr: []string{`unexpected arguments "x"`}},
 		{name: "missing file", args: []string{"--config", "/nonexistent/hub.yaml"}, code: 2, stderr: []string{"bad configuration", "no such file"}},
 		{name: "bad file", args: []string{"--config", bad}, code: 2, stderr: []string{
-			`db.backend: "mongo" is not one of dict, nodb`, "listen.intrface (in " + bad + "): unknown key (did you mean listen.interface?)"}},
+			`db.backend: "mongo" is not one of dict, nodb, sqlite`, "listen.intrface (in " + bad + "): unknown key (did you mean listen.interface?)"}},
 		{name: "bad flag value", args: []string{"--log-level", "loud", "--set", "heartbeat.period=3"}, code: 2, stderr: []string{
 			`log.level: "loud" is not one of debug, info, warn, error`, `heartbeat.period (from flag): "3" is not a duration`}},
 		{name: "bad env", args: []string{"config", "print"}, env: map[string]string{"TASKHUB_SCHEDULER_SCHEME": "fifo"}, code: 2,
@@ -242,6 +242,24 @@ func TestNoDB(t *testing.T) {
 	cancel()
 	if err := wait(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// With --db sqlite the records live in a file that survives restarts.
+func TestSQLite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "data", "tasks.db")
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	cf, _, _, wait := startHubd(t, ctx, "--db", "sqlite", "--set", "db.sqlite.path="+path, "--set", "db.sqlite.sync=full")
+	if h, err := dial(t, cf).History(t.Context()); err != nil || len(h) != 0 {
+		t.Errorf("History = %v, %v", h, err)
+	}
+	cancel()
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database file: %v", err)
 	}
 }
 
