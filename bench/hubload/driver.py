@@ -1,7 +1,8 @@
 """hubload's python scenario: the real ipyparallel Client runs no-op tasks.
 
 Usage: driver.py CLIENT_FILE TASKS ENGINES
-Prints one JSON line: {"tasks": n, "seconds": s, "latencies": [s, ...]}.
+Prints "start" when the measurement starts, then one JSON line:
+{"tasks": n, "seconds": s, "latencies": [s, ...]}.
 """
 
 import json
@@ -23,6 +24,7 @@ def main():
         view = rc.load_balanced_view()
         # Warm up: imports and connections on every engine.
         view.wait([view.apply_async(noop) for _ in range(4 * engines)])
+        print("start", flush=True)
         t0 = time.perf_counter()
         ars = [view.apply_async(noop) for _ in range(n)]
         view.wait(ars)

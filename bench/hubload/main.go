@@ -73,7 +73,7 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	o.log = stdout
 	var results []result
 	if len(o.spawn) == 0 {
-		r, err := runScenario(ctx, o, o.clientFile, o.engineFile)
+		r, err := runScenario(ctx, o, o.clientFile, o.engineFile, nil)
 		if err != nil {
 			return err
 		}
@@ -152,20 +152,52 @@ type result struct {
 	elapsed  time.Duration   // measurement window
 	tasks    []time.Duration // submit→result latencies (may be fewer than n)
 	queries  []time.Duration // db_request latencies
+	cpu      time.Duration   // the controller's CPU time in the window; 0: unknown
 	scenario string
 }
 
 func (r result) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
 
-func runScenario(ctx context.Context, o options, clientFile, engineFile string) (result, error) {
-	if o.scenario == scenarioPython {
-		return runPython(ctx, o, clientFile, engineFile)
+// efficiency returns tasks per CPU-second of the controller, 0 if unknown.
+func (r result) efficiency() float64 {
+	if r.cpu <= 0 {
+		return 0
 	}
-	return runFake(ctx, o, clientFile, engineFile)
+	return float64(r.n) / r.cpu.Seconds()
+}
+
+// cpuClock reads a controller's CPU time (user and system) so far. Tasks
+// per CPU-second compare controllers fairly on a shared machine, where
+// tasks/s depend on what else runs.
+type cpuClock func() (time.Duration, error)
+
+// read returns the CPU time, or false if unknown (nil clock or error).
+func (c cpuClock) read() (time.Duration, bool) {
+	if c == nil {
+		return 0, false
+	}
+	d, err := c()
+	return d, err == nil
+}
+
+// since returns the CPU time used since t0, or 0 if unknown.
+func (c cpuClock) since(t0 time.Duration, ok bool) time.Duration {
+	t1, ok1 := c.read()
+	if !ok || !ok1 {
+		return 0
+	}
+	return t1 - t0
+}
+
+func runScenario(ctx context.Context, o options, clientFile, engineFile string, cpu cpuClock) (result, error) {
+	if o.scenario == scenarioPython {
+		return runPython(ctx, o, clientFile, engineFile, cpu)
+	}
+	return runFake(ctx, o, clientFile, engineFile, cpu)
 }
 
 // runFake runs the Go fake engines and clients against one controller.
-func runFake(ctx context.Context, o options, clientFile, engineFile string) (result, error) {
+func runFake(ctx context.Context, o options, clientFile, engineFile string, cpu cpuClock) (result, error) {
 	cf, err := connfile.ReadClient(clientFile)
 	if err != nil {
 		return result{}, err
@@ -246,6 +278,7 @@ func runFake(ctx context.Context, o options, clientFile, engineFile string) (res
 		return result{}, ctx.Err()
 	}
 	m.start()
+	cpu0, ok := cpu.read()
 	select {
 	case <-time.After(o.duration):
 	case <-m.full:
@@ -253,6 +286,7 @@ func runFake(ctx context.Context, o options, clientFile, engineFile string) (res
 		return result{}, ctx.Err()
 	}
 	r := m.stop()
+	r.cpu = cpu.since(cpu0, ok)
 	r.scenario = scenarioFake
 	if r.n == 0 {
 		return r, errors.New("no task completed in the measurement window")
@@ -336,11 +370,20 @@ func report(w io.Writer, o options, rs []result) {
 	if o.scenario == scenarioFake {
 		fmt.Fprintf(w, " clients=%d window=%d query=%s", o.clients, o.window, o.query)
 	}
+	if load, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Fprintf(w, " loadavg=%s", strings.Join(strings.Fields(string(load))[:3], ","))
+	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "target\ttasks\tseconds\ttasks/s\ttask p50\ttask p99\tqueries\tquery p50\tquery p99\t")
+	fmt.Fprintln(tw, "target\ttasks\tseconds\ttasks/s\tcpu s\ttasks/cpu-s\ttask p50\ttask p99\tqueries\tquery p50\tquery p99\t")
 	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t%v\t%v\t", r.target, r.n, r.elapsed.Seconds(), r.rate(), pct(r.tasks, 50), pct(r.tasks, 99))
+		fmt.Fprintf(tw, "%s\t%d\t%.2f\t%.0f\t", r.target, r.n, r.elapsed.Seconds(), r.rate())
+		if r.cpu > 0 {
+			fmt.Fprintf(tw, "%.2f\t%.0f\t", r.cpu.Seconds(), r.efficiency())
+		} else {
+			fmt.Fprint(tw, "-\t-\t")
+		}
+		fmt.Fprintf(tw, "%v\t%v\t", pct(r.tasks, 50), pct(r.tasks, 99))
 		if o.scenario == scenarioFake && o.query != queryNone {
 			fmt.Fprintf(tw, "%d\t%v\t%v\t\n", len(r.queries), pct(r.queries, 50), pct(r.queries, 99))
 		} else {
@@ -352,10 +395,16 @@ func report(w io.Writer, o options, rs []result) {
 	if i < 0 {
 		return
 	}
+	ref := rs[i]
 	for _, r := range rs {
-		if r.target != spawnReference {
-			fmt.Fprintf(w, "ratio %s/reference: %.1fx tasks/s (goal >= %gx)\n", r.target, r.rate()/rs[i].rate(), goals[o.scenario])
+		if r.target == spawnReference {
+			continue
 		}
+		fmt.Fprintf(w, "ratio %s/reference: %.1fx tasks/s", r.target, r.rate()/ref.rate())
+		if r.cpu > 0 && ref.cpu > 0 {
+			fmt.Fprintf(w, ", %.1fx tasks per controller CPU-second", r.efficiency()/ref.efficiency())
+		}
+		fmt.Fprintf(w, " (goal >= %gx)\n", goals[o.scenario])
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -18,8 +19,9 @@ import (
 	"github.com/taskhub/taskhub/wire"
 )
 
-// row matches a report row: target, tasks, seconds, tasks/s, ..., queries.
-var row = regexp.MustCompile(`(?m)^\s*(\S+)\s+(\d+)\s+[\d.]+\s+(\d+)\s+\S+\s+\S+\s+(\d+|-)\s`)
+// row matches a report row: target, tasks, seconds, tasks/s, cpu s,
+// tasks/cpu-s, task p50, task p99, queries.
+var row = regexp.MustCompile(`(?m)^\s*(\S+)\s+(\d+)\s+[\d.]+\s+\d+\s+\S+\s+\S+\s+\S+\s+\S+\s+(\d+|-)\s`)
 
 // rows returns the tasks and queries counted per target in a report
 // ("-", no query loop, counts as 0).
@@ -28,7 +30,7 @@ func rows(t *testing.T, report string) map[string][2]int {
 	got := map[string][2]int{}
 	for _, m := range row.FindAllStringSubmatch(report, -1) {
 		n, _ := strconv.Atoi(m[2])
-		q, _ := strconv.Atoi(m[4])
+		q, _ := strconv.Atoi(m[3])
 		got[m[1]] = [2]int{n, q}
 	}
 	return got
@@ -189,5 +191,40 @@ func TestPythonScenario(t *testing.T) {
 	}
 	if r := rows(t, out.String())["hub"]; r[0] != 50 {
 		t.Errorf("hub row = %v, want 50 tasks:\n%s", r, out.String())
+	}
+}
+
+// TestSpawnHubd builds cmd/hubd and runs the fake scenario against it,
+// which checks the generated configuration and the CPU accounting.
+func TestSpawnHubd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts hubd")
+	}
+	var out strings.Builder
+	err := run(t.Context(), []string{"-spawn", "hubd", "-tasks", "200", "-duration", "30s", "-warmup", "0s"}, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := rows(t, out.String())["hubd"]; r[0] != 200 || r[1] == 0 {
+		t.Errorf("hubd row = %v, want 200 tasks and some queries:\n%s", r, out.String())
+	}
+	if regexp.MustCompile(`(?m)^\s*hubd\s+\d+\s+\S+\s+\d+\s+-`).MatchString(out.String()) {
+		t.Errorf("no CPU time for hubd:\n%s", out.String())
+	}
+}
+
+func TestGroupCPU(t *testing.T) {
+	// Burn some CPU so that the clock has ticked.
+	for deadline := time.Now().Add(30 * time.Millisecond); time.Now().Before(deadline); {
+	}
+	d, err := groupCPU(syscall.Getpgrp())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d <= 0 {
+		t.Errorf("groupCPU(own group) = %v, want > 0", d)
+	}
+	if _, err := groupCPU(1 << 30); err == nil {
+		t.Error("groupCPU of a group without processes succeeded")
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	_ "embed"
@@ -19,7 +20,7 @@ var driver []byte
 
 // runPython starts o.engines real ipyparallel engines and runs driver.py,
 // the real Client submitting o.tasks no-op tasks, against one controller.
-func runPython(ctx context.Context, o options, clientFile, engineFile string) (r result, err error) {
+func runPython(ctx context.Context, o options, clientFile, engineFile string, cpu cpuClock) (r result, err error) {
 	dir, err := os.MkdirTemp("", "hubload-python-")
 	if err != nil {
 		return r, err
@@ -47,9 +48,28 @@ func runPython(ctx context.Context, o options, clientFile, engineFile string) (r
 	defer cancel()
 	cmd := exec.CommandContext(ctx, o.python, script, clientFile, strconv.Itoa(o.tasks), strconv.Itoa(o.engines))
 	cmd.Env = append(os.Environ(), "IPYTHONDIR="+filepath.Join(dir, "ipython"))
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return r, err
+	}
+	if err := cmd.Start(); err != nil {
+		return r, err
+	}
+	// The driver prints "start" when it starts measuring, then the result.
+	var cpu0 time.Duration
+	var ok bool
+	var last []byte
+	lines := bufio.NewScanner(pipe)
+	lines.Buffer(nil, 1<<24)
+	for lines.Scan() {
+		if last = lines.Bytes(); string(last) == "start" {
+			cpu0, ok = cpu.read()
+		}
+	}
+	cpuUsed := cpu.since(cpu0, ok)
+	if err := errors.Join(lines.Err(), cmd.Wait()); err != nil {
 		return r, fmt.Errorf("driver: %w\n%s", err, stderr.Bytes())
 	}
 	var out struct {
@@ -57,10 +77,10 @@ func runPython(ctx context.Context, o options, clientFile, engineFile string) (r
 		Seconds   float64   `json:"seconds"`
 		Latencies []float64 `json:"latencies"`
 	}
-	if err := json.Unmarshal(stdout.Bytes(), &out); err != nil {
-		return r, fmt.Errorf("driver output %q: %w", stdout.Bytes(), err)
+	if err := json.Unmarshal(last, &out); err != nil {
+		return r, fmt.Errorf("driver output %q: %w", last, err)
 	}
-	r = result{n: out.Tasks, elapsed: time.Duration(out.Seconds * float64(time.Second)), scenario: scenarioPython}
+	r = result{n: out.Tasks, elapsed: time.Duration(out.Seconds * float64(time.Second)), cpu: cpuUsed, scenario: scenarioPython}
 	for _, l := range out.Latencies {
 		r.tasks = append(r.tasks, time.Duration(l*float64(time.Second)))
 	}

@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -53,7 +55,7 @@ func runSpawned(ctx context.Context, o options, kind string) (r result, err erro
 	if err := waitFiles(ctx, c, clientFile, engineFile); err != nil {
 		return r, err
 	}
-	r, err = runScenario(ctx, o, clientFile, engineFile)
+	r, err = runScenario(ctx, o, clientFile, engineFile, c.cpu)
 	r.target = kind
 	return r, err
 }
@@ -64,6 +66,8 @@ type controller interface {
 	exited() error
 	// stop ends the controller and waits for it.
 	stop() error
+	// cpu returns the CPU time the controller used so far.
+	cpu() (time.Duration, error)
 }
 
 // startHub runs an in-process hub with the defaults hubd uses (dict
@@ -100,6 +104,11 @@ func (c *inProcess) exited() error {
 	default:
 		return nil
 	}
+}
+
+// cpu is unknown: the hub shares the process with the load.
+func (c *inProcess) cpu() (time.Duration, error) {
+	return 0, errors.New("in-process hub: CPU time not separable from the load generator")
 }
 
 func (c *inProcess) stop() error {
@@ -185,6 +194,12 @@ func (p *proc) stop() error {
 	return nil
 }
 
+// cpu returns the CPU time used by the processes of p's group: the live
+// ones and, through their parents' cutime, the ones that ended.
+func (p *proc) cpu() (time.Duration, error) {
+	return groupCPU(p.cmd.Process.Pid)
+}
+
 // exited reports whether the process has ended, with its error and log.
 func (p *proc) exited() error {
 	select {
@@ -229,4 +244,47 @@ func waitFiles(ctx context.Context, c controller, clientFile, engineFile string)
 			return ctx.Err()
 		}
 	}
+}
+
+// userHZ is the unit of the CPU times in /proc/<pid>/stat (USER_HZ, 100 on
+// Linux whatever the kernel's HZ).
+const userHZ = 100
+
+// groupCPU sums utime, stime, cutime and cstime over the processes of
+// process group pgid, from /proc (Linux).
+func groupCPU(pgid int) (time.Duration, error) {
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		return 0, err
+	}
+	var ticks int64
+	found := false
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue // ended meanwhile
+		}
+		// pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt
+		// majflt cmajflt utime stime cutime cstime ...; comm may hold spaces.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 15 || f[2] != strconv.Itoa(pgid) {
+			continue
+		}
+		for _, s := range f[11:15] {
+			n, err := strconv.ParseInt(s, 10, 64)
+			if err != nil {
+				return 0, fmt.Errorf("%s: %w", path, err)
+			}
+			ticks += n
+		}
+		found = true
+	}
+	if !found {
+		return 0, fmt.Errorf("no process in group %d", pgid)
+	}
+	return time.Duration(ticks) * time.Second / userHZ, nil
 }
