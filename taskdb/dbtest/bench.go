@@ -154,6 +154,7 @@ func Bench(b *testing.B, open func(b *testing.B) taskdb.DB) {
 			loaded := func(b *testing.B) taskdb.DB {
 				if db == nil {
 					db = load(b, open, w, n)
+					runtime.GC()
 				}
 				return db
 			}
@@ -253,6 +254,7 @@ func benchAdd(b *testing.B, open func(b *testing.B) taskdb.DB, w *Workload, n in
 				cpu.pause()
 				db.Close()
 				db, i = open(b), 0
+				runtime.GC() // start clean, not inside the collection of the last DB
 				cpu.resume()
 				b.StartTimer()
 			}
@@ -286,6 +288,7 @@ func benchUpdate(b *testing.B, open func(b *testing.B) taskdb.DB, w *Workload, n
 					db.Close()
 				}
 				db, i = load(b, open, w, n), 0
+				runtime.GC() // start clean, not inside the collection the load began
 				cpu.resume()
 				b.StartTimer()
 			}
