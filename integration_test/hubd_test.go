@@ -1,0 +1,159 @@
+package integration_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A bad configuration file stops hubd before it listens: exit status 2,
+// every bad field named on stderr, no connection files.
+func TestBadConfig(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		name  string
+		extra string
+		want  []string // on stderr
+	}{
+		{"invalid value", "db:\n  backend: mongo\n",
+			[]string{`db.backend: "mongo" is not one of dict, nodb`}},
+		{"unknown key", "db:\n  backendd: dict\n",
+			[]string{"db.backendd"}},
+		{"every bad field", "scheduler:\n  scheme: fastest\nsession:\n  packer: pickle\n",
+			[]string{"scheduler.scheme", "fastest", "session.packer", "pickle"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			path := writeConfig(t, dir, hubConfig(dir, c.extra))
+			r := runCommand(t, bin.hubd, "--config", path)
+			if r.code != 2 {
+				t.Errorf("exit %d, want 2\nstderr:\n%s", r.code, r.stderr)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(r.stderr, w) {
+					t.Errorf("stderr does not name %q:\n%s", w, r.stderr)
+				}
+			}
+			if _, err := os.Stat(filepath.Join(dir, "conn")); err == nil {
+				t.Errorf("connection directory created for a bad configuration")
+			}
+		})
+	}
+}
+
+// hubctl against a hub with no engine: reads of an empty history, errors
+// from the hub as "ename: evalue" with exit 1, status and watch; then
+// SIGTERM stops the hub cleanly.
+func TestHubctlWithoutEngines(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := startHubd(t, writeConfig(t, dir, hubConfig(dir, "")), filepath.Join(dir, "conn"))
+
+	if out := h.ok(t, "history"); out != "" {
+		t.Errorf("history of a new hub = %q, want nothing", out)
+	}
+	if out := h.ok(t, "query", "{}", "--format", "json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("query {} --format json = %q, want []", out)
+	}
+	if out := h.ok(t, "status"); !strings.HasPrefix(out, "engines: 0 ") {
+		t.Errorf("status = %q, want engines: 0", out)
+	}
+	out := h.ok(t, "watch", "--count", "2", "--interval", "100ms")
+	if n := strings.Count(out, "taskhub watch"); n != 2 {
+		t.Errorf("watch --count 2 printed %d frames:\n%s", n, out)
+	}
+	for _, c := range []struct {
+		args  []string
+		ename string
+	}{
+		{[]string{"result", "no-such-id"}, "KeyError"},
+		{[]string{"resubmit", "no-such-id"}, "KeyError"},
+		{[]string{"query", `{"msg_id": {"$foo": 1}}`}, "InvalidQuery"},
+		{[]string{"purge", "--engine", "7"}, "IndexError"},
+	} {
+		r := h.hubctl(t, c.args...)
+		if r.code != 1 || !regexp.MustCompile(`^`+c.ename+`: \S`).MatchString(r.stderr) {
+			t.Errorf("hubctl %q: exit %d, stderr %q; want exit 1 and %q", c.args, r.code, r.stderr, c.ename+": ...")
+		}
+	}
+	h.terminate(t)
+}
+
+// An unreachable hub makes hubctl fail within its --timeout with a message
+// naming the address: a closed port, and a port whose listener never
+// speaks ZMTP.
+func TestUnreachable(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	h := startHubd(t, writeConfig(t, dir, hubConfig(dir, "")), filepath.Join(dir, "conn"))
+	cf, err := os.ReadFile(h.clientFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.terminate(t)
+	var file map[string]any
+	if err := json.Unmarshal(cf, &file); err != nil {
+		t.Fatal(err)
+	}
+
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	go func() { // accept and hold connections, never answer
+		var held []net.Conn
+		defer func() {
+			for _, c := range held {
+				c.Close()
+			}
+		}()
+		for {
+			c, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	}()
+
+	const timeout = time.Second
+	for _, c := range []struct {
+		name string
+		port any // the registration port; nil keeps the stopped hub's
+	}{
+		{"stopped hub", nil},
+		{"silent listener", silent.Addr().(*net.TCPAddr).Port},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.port != nil {
+				file["registration"] = c.port
+			}
+			b, err := json.Marshal(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "client.json")
+			if err := os.WriteFile(path, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			addr := fmt.Sprintf("127.0.0.1:%v", file["registration"])
+			for _, cmd := range [][]string{{"history"}, {"status"}, {"watch", "--count", "1"}} {
+				r := runCommand(t, bin.hubctl, append([]string{"--file", path, "--timeout", timeout.String()}, cmd...)...)
+				if r.code != 1 || !strings.Contains(r.stderr, addr) {
+					t.Errorf("hubctl %q: exit %d, stderr %q; want exit 1 naming %s", cmd, r.code, r.stderr, addr)
+				}
+				if r.elapsed > timeout+5*time.Second {
+					t.Errorf("hubctl %q took %v with --timeout %v", cmd, r.elapsed, timeout)
+				}
+			}
+		})
+	}
+}
