@@ -92,8 +92,9 @@ func Dial(ctx context.Context, cf connfile.Client, opts Options) (*Client, error
 	}
 	sockCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	sock := zmq4.NewDealer(sockCtx, zmq4.WithDialerRetry(dialRetry), zmq4.WithDialerMaxRetries(retries))
-	dialed := make(chan struct{})
+	dialed, watched := make(chan struct{}), make(chan struct{})
 	go func() { // zmq4 retries until its socket's context ends
+		defer close(watched)
 		select {
 		case <-dialCtx.Done():
 			stop()
@@ -102,6 +103,7 @@ func Dial(ctx context.Context, cf connfile.Client, opts Options) (*Client, error
 	}()
 	err = sock.Dial(strings.Replace(addr, "tcp://", scheme+"://", 1))
 	close(dialed)
+	<-watched // after this, only a dial that ran out of time has stopped the socket
 	if err == nil && dialCtx.Err() != nil {
 		err = dialCtx.Err()
 	}
@@ -187,9 +189,12 @@ func (c *Client) pump() {
 // call sends a request and waits for its reply. A reply with status
 // "error" becomes a *wire.Error.
 func (c *Client) call(ctx context.Context, msgType string, content map[string]any) (*wire.Message, error) {
+	budget := c.timeout // the bound reported on timeout: ours, or the caller's if sooner
+	if dl, ok := ctx.Deadline(); ok && (budget < 0 || time.Until(dl) < budget) {
+		budget = max(time.Until(dl), time.Millisecond)
+	}
 	ctx, cancel := withTimeout(ctx, c.timeout)
 	defer cancel()
-	budget := waitBudget(ctx)
 	req := c.sess.NewMessage(msgType, content, nil)
 	frames, err := c.sess.Encode(req)
 	if err != nil {

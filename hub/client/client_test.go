@@ -271,8 +271,8 @@ func TestTimeout(t *testing.T) {
 	// The caller's shorter deadline wins, and is the one reported.
 	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
 	defer cancel()
-	if _, err := c.History(ctx); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "within 50ms") {
-		t.Errorf("err = %v, want a 50ms timeout", err)
+	if _, err := c.History(ctx); !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "did not answer history_request within ") || strings.Contains(err.Error(), "within 1s") {
+		t.Errorf("err = %v, want a timeout of about 50ms", err)
 	}
 	// Cancellation is not a timeout.
 	ctx, cancel = context.WithCancel(t.Context())
