@@ -69,6 +69,22 @@ func TestExampleFile(t *testing.T) {
 	}
 }
 
+// docs/config.md documents every key with its environment variable.
+func TestDocs(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "docs", "config.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range Keys() {
+		if row := "| `" + k + "` |"; !strings.Contains(string(doc), row) {
+			t.Errorf("docs/config.md has no row for %s", k)
+		}
+		if !strings.Contains(string(doc), "`"+EnvName(k)+"`") {
+			t.Errorf("docs/config.md does not name %s", EnvName(k))
+		}
+	}
+}
+
 func TestPrecedence(t *testing.T) {
 	file := writeFile(t, "hub.yaml", "db:\n  backend: nodb\nlog:\n  level: warn\nscheduler:\n  hwm: 7\n")
 	for _, c := range []struct {
