@@ -24,7 +24,8 @@ def square(x):
 
 
 def greet():
-    print(GREETING, flush=True)
+    # A literal: ipyparallel ships the function's code, not its globals.
+    print("hello from taskhub", flush=True)
     return 42
 
 
