@@ -20,8 +20,8 @@ import (
 )
 
 // row matches a report row: target, tasks, seconds, tasks/s, cpu s,
-// tasks/cpu-s, task p50, task p99, queries.
-var row = regexp.MustCompile(`(?m)^\s*(\S+)\s+(\d+)\s+[\d.]+\s+\d+\s+\S+\s+\S+\s+\S+\s+\S+\s+(\d+|-)\s`)
+// tasks/cpu-s, gen cpu s, task p50, task p99, queries.
+var row = regexp.MustCompile(`(?m)^\s*(\S+)\s+(\d+)\s+[\d.]+\s+\d+\s+\S+\s+\S+\s+\S+\s+\S+\s+\S+\s+(\d+|-)\s`)
 
 // rows returns the tasks and queries counted per target in a report
 // ("-", no query loop, counts as 0).
