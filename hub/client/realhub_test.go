@@ -18,7 +18,7 @@ import (
 
 // startHub runs a real hub on 127.0.0.1 until the test ends. It returns
 // the client connection file and a function waiting for Run's result.
-func startHub(t *testing.T, packer string, db taskdb.DB) (connfile.Client, func() error) {
+func startHub(t testing.TB, packer string, db taskdb.DB) (connfile.Client, func() error) {
 	t.Helper()
 	h, err := hub.New(hub.Config{Packer: packer, ConnectionDir: t.TempDir()}, db,
 		slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
