@@ -151,6 +151,9 @@ func TestDictWithEngines(t *testing.T) {
 		if n := strings.Count(out, "engines: 2 "); n != 2 {
 			t.Errorf("watch --count 2: %d frames showing 2 engines, want 2:\n%s", n, out)
 		}
+		if n := strings.Count(out, "completed: "+strconv.Itoa(len(ids))); n != 2 {
+			t.Errorf("watch --count 2: %d frames showing %d completed tasks, want 2:\n%s", n, len(ids), out)
+		}
 		if !regexp.MustCompile(`tasks/s: \d+\.\d`).MatchString(out) {
 			t.Errorf("watch: no tasks/s rate in the second frame:\n%s", out)
 		}
@@ -220,13 +223,14 @@ func TestNoDBWithEngines(t *testing.T) {
 }
 
 // db.backend: sqlite keeps the task history across a restart of hubd on
-// the same file (issue 6).
+// the same file (issue 6). The json packer, the other one clients may use,
+// carries the dates as strings the hub parses and stores.
 func TestSQLiteRestart(t *testing.T) {
 	t.Parallel()
 	py := python(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db", "tasks.db")
-	cfg := writeConfig(t, dir, hubConfig(dir, "db:\n  backend: sqlite\n  sqlite:\n    path: "+db+"\n"))
+	cfg := writeConfig(t, dir, hubConfig(dir, "session:\n  packer: json\ndb:\n  backend: sqlite\n  sqlite:\n    path: "+db+"\n"))
 	conn := filepath.Join(dir, "conn")
 
 	h := startHubd(t, cfg, conn)
