@@ -56,7 +56,10 @@ type sendReq struct {
 
 // Dial connects to the query socket named by cf. It retries while the hub
 // is not listening, until ctx or Options.Timeout ends, and fails at once for
-// a connection file it cannot use (unknown packer or signature scheme).
+// a connection file it cannot use (unknown packer or signature scheme). A
+// peer that accepts the connection but never completes the ZMTP handshake
+// holds Dial for Options.Timeout (DefaultTimeout when negative), even when
+// ctx ends sooner.
 // Dial does not exchange any message: a wrong key shows up as calls that
 // time out, since the hub drops messages it cannot verify.
 func Dial(ctx context.Context, cf connfile.Client, opts Options) (*Client, error) {
@@ -77,10 +80,12 @@ func Dial(ctx context.Context, cf connfile.Client, opts Options) (*Client, error
 	defer cancelDial()
 	budget := waitBudget(dialCtx)
 	// The hardened transport bounds the ZMTP handshake, which zmq4 alone
-	// would wait for forever, and what the hub may send.
+	// would wait for forever, and what the hub may send. Its handshake
+	// timeout is the configured one, not the time left: each distinct
+	// value registers one more transport in zmq4's global registry.
 	hs := transport.DefaultHandshakeTimeout
-	if budget > 0 {
-		hs = budget
+	if timeout > 0 {
+		hs = timeout
 	}
 	scheme, err := transport.Register(transport.Options{HandshakeTimeout: hs})
 	if err != nil {
