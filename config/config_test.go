@@ -310,6 +310,15 @@ func TestYAMLRoundTrip(t *testing.T) {
 	}
 }
 
+func TestUnknownEnv(t *testing.T) {
+	got := UnknownEnv([]string{"HOME=/h", "TASKHUB_DB_BACKEND=nodb", "TASKHUB_DB_BAKEND=nodb", "TASKHUB_CLIENT_FILE=/c.json",
+		"TASKHUB_WHATEVER=1", "TASKHUB_LOG_LEVEL", "XTASKHUB_DB_BAKEND=1"})
+	want := []string{"TASKHUB_DB_BAKEND (did you mean TASKHUB_DB_BACKEND?)", "TASKHUB_WHATEVER"}
+	if !slices.Equal(got, want) {
+		t.Errorf("UnknownEnv = %q, want %q", got, want)
+	}
+}
+
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := Keys()
 	if len(keys) != 45 || keys[0] != "listen.interface" || keys[len(keys)-1] != "shutdown_timeout" {

@@ -204,17 +204,46 @@ func isSection(k string, known map[string]bool) bool {
 }
 
 // suggest names the known key closest to k, for typos.
-func suggest(k string) string {
+func suggest(k string) string { return closest(k, Keys()) }
+
+// closest returns " (did you mean X?)" for the candidate X nearest to s,
+// or "" when none is close.
+func closest(s string, candidates []string) string {
 	best, bestD := "", 3 // suggest only close matches
-	for _, kk := range Keys() {
-		if d := distance(k, kk); d < bestD {
-			best, bestD = kk, d
+	for _, c := range candidates {
+		if d := distance(s, c); d < bestD {
+			best, bestD = c, d
 		}
 	}
 	if best == "" {
 		return ""
 	}
 	return fmt.Sprintf(" (did you mean %s?)", best)
+}
+
+// ClientFileEnv names the client connection file for hubctl. It shares
+// the TASKHUB_ prefix but is not a hubd setting.
+const ClientFileEnv = EnvPrefix + "CLIENT_FILE"
+
+// UnknownEnv returns the variables in environ (as os.Environ lists them)
+// that start with EnvPrefix but name no setting, each with a hint when a
+// setting's name is close, e.g.
+// "TASKHUB_DB_BAKEND (did you mean TASKHUB_DB_BACKEND?)". Load ignores
+// such variables; hubd warns about them.
+func UnknownEnv(environ []string) []string {
+	var names []string
+	for _, k := range Keys() {
+		names = append(names, EnvName(k))
+	}
+	var unknown []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, EnvPrefix) && name != ClientFileEnv && !slices.Contains(names, name) {
+			unknown = append(unknown, name+closest(name, names))
+		}
+	}
+	slices.Sort(unknown)
+	return unknown
 }
 
 // distance is the Levenshtein distance between a and b.

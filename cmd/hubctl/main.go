@@ -110,7 +110,7 @@ func (e *env) connect(ctx context.Context) (*client.Client, error) {
 // $TASKHUB_CONNECTION_DIR (hubd's connection_dir setting), else in hubd's
 // default connection directory.
 func defaultClientFile(lookup func(string) (string, bool)) string {
-	if p, ok := lookup("TASKHUB_CLIENT_FILE"); ok && p != "" {
+	if p, ok := lookup(config.ClientFileEnv); ok && p != "" {
 		return p
 	}
 	dir, ok := lookup(config.EnvName("connection_dir"))

@@ -153,6 +153,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return &usageError{fmt.Errorf("bad configuration:\n%w", err)}
 	}
 	if printConfig {
+		for _, name := range config.UnknownEnv(os.Environ()) {
+			fmt.Fprintf(stderr, "hubd: ignoring unknown environment variable %s\n", name)
+		}
 		_, err := stdout.Write(cfg.YAML())
 		return err
 	}
@@ -165,6 +168,9 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 		return usagef("session.replay_history: this hub always keeps %d signatures; other values are not supported yet", def)
 	}
 	log := newLogger(cfg.Log, stderr)
+	for _, name := range config.UnknownEnv(os.Environ()) {
+		log.Warn("ignoring unknown environment variable", "name", name)
+	}
 	db, err := openDB(ctx, cfg.DB, log)
 	if err != nil {
 		return err

@@ -69,6 +69,8 @@ func TestCommandLine(t *testing.T) {
 		{name: "config print", args: []string{"--config", good, "config", "print", "--log-level", "debug"},
 			env: map[string]string{"TASKHUB_SCHEDULER_HWM": "8", "TASKHUB_LOG_LEVEL": "warn"}, code: 0,
 			stdout: []string{"backend: \"nodb\"", "hwm: 8", "level: \"debug\"", `key: "<redacted>"`}, notInOuput: "s3cret"},
+		{name: "unknown env", args: []string{"config", "print"}, env: map[string]string{"TASKHUB_SCHEDULER_HVM": "8"}, code: 0,
+			stderr: []string{"hubd: ignoring unknown environment variable TASKHUB_SCHEDULER_HVM (did you mean TASKHUB_SCHEDULER_HWM?)"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			for k, v := range c.env {
