@@ -150,6 +150,7 @@ func parse(args []string) (options, error) {
 type result struct {
 	target   string
 	n        int             // tasks completed in the window
+	failed   int             // of which with an error result (fake scenario)
 	elapsed  time.Duration   // measurement window
 	tasks    []time.Duration // submit→result latencies (may be fewer than n)
 	queries  []time.Duration // db_request latencies
@@ -337,7 +338,8 @@ func (m *meter) stop() result {
 	return m.r
 }
 
-func (m *meter) task(msgID string, d time.Duration) {
+// task records a result: its latency and whether its status was ok.
+func (m *meter) task(msgID string, d time.Duration, ok bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.recent[m.next] = msgID
@@ -347,6 +349,9 @@ func (m *meter) task(msgID string, d time.Duration) {
 	}
 	m.r.n++
 	m.r.tasks = append(m.r.tasks, d)
+	if !ok {
+		m.r.failed++
+	}
 	if m.r.n == m.limit {
 		m.on, m.r.elapsed = false, time.Since(m.t0)
 		close(m.full)
@@ -410,6 +415,11 @@ func report(w io.Writer, o options, rs []result) {
 		}
 	}
 	tw.Flush()
+	for _, r := range rs {
+		if r.failed > 0 {
+			fmt.Fprintf(w, "%s: %d of the %d tasks got an error result\n", r.target, r.failed, r.n)
+		}
+	}
 	i := slices.IndexFunc(rs, func(r result) bool { return r.target == spawnReference })
 	if i < 0 {
 		return

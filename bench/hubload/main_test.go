@@ -79,6 +79,9 @@ func TestRunAgainstHub(t *testing.T) {
 				t.Errorf("no db_request answered:\n%s", out.String())
 			}
 		}
+		if strings.Contains(out.String(), "error result") {
+			t.Errorf("tasks failed:\n%s", out.String())
+		}
 	}
 	// The engines unregistered when the runs ended.
 	packer, err := h.ClientInfo().Packer()
@@ -226,5 +229,42 @@ func TestGroupCPU(t *testing.T) {
 	}
 	if _, err := groupCPU(1 << 30); err == nil {
 		t.Error("groupCPU of a group without processes succeeded")
+	}
+}
+
+// TestMeterReport checks the -tasks bound, failure counting and the ratio
+// lines without any network.
+func TestMeterReport(t *testing.T) {
+	m := newMeter(3)
+	m.task("before", time.Second, false) // before start: not measured
+	m.start()
+	m.task("a", time.Millisecond, true)
+	m.task("b", 2*time.Millisecond, false)
+	m.query(time.Microsecond)
+	m.task("c", 3*time.Millisecond, true)
+	select {
+	case <-m.full:
+	default:
+		t.Fatal("meter not full after 3 tasks")
+	}
+	m.task("d", time.Millisecond, true) // after the limit: not measured
+	r := m.stop()
+	if r.n != 3 || r.failed != 1 || len(r.tasks) != 3 || len(r.queries) != 1 {
+		t.Fatalf("result = %+v, want 3 tasks, 1 failed, 1 query", r)
+	}
+	if got := m.completed(); len(got) != 5 || got[4] != "d" {
+		t.Errorf("completed() = %v, want the 5 msg_ids in order", got)
+	}
+	r.target, r.elapsed, r.cpu = "hubd", time.Second, 500*time.Millisecond
+	ref := result{target: spawnReference, n: 1, elapsed: time.Second, cpu: time.Second}
+	var out strings.Builder
+	report(&out, options{scenario: scenarioFake, query: queryRecent}, []result{r, ref})
+	for _, want := range []string{
+		"hubd: 1 of the 3 tasks got an error result",
+		"ratio hubd/reference: 3.0x tasks/s, 6.0x tasks per controller CPU-second (goal >= 20x)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("report lacks %q:\n%s", want, out.String())
+		}
 	}
 }

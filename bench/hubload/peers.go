@@ -243,7 +243,7 @@ func (c *client) pipeline(ctx context.Context, window int, m *meter) {
 			}
 			if t0, ok := sent[r.Parent.MsgID]; ok {
 				delete(sent, r.Parent.MsgID)
-				m.task(r.Parent.MsgID, time.Since(t0))
+				m.task(r.Parent.MsgID, time.Since(t0), r.Content["status"] == "ok")
 				submit()
 			}
 		case <-ctx.Done():
