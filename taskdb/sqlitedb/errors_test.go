@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -169,5 +170,41 @@ func TestDiskFull(t *testing.T) {
 				t.Errorf("write after reopening without the cap: %v", err)
 			}
 		})
+	}
+}
+
+// TestCloseWhileFull closes a DB whose disk is full while writers are
+// still writing into its small queue: Close and every write must return.
+func TestCloseWhileFull(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tasks.db")
+	openOnly(t, Options{Path: path}).Close()
+	db, err := Open(t.Context(), Options{Path: "file:" + path + "?_pragma=max_page_count(30)", BatchSize: 2, FlushInterval: time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := dbtest.NewWorkload()
+	var writers sync.WaitGroup
+	for g := range 8 {
+		writers.Go(func() {
+			for i := g; i < 16_000; i += 8 {
+				if db.AddRecord(context.Background(), w.ID(i), w.Record(i)) != nil {
+					return
+				}
+			}
+		})
+	}
+	for db.Stats().WriteErrors == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() {
+		db.Close() //nolint:errcheck // writes are lost on purpose
+		writers.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close or a write hangs on a full disk")
 	}
 }

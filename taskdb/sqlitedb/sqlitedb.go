@@ -108,9 +108,10 @@ type DB struct {
 	// idsMu guards cat and orders writes: a write checks cat, enqueues
 	// its op and updates cat under idsMu, so the writer applies ops in the
 	// order cat changed.
-	idsMu  sync.Mutex
-	cat    *catalog    // every stored or queued record
-	closed atomic.Bool // set under idsMu
+	idsMu   sync.Mutex
+	cat     *catalog    // every stored or queued record
+	closed  atomic.Bool // set under idsMu
+	closing atomic.Bool // set by the first Close
 
 	ops       chan *op
 	queued    atomic.Uint64 // sequence number of the last op enqueued
@@ -119,7 +120,7 @@ type DB struct {
 	blobs     atomic.Uint64 // bit i: tracked column i may hold a BLOB
 	stats     stats
 
-	stop      chan struct{} // closed by Close: stops the pruner
+	stop      chan struct{} // closed by Close: stops the pruner and blocked writes
 	writerErr chan error    // the writer's final error, sent when it exits
 	pruneDone chan struct{}
 }
@@ -268,15 +269,16 @@ func (db *DB) noteBlobs(vals []any) {
 // error of that last commit, if any. Calls after Close return
 // taskdb.ErrClosed.
 func (db *DB) Close() error {
-	db.idsMu.Lock()
-	if db.closed.Load() {
-		db.idsMu.Unlock()
+	if !db.closing.CompareAndSwap(false, true) {
 		return nil
 	}
+	// Closing stop first releases a write blocked on a full queue while
+	// it holds idsMu (the writer may be retrying a full disk).
+	close(db.stop)
+	db.idsMu.Lock()
 	db.closed.Store(true)
 	close(db.ops)
 	db.idsMu.Unlock()
-	close(db.stop)
 	<-db.pruneDone
 	err := <-db.writerErr
 	return errors.Join(err, db.db.Close())

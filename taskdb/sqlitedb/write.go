@@ -260,6 +260,8 @@ func (db *DB) enqueue(ctx context.Context, o *op, check func() error, commit fun
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-db.stop:
+			return taskdb.ErrClosed
 		}
 	})
 	if err != nil || done == nil {
@@ -290,6 +292,8 @@ func (db *DB) sync(ctx context.Context) error {
 			return nil
 		case <-ctx.Done():
 			return ctx.Err()
+		case <-db.stop:
+			return taskdb.ErrClosed
 		}
 	})
 	if err != nil {
