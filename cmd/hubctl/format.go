@@ -22,7 +22,7 @@ const dateLayout = "2006-01-02 15:04:05.000"
 const maxCell = 60
 
 // cell renders a record value for a table: dates human-readable, buffers
-// as counts, documents as compact JSON, nothing as "-".
+// as counts, documents as compact JSON, null as "-", the empty string as "".
 func cell(v any) string {
 	var s string
 	switch v := v.(type) {
@@ -33,6 +33,9 @@ func cell(v any) string {
 	case string:
 		if t, ok := wire.ParseDate(v); ok {
 			return t.Local().Format(dateLayout)
+		}
+		if v == "" {
+			return `""`
 		}
 		s = v
 	case []byte:

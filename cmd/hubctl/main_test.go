@@ -55,7 +55,7 @@ func fakeHub(req *wire.Message) *clienttest.Reply {
 		return clienttest.OK("db_reply", map[string]any{"records": []any{
 			map[string]any{"msg_id": "t0", "queue": "task", "engine_uuid": "uuid-0", "submitted": t0, "started": t0, "completed": t1,
 				"stdout": "line1\nline2", "result_content": map[string]any{"status": "ok"}},
-			map[string]any{"msg_id": "t1", "queue": "task", "engine_uuid": nil, "submitted": t0, "started": nil, "completed": nil},
+			map[string]any{"msg_id": "t1", "queue": "task", "engine_uuid": nil, "submitted": t0, "started": nil, "completed": nil, "stdout": ""},
 		}, "buffer_lens": nil, "result_buffer_lens": nil})
 	case "result_request":
 		id := req.Content["msg_ids"].([]any)[0].(string)
@@ -121,7 +121,7 @@ func TestCommands(t *testing.T) {
 		{name: "query keys", args: []string{"query", "{}", "--keys", "stdout,result_content"},
 			stdout: "MSG_ID  STDOUT        RESULT_CONTENT\n" +
 				"t0      line1\\nline2  {\"status\":\"ok\"}\n" +
-				"t1      -             -\n",
+				"t1      \"\"            -\n",
 			request: map[string]any{"query": map[string]any{}, "keys": []any{"stdout", "result_content"}}},
 		{name: "query json", args: []string{"query", "{}", "--format", "json"},
 			has:     []string{"[\n  {\n", `"completed": "2024-01-02T03:04:06.623456Z"`, `"msg_id": "t1"`},
