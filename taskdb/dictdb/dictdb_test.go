@@ -1,6 +1,7 @@
 package dictdb_test
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/taskhub/taskhub/taskdb"
@@ -18,4 +19,46 @@ func TestConformanceUnlimited(t *testing.T) {
 
 func BenchmarkDB(b *testing.B) {
 	dbtest.Bench(b, func(*testing.B) taskdb.DB { return dictdb.New(dictdb.Options{}) })
+}
+
+// TestFindLarge checks a large result against GetRecord, record by
+// record, in insertion order, whole and projected.
+func TestFindLarge(t *testing.T) {
+	db := dictdb.New(dictdb.Options{})
+	defer db.Close()
+	w := dbtest.NewWorkload()
+	const n = 5000
+	for i := range n {
+		rec := w.Record(i)
+		if err := db.AddRecord(t.Context(), w.ID(i), rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, keys := range [][]string{nil, {"submitted", "header"}} {
+		rs, err := db.FindRecords(t.Context(), nil, keys)
+		if err != nil || len(rs) != n {
+			t.Fatalf("keys %v: %d records, %v", keys, len(rs), err)
+		}
+		for i, r := range rs {
+			want, err := db.GetRecord(t.Context(), w.ID(i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r["msg_id"] != w.ID(i) || !sameKeys(r, want, keys) {
+				t.Fatalf("keys %v: record %d = %v, want %v", keys, i, r, want)
+			}
+		}
+	}
+}
+
+func sameKeys(got, want taskdb.Record, keys []string) bool {
+	if len(keys) == 0 {
+		return fmt.Sprint(got) == fmt.Sprint(want)
+	}
+	for _, k := range keys {
+		if fmt.Sprint(got[k]) != fmt.Sprint(want[k]) {
+			return false
+		}
+	}
+	return len(got) == len(keys)+1
 }
