@@ -134,7 +134,7 @@ func sizes() []int {
 //
 //	Add      records/s, cpu-ns/op   AddRecord of workload records (DB rebuilt every N)
 //	Update   updates/s, cpu-ns/op   UpdateRecord with the result fields
-//	Load     records/s and B/record (heap in use after loading N, per record)
+//	Load     records/s (building the records included) and B/record (heap in use after loading N, per record)
 //	Find/... ms/query, cpu-ns/op and hits/query for the hub's typical queries
 //	History  ms/op, cpu-ns/op
 func Bench(b *testing.B, open func(b *testing.B) taskdb.DB) {
