@@ -157,3 +157,56 @@ func TestUnreachable(t *testing.T) {
 		})
 	}
 }
+
+// Settings layer as documented: flag > TASKHUB_* environment > config file
+// > default. hubd config print shows the result with the key redacted, and
+// a hub started from those layers serves with them: the file's key in the
+// 0600 connection files, the environment's backend over the file's.
+func TestConfigLayers(t *testing.T) {
+	t.Parallel()
+	const key = "integration-secret-key"
+	dir := t.TempDir()
+	path := writeConfig(t, dir, hubConfig(dir, "session:\n  key: "+key+"\ndb:\n  backend: nodb\n"))
+	env := []string{"TASKHUB_DB_BACKEND=sqlite"}
+	for _, c := range []struct {
+		env, flags []string
+		want       string
+	}{
+		{nil, nil, `backend: "nodb"`},                      // the file beats the default (dict)
+		{env, nil, `backend: "sqlite"`},                    // the environment beats the file
+		{env, []string{"--db", "dict"}, `backend: "dict"`}, // a flag beats the environment
+	} {
+		args := append(append([]string{"--config", path}, c.flags...), "config", "print")
+		r := runCommandEnv(t, c.env, bin.hubd, args...)
+		if r.code != 0 || !strings.Contains(r.stdout, c.want) {
+			t.Errorf("%q hubd %q: exit %d, want %s:\n%s%s", c.env, args, r.code, c.want, r.stdout, r.stderr)
+		}
+		if strings.Contains(r.stdout, key) || !strings.Contains(r.stdout, `key: "<redacted>"`) {
+			t.Errorf("config print does not redact the key:\n%s", r.stdout)
+		}
+	}
+
+	h := startHubd(t, path, filepath.Join(dir, "conn"), "TASKHUB_DB_BACKEND=dict")
+	for _, f := range []string{h.clientFile, h.engineFile} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cf struct{ Key string }
+		if err := json.Unmarshal(b, &cf); err != nil || cf.Key != key {
+			t.Errorf("%s: key %q (%v), want the config file's", f, cf.Key, err)
+		}
+		if st, err := os.Stat(f); err != nil || st.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v (%v), want 0600", f, st.Mode().Perm(), err)
+		}
+	}
+	if r := h.hubctl(t, "history"); r.code != 0 {
+		t.Errorf("history with db.backend: nodb in the file, TASKHUB_DB_BACKEND=dict: exit %d, stderr %q; want the dict backend's empty history", r.code, r.stderr)
+	}
+	// hubctl finds the client file through TASKHUB_CONNECTION_DIR too.
+	r := runCommandEnv(t, []string{"TASKHUB_CONNECTION_DIR=" + filepath.Dir(h.clientFile), "TASKHUB_CLIENT_FILE="}, bin.hubctl, "status")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "engines: 0 ") {
+		t.Errorf("TASKHUB_CONNECTION_DIR hubctl status: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	h.terminate(t)
+}
