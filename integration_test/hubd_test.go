@@ -25,8 +25,8 @@ func TestBadConfig(t *testing.T) {
 			[]string{`db.backend: "mongo" is not one of dict, nodb`}},
 		{"unknown key", "db:\n  backendd: dict\n",
 			[]string{"db.backendd"}},
-		{"every bad field", "scheduler:\n  scheme: fastest\nsession:\n  packer: pickle\n",
-			[]string{"scheduler.scheme", "fastest", "session.packer", "pickle"}},
+		{"every bad field", "scheduler:\n  scheme: fastest\nsession:\n  packer: pickle\nbogus: 1\n",
+			[]string{"scheduler.scheme", "fastest", "session.packer", "pickle", "bogus"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -55,6 +55,16 @@ func TestHubctlWithoutEngines(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	h := startHubd(t, writeConfig(t, dir, hubConfig(dir, "")), filepath.Join(dir, "conn"))
+	// The start block: version, addresses, backend, client file.
+	banner := regexp.MustCompile(`(?s)taskhub hubd \S+.*registration: +tcp://127\.0\.0\.1:\d+.*backend: +dict .*client file: +` +
+		regexp.QuoteMeta(h.clientFile) + "\n")
+	deadline := time.Now().Add(startTimeout)
+	for !banner.MatchString(h.stdout.String()) {
+		if time.Now().After(deadline) {
+			t.Fatalf("hubd stdout does not match %s:\n%s", banner, h.stdout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	if out := h.ok(t, "history"); out != "" {
 		t.Errorf("history of a new hub = %q, want nothing", out)
