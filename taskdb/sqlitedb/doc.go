@@ -48,10 +48,14 @@
 //
 // # Queries
 //
-// FindRecords translates the conditions the query package reports as
-// Hints (equality, $in of any length through json_each, null/missing,
-// $exists: false, ranges) on typed columns into SQL, and runs the shared
-// query matcher on every row SQL returns, so results are exactly DictDB's.
+// FindRecords translates what SQL can decide on the columns into a
+// condition that keeps every row the query may match: the conditions the
+// query package reports as Hints (equality, $in of any length through
+// json_each, null/missing, $exists: false, ranges, at the top level and in
+// $and), $or of such documents, and $exists: true or $ne: null. It then
+// runs the shared query matcher on every row SQL returns, so results are
+// exactly DictDB's; $nin, $ne, $nor, $not, $regex and the rest are
+// decided by the matcher alone.
 // A projection reads only the columns of the keys and of the fields the
 // query tests. Queries that touch only msg_id and submitted, and History,
 // are answered from the catalog.

@@ -125,3 +125,83 @@ func TestCatalogQueries(t *testing.T) {
 		}
 	}
 }
+
+// TestPushdown checks the SQL translation never loses a record the
+// matcher accepts, over queries mixing $or, $and, $exists, $ne, $in and
+// ranges on typed, BLOB-holding and extra fields, and that $or and
+// $exists: true reach SQL.
+func TestPushdown(t *testing.T) {
+	db := open(t, Options{})
+	ctx := t.Context()
+	w := dbtest.NewWorkload()
+	for i := range 40 {
+		r := w.Record(i)
+		switch i % 8 {
+		case 1:
+			r["client_uuid"] = []any{w.Client(1), int64(7)} // a BLOB in an indexed column
+		case 2:
+			r["submitted"] = nil
+		case 3:
+			r["queue"] = int64(3)
+		case 4:
+			r["engine_uuid"] = "\xff\xfe"
+		case 5:
+			r["stdout"] = nil
+		}
+		if err := db.AddRecord(ctx, w.ID(i), r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.UpdateRecord(ctx, w.ID(6), taskdb.Record{"display_data": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	all, err := db.FindRecords(ctx, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mid := w.Submitted(20)
+	for _, q := range []map[string]any{
+		{"$or": []any{map[string]any{"client_uuid": w.Client(1)}, map[string]any{"completed": nil}}},
+		{"$or": []any{map[string]any{"submitted": map[string]any{"$lt": mid}}, map[string]any{"queue": int64(3)}}},
+		{"$or": []any{map[string]any{"engine_uuid": "\xff\xfe"}, map[string]any{"msg_id": w.ID(3)}}},
+		{"$or": []any{map[string]any{"client_uuid": int64(7)}, map[string]any{"display_data": map[string]any{"$exists": true}}}},
+		{"$and": []any{map[string]any{"$or": []any{map[string]any{"completed": nil}, map[string]any{"submitted": nil}}}, map[string]any{"client_uuid": map[string]any{"$in": []any{w.Client(1), w.Client(2)}}}}},
+		{"submitted": map[string]any{"$exists": true}, "stdout": map[string]any{"$ne": nil}},
+		{"completed": map[string]any{"$ne": nil}, "$or": []any{map[string]any{"engine_uuid": map[string]any{"$regex": "^e0"}}, map[string]any{"queue": "task"}}},
+		{"$nor": []any{map[string]any{"completed": nil}}, "queue": map[string]any{"$nin": []any{"task"}}},
+		{"client_uuid": map[string]any{"$gte": w.Client(3)}, "$or": []any{map[string]any{"stdout": ""}, map[string]any{"stdout": nil}}},
+	} {
+		f, err := query.Parse(q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want []string
+		for _, r := range all {
+			if f.Match(r) {
+				want = append(want, r["msg_id"].(string))
+			}
+		}
+		rs, err := db.FindRecords(ctx, f, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range rs {
+			got = append(got, r["msg_id"].(string))
+		}
+		if !reflect.DeepEqual(got, want) {
+			where, _ := db.whereSQL(f)
+			t.Errorf("%s (WHERE %s):\n got %v\nwant %v", f, where, got, want)
+		}
+	}
+	for q, want := range map[string]string{
+		`{"$or":[{"completed":null},{"client_uuid":"c"}]}`: " OR ",
+		`{"completed":{"$exists":true}}`:                   "completed IS NOT NULL",
+		`{"completed":{"$ne":null}}`:                       "completed IS NOT NULL",
+		`{"$or":[{"completed":null},{"x":1}]}`:             "1", // one branch implies nothing
+	} {
+		if where, _ := db.whereSQL(query.MustParse(q)); !strings.Contains(where, want) {
+			t.Errorf("WHERE for %s = %s, want it to contain %q", q, where, want)
+		}
+	}
+}

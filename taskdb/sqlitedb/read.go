@@ -352,9 +352,81 @@ func topFields(q *query.Filter) (fields []string, ok bool) {
 	return fields, walk([]byte(q.String()))
 }
 
-// whereSQL translates q's hints into an SQL condition that holds for every
-// row q matches (and may hold for others: the caller still matches).
+// whereSQL translates q into an SQL condition that holds for every row q
+// matches (and may hold for others: the caller still matches). It uses
+// q's hints (the conjunctions at the top level and in $and) and, from q's
+// canonical JSON, $or and $exists: true (or $ne: null) on columns.
 func (db *DB) whereSQL(q *query.Filter) (string, []any) {
+	terms, args := db.hintTerms(q)
+	// String replaces invalid UTF-8 with U+FFFD: such a query does not
+	// round-trip, so only its hints are used.
+	if s := q.String(); !strings.Contains(s, `\ufffd`) && !strings.ContainsRune(s, utf8.RuneError) {
+		var doc map[string]json.RawMessage
+		if json.Unmarshal([]byte(s), &doc) == nil {
+			t, a := db.docTerms(doc)
+			terms, args = append(terms, t...), append(args, a...)
+		}
+	}
+	if len(terms) == 0 {
+		return "1", nil
+	}
+	return strings.Join(terms, " AND "), args
+}
+
+// docTerms returns the conditions implied by the $or entries and the
+// $exists: true and $ne: null operators of a canonical query document and
+// of its $and documents (whose other conditions are hints).
+func (db *DB) docTerms(doc map[string]json.RawMessage) (terms []string, args []any) {
+	for k, v := range doc {
+		switch k {
+		case "$and":
+			var kids []map[string]json.RawMessage
+			if json.Unmarshal(v, &kids) == nil {
+				for _, kid := range kids {
+					t, a := db.docTerms(kid)
+					terms, args = append(terms, t...), append(args, a...)
+				}
+			}
+		case "$or":
+			if s, a, ok := db.orSQL(v); ok {
+				terms, args = append(terms, s), append(args, a...)
+			}
+		default:
+			i, ok := columnIndex[k]
+			var ops map[string]json.RawMessage
+			if ok && json.Unmarshal(v, &ops) == nil && (string(ops["$exists"]) == "true" || string(ops["$ne"]) == "null") {
+				terms = append(terms, colName(i)+" IS NOT NULL") // present and non-null
+			}
+		}
+	}
+	return terms, args
+}
+
+// orSQL translates the documents of an $or: the OR of their conditions,
+// or ok false when one of them implies none.
+func (db *DB) orSQL(raw json.RawMessage) (string, []any, bool) {
+	var kids []json.RawMessage
+	if json.Unmarshal(raw, &kids) != nil {
+		return "", nil, false
+	}
+	ors := make([]string, 0, len(kids))
+	var args []any
+	for _, kid := range kids {
+		f, err := query.ParseJSON(kid)
+		if err != nil {
+			return "", nil, false
+		}
+		s, a := db.whereSQL(f)
+		if s == "1" {
+			return "", nil, false
+		}
+		ors, args = append(ors, "("+s+")"), append(args, a...)
+	}
+	return "(" + strings.Join(ors, " OR ") + ")", args, true
+}
+
+// hintTerms returns the conditions implied by q's hints.
+func (db *DB) hintTerms(q *query.Filter) ([]string, []any) {
 	var terms []string
 	var args []any
 	for _, h := range q.Hints() {
@@ -368,10 +440,7 @@ func (db *DB) whereSQL(q *query.Filter) (string, []any) {
 			args = append(args, a...)
 		}
 	}
-	if len(terms) == 0 {
-		return "1", nil
-	}
-	return strings.Join(terms, " AND "), args
+	return terms, args
 }
 
 // anyBlob holds for the kindValue rows whose value is not a string or
