@@ -42,8 +42,9 @@ func checkStored(t *testing.T, r report) {
 		switch {
 		case !ok:
 			t.Errorf("rc.db_query() lacks task %s", id)
-		case rec.Completed == nil || rec.Submitted == nil || rec.EngineUUID == nil:
-			t.Errorf("record %s: submitted %v, completed %v, engine_uuid %v; want all set", id, rec.Submitted, rec.Completed, rec.EngineUUID)
+		case rec.Submitted == "" || rec.Completed == "" || rec.EngineUUID == "" || rec.Queue != "task":
+			t.Errorf("record %s: submitted %q, completed %q, engine_uuid %q, queue %q; want all set, queue task",
+				id, rec.Submitted, rec.Completed, rec.EngineUUID, rec.Queue)
 		}
 	}
 	if got := recs[r.GreetID].Stdout; !strings.Contains(got, "hello from taskhub") {

@@ -294,14 +294,15 @@ type remoteError struct {
 	Evalue string `json:"evalue"`
 }
 
-// record is a task record as driver.py reports it (dates as ISO strings).
+// record is a task record as driver.py reports it: dates as ISO strings,
+// "" for null.
 type record struct {
-	MsgID      string  `json:"msg_id"`
-	Submitted  *string `json:"submitted"`
-	Completed  *string `json:"completed"`
-	EngineUUID *string `json:"engine_uuid"`
-	Stdout     string  `json:"stdout"`
-	Queue      *string `json:"queue"`
+	MsgID      string `json:"msg_id"`
+	Submitted  string `json:"submitted"`
+	Completed  string `json:"completed"`
+	EngineUUID string `json:"engine_uuid"`
+	Stdout     string `json:"stdout"`
+	Queue      string `json:"queue"`
 }
 
 // report is driver.py's output. History and Records hold either the value
