@@ -11,6 +11,7 @@ import (
 	"github.com/go-zeromq/zmq4"
 
 	"github.com/taskhub/taskhub/wire"
+	"github.com/taskhub/taskhub/wire/transport"
 )
 
 // waitFor bounds every wait in these tests: a hub that works answers in
@@ -56,8 +57,12 @@ func dialPeer(tb testing.TB, sess *wire.Session, typ zmq4.SocketType, id string,
 	case zmq4.Pub:
 		zs = zmq4.NewPub(ctx, opts...)
 	}
+	scheme, err := transport.Register(transport.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
 	for _, port := range ports {
-		if err := zs.Dial(fmt.Sprintf("tcp://127.0.0.1:%d", port)); err != nil {
+		if err := zs.Dial(fmt.Sprintf("%s://127.0.0.1:%d", scheme, port)); err != nil {
 			tb.Fatal(err)
 		}
 	}
