@@ -26,10 +26,12 @@ var errBadDependency = errors.New("invalid dependency")
 // parseDependency reads an after/follow metadata value: nil, a msg_id, a
 // list of msg_ids, or {dependencies, all, success, failure}.
 func parseDependency(v any) (dependency, error) {
-	d := dependency{ids: idSet{}, all: true, success: true}
+	d := dependency{all: true, success: true}
+	if v == nil {
+		return d, nil // the common case: no map to allocate
+	}
+	d.ids = idSet{}
 	switch v := v.(type) {
-	case nil:
-		return d, nil
 	case string:
 		d.ids.add(v)
 		return d, nil

@@ -77,6 +77,9 @@ type job struct {
 func (j *job) waiting() bool { return j.elem != nil }
 
 func (j *job) dependents() []string {
+	if j.after.empty() && j.follow.empty() {
+		return nil
+	}
 	ids := make([]string, 0, len(j.after.ids)+len(j.follow.ids))
 	for id := range j.after.ids {
 		ids = append(ids, id)
@@ -139,6 +142,8 @@ type scheduler struct {
 	graph map[string]idSet     // msg_id -> waiting jobs that depend on it
 	known map[string]taskState // every task ever submitted
 	seq   uint64
+
+	candIdx, candLoads []int // tryRun's scratch: candidate engines and their loads
 }
 
 func newScheduler(pick scheme, hwm int, out schedOutput) *scheduler {
@@ -268,11 +273,10 @@ func (s *scheduler) forget(uuid string) {
 func (s *scheduler) submit(j *job) {
 	s.seq++
 	j.seq = s.seq
-	j.blacklist = idSet{}
 	s.known[j.msgID] = taskState{}
 	s.jobs[j.msgID] = j
 	if !j.after.empty() && j.after.met(s.status) {
-		j.after = dependency{ids: idSet{}, all: true, success: true}
+		j.after = dependency{all: true, success: true}
 	}
 	for _, d := range []dependency{j.after, j.follow} {
 		if d.empty() {
@@ -409,7 +413,7 @@ func (s *scheduler) tryRun(j *job) bool {
 	if !s.available() {
 		return false
 	}
-	var idx, loads []int
+	idx, loads := s.candIdx[:0], s.candLoads[:0]
 	for i, e := range s.engines {
 		if s.hwm > 0 && e.load >= s.hwm {
 			continue
@@ -417,12 +421,13 @@ func (s *scheduler) tryRun(j *job) bool {
 		if j.blacklist.has(e.uuid) || (j.targets != nil && !j.targets.has(e.uuid)) {
 			continue
 		}
-		if !j.follow.met(s.statusOn(e.uuid)) {
+		if !j.follow.empty() && !j.follow.met(s.statusOn(e.uuid)) {
 			continue
 		}
 		idx = append(idx, i)
 		loads = append(loads, e.load)
 	}
+	s.candIdx, s.candLoads = idx, loads
 	if len(idx) == 0 {
 		if j.follow.all && !j.follow.empty() {
 			dests := map[string]bool{}
@@ -489,6 +494,9 @@ func (s *scheduler) result(engine, msgID string, ok, depsMet bool, final func())
 	}
 	if depsMet {
 		j.retries--
+	}
+	if j.blacklist == nil {
+		j.blacklist = idSet{}
 	}
 	j.blacklist.add(engine)
 	s.forget(engine)
