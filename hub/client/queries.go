@@ -15,6 +15,10 @@ func (c *Client) Connection(ctx context.Context) (map[int]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseConnection(m)
+}
+
+func parseConnection(m *wire.Message) (map[int]string, error) {
 	raw, ok := m.Content["engines"].(map[string]any)
 	if !ok {
 		return nil, malformed(m, "engines", m.Content["engines"])
@@ -60,6 +64,11 @@ func (c *Client) QueueStatus(ctx context.Context, targets []int, verbose bool) (
 	if err != nil {
 		return QueueStatus{}, err
 	}
+	return parseQueueStatus(m)
+}
+
+func parseQueueStatus(m *wire.Message) (QueueStatus, error) {
+	var err error
 	qs := QueueStatus{Engines: map[int]EngineQueue{}}
 	for k, v := range m.Content {
 		if k == "status" {
@@ -149,6 +158,10 @@ func (c *Client) Results(ctx context.Context, msgIDs []string) (Results, error) 
 	if err != nil {
 		return Results{}, err
 	}
+	return parseResults(m)
+}
+
+func parseResults(m *wire.Message) (Results, error) {
 	st, err := resultStatus(m)
 	if err != nil {
 		return Results{}, err
@@ -193,6 +206,10 @@ func (c *Client) History(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseHistory(m)
+}
+
+func parseHistory(m *wire.Message) ([]string, error) {
 	ids, err := stringList(m.Content["history"])
 	if err != nil {
 		return nil, malformed(m, "history", m.Content["history"])
@@ -226,6 +243,11 @@ func (c *Client) DBQuery(ctx context.Context, query map[string]any, keys []strin
 	if err != nil {
 		return nil, err
 	}
+	return parseDBQuery(m)
+}
+
+// parseDBQuery reads a db_reply, re-slicing its buffer frames (§4.2).
+func parseDBQuery(m *wire.Message) ([]Record, error) {
 	raw, ok := m.Content["records"].([]any)
 	if !ok {
 		return nil, malformed(m, "records", m.Content["records"])
@@ -329,6 +351,10 @@ func (c *Client) Resubmit(ctx context.Context, msgIDs []string) (map[string]stri
 	if err != nil {
 		return nil, err
 	}
+	return parseResubmit(m)
+}
+
+func parseResubmit(m *wire.Message) (map[string]string, error) {
 	raw, ok := m.Content["resubmitted"].(map[string]any)
 	if !ok {
 		return nil, malformed(m, "resubmitted", m.Content["resubmitted"])
