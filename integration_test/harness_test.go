@@ -42,10 +42,13 @@ func buildAndRun(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	cmd := exec.Command("go", "build", "-o", dir+string(filepath.Separator),
-		"github.com/taskhub/taskhub/cmd/hubd", "github.com/taskhub/taskhub/cmd/hubctl")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "go build hubd hubctl: %v\n%s", err, out)
+	args := []string{"build", "-o", dir + string(filepath.Separator)}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	args = append(args, "github.com/taskhub/taskhub/cmd/hubd", "github.com/taskhub/taskhub/cmd/hubctl")
+	if out, err := exec.Command("go", args...).CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go %s: %v\n%s", strings.Join(args, " "), err, out)
 		return 1
 	}
 	bin.hubd, bin.hubctl = filepath.Join(dir, "hubd"), filepath.Join(dir, "hubctl")
@@ -131,6 +134,9 @@ func startHubd(t *testing.T, path, connDir string, env ...string) *hubd {
 	t.Cleanup(func() {
 		syscall.Kill(-h.cmd.Process.Pid, syscall.SIGKILL)
 		<-h.exited
+		if strings.Contains(h.stderr.String(), "WARNING: DATA RACE") {
+			t.Error("data race in hubd")
+		}
 		if t.Failed() {
 			t.Logf("hubd stdout:\n%s\nhubd stderr:\n%s", h.stdout, h.stderr)
 		}
@@ -215,6 +221,9 @@ func runCommandEnv(t *testing.T, env []string, name string, args ...string) resu
 	start := time.Now()
 	err := cmd.Run()
 	r := result{stdout: stdout.String(), stderr: stderr.String(), elapsed: time.Since(start)}
+	if strings.Contains(r.stderr, "WARNING: DATA RACE") {
+		t.Errorf("data race in %s %q:\n%s", filepath.Base(name), args, r.stderr)
+	}
 	var ee *exec.ExitError
 	switch {
 	case ctx.Err() != nil:
