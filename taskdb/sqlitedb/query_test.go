@@ -49,11 +49,9 @@ func TestLargeIn(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			for _, keys := range [][]string{nil, {"client_uuid"}} {
-				rs, err := db.FindRecords(t.Context(), f, keys)
-				if err != nil || len(rs) != c.want {
-					t.Errorf("keys %v: %d records, %v; want %d", keys, len(rs), err, c.want)
-				}
+			rs, err := db.FindRecords(t.Context(), f, []string{"client_uuid"}) // the SQL path
+			if err != nil || len(rs) != c.want {
+				t.Errorf("%d records, %v; want %d", len(rs), err, c.want)
 			}
 		})
 	}
