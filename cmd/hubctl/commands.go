@@ -142,28 +142,41 @@ func parseQuery(s string) (map[string]any, error) {
 	if q == nil {
 		return nil, errors.New("not a JSON object: null")
 	}
-	return numbers(q).(map[string]any), nil
+	v, err := numbers(q)
+	if err != nil {
+		return nil, err
+	}
+	return v.(map[string]any), nil
 }
 
-// numbers converts the json.Numbers in v to int64 or float64.
-func numbers(v any) any {
+// numbers converts the json.Numbers in v to int64 or float64. A number
+// too large for a float64 is an error.
+func numbers(v any) (any, error) {
+	var err error
 	switch v := v.(type) {
 	case json.Number:
 		if n, err := strconv.ParseInt(string(v), 10, 64); err == nil {
-			return n
+			return n, nil
 		}
-		f, _ := v.Float64() // json.Decoder has checked the syntax
-		return f
+		f, err := v.Float64() // json.Decoder has checked the syntax
+		if err != nil {
+			return nil, fmt.Errorf("number %s is out of range", v)
+		}
+		return f, nil
 	case map[string]any:
 		for k, x := range v {
-			v[k] = numbers(x)
+			if v[k], err = numbers(x); err != nil {
+				return nil, err
+			}
 		}
 	case []any:
 		for i, x := range v {
-			v[i] = numbers(x)
+			if v[i], err = numbers(x); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return v
+	return v, nil
 }
 
 // writeTable writes records as aligned columns, one per key.

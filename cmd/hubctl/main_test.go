@@ -133,6 +133,7 @@ func TestCommands(t *testing.T) {
 		{name: "query bad json", args: []string{"query", "{"}, code: 2, stderr: "query: not a JSON object"},
 		{name: "query trailing", args: []string{"query", "{} {}"}, code: 2, stderr: "text after the object"},
 		{name: "query null", args: []string{"query", "null"}, code: 2, stderr: "not a JSON object: null"},
+		{name: "query huge number", args: []string{"query", `{"x": [1e400]}`}, code: 2, stderr: "query: number 1e400 is out of range"},
 		{name: "query no arg", args: []string{"query"}, code: 2, stderr: "want one JSON query argument"},
 		{name: "query bad format", args: []string{"query", "{}", "--format", "csv"}, code: 2, stderr: `--format "csv" is not one of table, json, jsonl`},
 		{name: "result", args: []string{"result", "t0", "pending"},
