@@ -64,7 +64,7 @@ func TestPythonEngine(t *testing.T) {
 	clientFile, engineFile := h.ConnectionFiles()
 
 	engine := exec.Command(py, "-m", "ipyparallel.engine", "--file="+engineFile, "--log-level=WARN")
-	engine.Stderr = t.Output() // stdout only echoes every request
+	engine.Stderr = t.Output()                               // stdout only echoes every request
 	engine.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // the engine forks a nanny
 	engine.WaitDelay = 5 * time.Second
 	if err := engine.Start(); err != nil {
