@@ -269,13 +269,17 @@ func TestCrashWriter(t *testing.T) {
 		os.Exit(2)
 	}
 	w := dbtest.NewWorkload()
-	for i := 0; ; i++ {
+	deadline := time.Now().Add(time.Minute) // should the parent never kill it
+	for i := 0; time.Now().Before(deadline); i++ {
 		if err := db.AddRecord(context.Background(), w.ID(i), w.Record(i)); err != nil {
 			fmt.Println("add:", err)
 			os.Exit(2)
 		}
-		fmt.Printf("ack %d\n", i)
+		if _, err := fmt.Printf("ack %d\n", i); err != nil {
+			os.Exit(3) // the parent is gone
+		}
 	}
+	os.Exit(4)
 }
 
 func TestCrash(t *testing.T) {
