@@ -302,6 +302,7 @@ func TestCrash(t *testing.T) {
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
+			t.Cleanup(func() { cmd.Process.Kill() }) //nolint:errcheck // usually killed already
 			lines := bufio.NewScanner(out)
 			last := -1
 			killed := false
