@@ -16,8 +16,8 @@
 // runs the same load against each, stops them, and prints one table with
 // the ratio of each controller's tasks/s to the reference's:
 //
-//	hubload -spawn hub,reference -duration 10s
-//	hubload -spawn hub,reference -scenario python -tasks 2000
+//	hubload -spawn hubd,reference -duration 10s
+//	hubload -spawn hubd,reference -scenario python -tasks 2000
 //
 // Controllers started by -spawn: hub (an in-process hub.Hub with hubd's
 // defaults), hubd (the binary, built from ./cmd/hubd unless -hubd names
