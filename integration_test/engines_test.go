@@ -2,6 +2,8 @@ package integration_test
 
 import (
 	"encoding/json"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -52,6 +54,66 @@ func checkStored(t *testing.T, r report) {
 	}
 }
 
+// watcher is a hubctl watch process running until stopped.
+type watcher struct {
+	cmd     *exec.Cmd
+	out     *lockedBuffer
+	exited  chan struct{} // closed when the process has exited
+	waitErr error         // set before exited is closed
+}
+
+// startWatch starts hubctl watch on h, refreshing every 200ms.
+func startWatch(t *testing.T, h *hubd) *watcher {
+	t.Helper()
+	w := &watcher{
+		cmd:    exec.Command(bin.hubctl, "--file", h.clientFile, "watch", "--interval", "200ms"),
+		out:    &lockedBuffer{},
+		exited: make(chan struct{}),
+	}
+	w.cmd.Stdout, w.cmd.Stderr = w.out, w.out
+	if err := w.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { w.waitErr = w.cmd.Wait(); close(w.exited) }()
+	t.Cleanup(func() {
+		w.cmd.Process.Kill()
+		<-w.exited
+	})
+	return w
+}
+
+func (w *watcher) frames() int { return strings.Count(w.out.String(), "taskhub watch") }
+
+// waitFrames waits until watch has drawn n frames.
+func (w *watcher) waitFrames(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(commandTimeout)
+	for w.frames() < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("hubctl watch drew %d frames in %v, want %d:\n%s", w.frames(), commandTimeout, n, w.out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop interrupts watch as Ctrl-C would, checks that it exits 0, and
+// returns its output.
+func (w *watcher) stop(t *testing.T) string {
+	t.Helper()
+	if err := w.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-w.exited:
+		if w.waitErr != nil {
+			t.Errorf("hubctl watch after SIGINT: %v, want exit status 0\n%s", w.waitErr, w.out)
+		}
+	case <-time.After(commandTimeout):
+		t.Fatalf("hubctl watch still running %v after SIGINT", commandTimeout)
+	}
+	return w.out.String()
+}
+
 // tableDate is a date as hubctl's tables show it.
 var tableDate = regexp.MustCompile(`\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}`)
 
@@ -64,10 +126,31 @@ func TestDictWithEngines(t *testing.T) {
 	dir := t.TempDir()
 	h := startHubd(t, writeConfig(t, dir, hubConfig(dir, "")), filepath.Join(dir, "conn"))
 	startEngines(t, py, h, dir, 2)
+	w := startWatch(t, h)
+	w.waitFrames(t, 1) // a first sample before any task completes
 	r := driver(t, py, h, "run", "2")
 	checkResults(t, r, 2)
 	checkStored(t, r)
 	ids := r.taskIDs()
+
+	t.Run("watch while tasks run", func(t *testing.T) {
+		w.waitFrames(t, w.frames()+1) // a sample after every task completed
+		out := w.stop(t)
+		frames := strings.Split(out, "taskhub watch")
+		last := frames[len(frames)-1]
+		if !strings.Contains(last, "engines: 2 ") || !strings.Contains(last, "completed: "+strconv.Itoa(len(ids))) {
+			t.Errorf("watch's last frame: want 2 engines and %d completed tasks:\n%s", len(ids), last)
+		}
+		positive := false
+		for _, m := range regexp.MustCompile(`tasks/s: ([0-9.]+)`).FindAllStringSubmatch(out, -1) {
+			if v, err := strconv.ParseFloat(m[1], 64); err == nil && v > 0 {
+				positive = true
+			}
+		}
+		if !positive {
+			t.Errorf("watch never showed a positive tasks/s while %d tasks completed:\n%s", len(ids), out)
+		}
+	})
 
 	t.Run("history", func(t *testing.T) {
 		got := lines(h.ok(t, "history"))
