@@ -68,9 +68,12 @@ type Session struct {
 
 // DB selects the task database backend and holds each backend's settings.
 type DB struct {
-	Backend string   `key:"backend"` // one of Backends
-	Dict    DictDB   `key:"dict"`
-	SQLite  SQLiteDB `key:"sqlite"`
+	Backend string `key:"backend"` // one of Backends
+	// Queue bounds the database operations waiting to run; when it is
+	// full, routing waits for the database (records are never dropped).
+	Queue  int      `key:"queue"`
+	Dict   DictDB   `key:"dict"`
+	SQLite SQLiteDB `key:"sqlite"`
 }
 
 // Backends lists the values accepted for db.backend. Adding a backend
@@ -116,6 +119,9 @@ type Engine struct {
 	// DeadTaskGrace is how long tasks of a dead engine wait for a late
 	// result before they fail with EngineError.
 	DeadTaskGrace time.Duration `key:"dead_task_grace"`
+	// RegistrationTimeout drops a registering engine that never
+	// heartbeats.
+	RegistrationTimeout time.Duration `key:"registration_timeout"`
 }
 
 // Transport bounds what a peer may send and how long it may take.
@@ -124,6 +130,7 @@ type Transport struct {
 	MaxFrameSize     ByteSize      `key:"max_frame_size"`
 	HandshakeTimeout time.Duration `key:"handshake_timeout"`
 	WriteTimeout     time.Duration `key:"write_timeout"`
+	MaxSendQueue     ByteSize      `key:"max_send_queue"` // bytes queued to one peer before it is dropped
 }
 
 // Log configures the daemon's log output on stderr.
@@ -144,14 +151,16 @@ func Default() Config {
 		},
 		DB: DB{
 			Backend: "dict",
+			Queue:   65536,
 			Dict:    DictDB{RecordLimit: 1024, SizeLimit: 1 << 30, CullFraction: 0.1},
 			SQLite: SQLiteDB{Table: "tasks", Sync: "batch", BatchSize: 4096, FlushInterval: 50 * time.Millisecond,
 				PruneInterval: time.Minute},
 		},
-		Scheduler:       Scheduler{Scheme: "leastload", HWM: 1},
-		Heartbeat:       Heartbeat{Period: 3 * time.Second, MaxMisses: 10},
-		Engine:          Engine{DeadTaskGrace: 5 * time.Second},
-		Transport:       Transport{MaxMessageSize: 256 << 20, MaxFrameSize: 64 << 20, HandshakeTimeout: 5 * time.Second, WriteTimeout: 10 * time.Second},
+		Scheduler: Scheduler{Scheme: "leastload", HWM: 1},
+		Heartbeat: Heartbeat{Period: 3 * time.Second, MaxMisses: 10},
+		Engine:    Engine{DeadTaskGrace: 5 * time.Second, RegistrationTimeout: 30 * time.Second},
+		Transport: Transport{MaxMessageSize: 256 << 20, MaxFrameSize: 64 << 20, HandshakeTimeout: 5 * time.Second,
+			WriteTimeout: 10 * time.Second, MaxSendQueue: 64 << 20},
 		Log:             Log{Level: "info", Format: "text"},
 		ShutdownTimeout: 10 * time.Second,
 	}

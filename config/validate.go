@@ -37,6 +37,7 @@ func (c Config) Validate() error {
 	v.oneOf("session.packer", c.Session.Packer, Packers)
 	v.atLeast("session.replay_history", c.Session.ReplayHistory, 1)
 	v.oneOf("db.backend", c.DB.Backend, Backends)
+	v.atLeast("db.queue", c.DB.Queue, 1)
 	v.atLeast("db.dict.record_limit", c.DB.Dict.RecordLimit, 0)
 	v.atLeast("db.dict.size_limit", int(c.DB.Dict.SizeLimit), 0)
 	if f := c.DB.Dict.CullFraction; !(f > 0 && f <= 1) {
@@ -62,6 +63,7 @@ func (c Config) Validate() error {
 	if c.Engine.DeadTaskGrace < 0 {
 		v.fail("engine.dead_task_grace", "%v is negative", c.Engine.DeadTaskGrace)
 	}
+	v.positive("engine.registration_timeout", c.Engine.RegistrationTimeout)
 	v.atLeast("transport.max_frame_size", int(c.Transport.MaxFrameSize), 1)
 	v.atLeast("transport.max_message_size", int(c.Transport.MaxMessageSize), 1)
 	if c.Transport.MaxFrameSize > c.Transport.MaxMessageSize {
@@ -69,6 +71,7 @@ func (c Config) Validate() error {
 	}
 	v.positive("transport.handshake_timeout", c.Transport.HandshakeTimeout)
 	v.positive("transport.write_timeout", c.Transport.WriteTimeout)
+	v.atLeast("transport.max_send_queue", int(c.Transport.MaxSendQueue), 1)
 	v.oneOf("log.level", c.Log.Level, LogLevels)
 	v.oneOf("log.format", c.Log.Format, LogFormats)
 	v.positive("shutdown_timeout", c.ShutdownTimeout)
