@@ -334,6 +334,15 @@ func TestSQLiteRestart(t *testing.T) {
 	again := driver(t, py, h, append([]string{"report"}, ids...)...)
 	again.MapIDs, again.GreetID = r.MapIDs, r.GreetID
 	checkStored(t, again)
+	// rc.get_result of tasks run before the restart, by another client:
+	// each map task returned its chunk of one square.
+	want := `[[0],[1],[4],[9],[16],[25],42]`
+	if got, _ := json.Marshal(again.Results); string(got) != want {
+		t.Errorf("rc.get_result(tasks).get() after restart = %s, want %s", again.Results, want)
+	}
+	if out := h.ok(t, "result", r.GreetID); !strings.Contains(out, r.GreetID+": completed, ok") || !strings.Contains(out, "hello from taskhub") {
+		t.Errorf("hubctl result %s after restart:\n%s", r.GreetID, out)
+	}
 	out := h.ok(t, "query", `{"msg_id": "`+r.GreetID+`"}`, "--keys", "stdout", "--format", "jsonl")
 	if !strings.Contains(out, "hello from taskhub") {
 		t.Errorf("query after restart: %q, want the greeting task's stdout", out)

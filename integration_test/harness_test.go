@@ -314,8 +314,8 @@ type record struct {
 	Queue      string `json:"queue"`
 }
 
-// report is driver.py's output. History and Records hold either the value
-// or a remoteError.
+// report is driver.py's output. History, Records and Results hold either
+// the value or a remoteError.
 type report struct {
 	Engines int             `json:"engines"`
 	Squares []int           `json:"squares"`
@@ -324,6 +324,7 @@ type report struct {
 	GreetID string          `json:"greet_id"`
 	History json.RawMessage `json:"history"`
 	Records json.RawMessage `json:"records"`
+	Results json.RawMessage `json:"results"` // report mode: the tasks' return values
 }
 
 // taskIDs are the msg_ids of the tasks run, in submission order.

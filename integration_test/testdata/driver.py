@@ -2,7 +2,8 @@
 
 Usage:
     driver.py CLIENT_FILE run ENGINES   wait for ENGINES engines, submit tasks, report
-    driver.py CLIENT_FILE report ID...  report the hub's history and records of IDs
+    driver.py CLIENT_FILE report ID...  report the hub's history, the records
+                                        and the results of IDs
 
 It prints one JSON object on stdout; the Go tests make the assertions.
 A failing read (e.g. NoData on the nodb backend) is reported as
@@ -93,6 +94,8 @@ def main():
             out = run(rc, int(args[0]))
         elif mode == "report":
             out = report(rc, args)
+            # Results of tasks this client did not submit, from the hub.
+            out["results"] = attempt(lambda: rc.get_result(args).get(timeout=60))
         else:
             sys.exit("unknown mode " + mode)
     finally:
