@@ -18,8 +18,9 @@ const noTime = int64(-1 << 63)
 // entry is the catalog's view of one record.
 type entry struct {
 	id      string
-	seq     int64 // the row's seq: insertion order
-	sub     int64 // submitted, microseconds, or noTime
+	seq     int64  // the row's seq: insertion order
+	sub     int64  // submitted, microseconds, or noTime
+	last    uint64 // queue position of the last write to the record
 	gen     uint32
 	dropped bool
 }
@@ -76,9 +77,9 @@ func (c *catalog) has(id string) bool {
 	return ok
 }
 
-// add records a new entry with the next seq.
-func (c *catalog) add(id string, sub int64) {
-	e := &entry{id: id, seq: c.nextSeq, sub: sub}
+// add records a new entry with the next seq, written by op number last.
+func (c *catalog) add(id string, sub int64, last uint64) {
+	e := &entry{id: id, seq: c.nextSeq, sub: sub, last: last}
 	c.nextSeq++
 	c.ids[id] = e
 	c.place(e)

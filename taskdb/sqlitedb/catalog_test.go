@@ -24,7 +24,7 @@ func TestCatalogHistory(t *testing.T) {
 		}
 		switch _, ok := model[id]; {
 		case !ok:
-			c.add(id, sub)
+			c.add(id, sub, 0)
 			model[id] = rec{seq, sub}
 			seq++
 		case rng.IntN(2) == 0:

@@ -38,8 +38,10 @@
 // Every commit is fsynced (synchronous=FULL) in both modes; they differ
 // only in whether a write waits for its commit.
 //
-// Reads see every write acknowledged before them: they first wait for the
-// queued writes to commit. A failed commit (disk full, I/O error) is
+// Reads see every write acknowledged before them. GetRecord of a record
+// with queued writes is answered by the writer, in queue order, on its
+// connection (which sees the open batch), so it forces no commit; other
+// reads first wait for the queued writes to commit. A failed commit (disk full, I/O error) is
 // logged, counted in Stats, and retried every flush interval; meanwhile
 // new writes fail with an error and SyncFull callers learn their write is
 // not on disk, and reads that would wait for queued writes return the

@@ -363,3 +363,39 @@ func TestCrash(t *testing.T) {
 		})
 	}
 }
+
+// TestGetQueued checks that GetRecord of a record with queued writes
+// reads them without forcing a commit (the hub reads a record before each
+// output append), while FindRecords commits first.
+func TestGetQueued(t *testing.T) {
+	db := open(t, Options{FlushInterval: time.Hour})
+	ctx := t.Context()
+	if err := db.AddRecord(ctx, "a", taskdb.Record{"stdout": "x"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		r, err := db.GetRecord(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.UpdateRecord(ctx, "a", taskdb.Record{"stdout": r["stdout"].(string) + "x", "extra_key": int64(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := db.GetRecord(ctx, "a")
+	if err != nil || r["stdout"] != "xxxx" || r["extra_key"] != int64(2) {
+		t.Fatalf("GetRecord = %v, %v; want stdout xxxx, extra_key 2", r, err)
+	}
+	if n := db.Stats().Commits; n != 0 {
+		t.Errorf("%d commits after reads of queued writes, want 0", n)
+	}
+	if _, err := db.FindRecords(ctx, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := db.Stats().Commits; n != 1 {
+		t.Errorf("%d commits after FindRecords, want 1", n)
+	}
+	if r, err := db.GetRecord(ctx, "a"); err != nil || r["stdout"] != "xxxx" { // from a reader connection
+		t.Errorf("GetRecord after the commit = %v, %v", r, err)
+	}
+}

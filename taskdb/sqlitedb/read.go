@@ -22,13 +22,18 @@ func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Record, error
 		return nil, err
 	}
 	db.idsMu.Lock()
-	ok := db.cat.has(msgID)
+	e := db.cat.ids[msgID]
+	var row int64
+	var last uint64
+	if e != nil {
+		row, last = e.seq, e.last
+	}
 	db.idsMu.Unlock()
-	if !ok {
+	if e == nil {
 		return nil, fmt.Errorf("sqlitedb: get %s: %w", msgID, taskdb.ErrNotFound)
 	}
-	if err := db.sync(ctx); err != nil {
-		return nil, fmt.Errorf("sqlitedb: get %s: %w", msgID, err)
+	if last > db.committed.Load() {
+		return db.getQueued(ctx, msgID, row)
 	}
 	cols := allColumns()
 	rs, err := db.scan(ctx, cols, "SELECT "+selectList(cols)+" FROM "+db.table+" WHERE msg_id = ?", []any{msgID}, nil, nil)

@@ -23,6 +23,7 @@ const (
 	opUpdate
 	opDrop
 	opFlush // commit now; done reports when everything before it is committed
+	opGet   // read row into rec on the writer's connection, which sees the open batch
 )
 
 // op is one write queued for the writer goroutine.
@@ -37,6 +38,7 @@ type op struct {
 	extras map[string]any // opUpdate: extra keys to merge into the extra column
 	done   chan error     // SyncFull writes and flushes; nil otherwise
 	err    error          // set when the writer dropped this op
+	rec    taskdb.Record  // opGet: the record read
 }
 
 // AddRecord stores a copy of rec. It returns ErrExists, ErrInvalidRecord,
@@ -97,7 +99,7 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 			o.args = append([]any{db.cat.nextSeq}, args...)
 			return nil
 		},
-		func() { db.cat.add(msgID, sub) })
+		func() { db.cat.add(msgID, sub, o.seq) })
 }
 
 // UpdateRecord replaces the top-level keys of fields in the record. It
@@ -156,14 +158,17 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 		return db.locked(exists)
 	}
 	i := columnIndex[taskdb.KeySubmitted]
-	if o.cols&(1<<i) == 0 {
-		return db.enqueue(ctx, o, exists, func() {})
-	}
+	setSub := o.cols&(1<<i) != 0
 	sub := noTime
 	if t, ok := vals[i].(int64); ok {
 		sub = t
 	}
-	return db.enqueue(ctx, o, exists, func() { db.cat.setSubmitted(msgID, sub) })
+	return db.enqueue(ctx, o, exists, func() {
+		db.cat.ids[msgID].last = o.seq
+		if setSub {
+			db.cat.setSubmitted(msgID, sub)
+		}
+	})
 }
 
 // DropRecord removes the record. It returns ErrNotFound, ErrClosed or
@@ -307,6 +312,36 @@ func (db *DB) sync(ctx context.Context) error {
 	}
 }
 
+// getQueued reads a record that has queued writes: the writer reads it
+// in queue order on its connection, which sees them before they commit,
+// so a read does not force a commit (and its fsync).
+func (db *DB) getQueued(ctx context.Context, msgID string, row int64) (taskdb.Record, error) {
+	if e := db.failing.Load(); e != nil {
+		return nil, fmt.Errorf("sqlitedb: get %s: queued writes cannot be committed: %w", msgID, *e)
+	}
+	done := make(chan error, 1)
+	o := &op{kind: opGet, id: msgID, row: row, done: done}
+	err := db.locked(func() error {
+		select {
+		case db.ops <- o:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-db.stop:
+			return taskdb.ErrClosed
+		}
+	})
+	if err != nil {
+		return nil, err
+	}
+	select {
+	case err := <-done:
+		return o.rec, err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
 // encodeColumn converts a canonical value to column c's SQL value:
 // microseconds for times, text for strings, msgpack for other values.
 func encodeColumn(c column, v any) (any, error) {
@@ -331,6 +366,7 @@ type writer struct {
 	insert  *sql.Stmt
 	del     *sql.Stmt
 	extra   *sql.Stmt
+	read    *sql.Stmt // a whole row by seq
 	updates map[uint64]*sql.Stmt
 	batch   []*op
 	inTx    bool
@@ -368,6 +404,7 @@ func (db *DB) openWriter(ctx context.Context) (*writer, error) {
 		{&w.insert, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", db.table, strings.Join(names, ", "), strings.Join(marks, ", "))},
 		{&w.del, fmt.Sprintf("DELETE FROM %s WHERE seq = ?", db.table)},
 		{&w.extra, fmt.Sprintf("SELECT extra FROM %s WHERE seq = ?", db.table)},
+		{&w.read, fmt.Sprintf("SELECT %s FROM %s WHERE seq = ?", selectList(allColumns()), db.table)},
 	} {
 		if *s.stmt, err = conn.PrepareContext(ctx, s.sql); err != nil {
 			w.close()
@@ -378,7 +415,7 @@ func (db *DB) openWriter(ctx context.Context) (*writer, error) {
 }
 
 func (w *writer) close() error {
-	for _, s := range append([]*sql.Stmt{w.insert, w.del, w.extra}, valuesOf(w.updates)...) {
+	for _, s := range append([]*sql.Stmt{w.insert, w.del, w.extra, w.read}, valuesOf(w.updates)...) {
 		if s != nil {
 			s.Close()
 		}
@@ -407,6 +444,9 @@ func (w *writer) run() error {
 			return errors.Join(errs, w.close())
 		}
 		w.take(o)
+		if len(w.batch) == 0 { // an opGet
+			continue
+		}
 		flush := o.kind == opFlush
 		if db.opts.Sync == SyncBatch && !flush {
 			timer.Reset(db.opts.FlushInterval)
@@ -441,8 +481,13 @@ func (w *writer) run() error {
 	}
 }
 
-// take adds o to the batch and applies it in the open transaction.
+// take adds o to the batch and applies it in the open transaction, or
+// answers an opGet at once.
 func (w *writer) take(o *op) {
+	if o.kind == opGet {
+		o.done <- w.get(o)
+		return
+	}
 	w.batch = append(w.batch, o)
 	if o.kind == opFlush || w.broken != nil {
 		return
@@ -464,6 +509,28 @@ func (w *writer) take(o *op) {
 		w.db.log.Error("write dropped", "msg_id", o.id, "err", err)
 		o.kind, o.err = opFlush, err
 	}
+}
+
+// get reads o's row on the writer's connection, which sees the writes
+// applied in the open transaction.
+func (w *writer) get(o *op) error {
+	if w.broken != nil {
+		return fmt.Errorf("sqlitedb: get %s: queued writes cannot be applied: %w", o.id, w.broken)
+	}
+	cols := allColumns()
+	vals := make([]any, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range vals {
+		ptrs[i] = &vals[i]
+	}
+	if err := w.read.QueryRowContext(context.Background(), o.row).Scan(ptrs...); err != nil {
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("sqlitedb: get %s: %w", o.id, taskdb.ErrNotFound)
+		}
+		return fmt.Errorf("sqlitedb: get %s: %w", o.id, err)
+	}
+	o.rec = make(taskdb.Record, len(cols))
+	return decodeRow(o.rec, cols, vals)
 }
 
 func (w *writer) begin() error {
