@@ -220,3 +220,34 @@ func TestConfigLayers(t *testing.T) {
 	}
 	h.terminate(t)
 }
+
+// The binaries' command lines: exit status 0 for --version and --help, 2
+// for bad usage, with the reason on stderr.
+func TestCommandLine(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		bin    string
+		args   []string
+		code   int
+		stdout string // a substring of stdout
+		stderr string // a substring of stderr
+	}{
+		{bin.hubd, []string{"--version"}, 0, "hubd ", ""},
+		{bin.hubd, []string{"--help"}, 0, "config print", ""},
+		{bin.hubd, []string{"--bogus"}, 2, "", "bogus"},
+		{bin.hubd, []string{"serve"}, 2, "", `unknown command "serve"`},
+		{bin.hubd, []string{"--config", "/nonexistent/hub.yaml"}, 2, "", "/nonexistent/hub.yaml"},
+		{bin.hubctl, []string{"--help"}, 0, "watch", ""},
+		{bin.hubctl, nil, 2, "", "no command"},
+		{bin.hubctl, []string{"frobnicate"}, 2, "", `unknown command "frobnicate"`},
+		{bin.hubctl, []string{"query", "not json"}, 2, "", "query"},
+		{bin.hubctl, []string{"query", "{}", "--format", "xml"}, 2, "", "xml"},
+		{bin.hubctl, []string{"--file", "/nonexistent/client.json", "history"}, 1, "", "/nonexistent/client.json"},
+	} {
+		r := runCommand(t, c.bin, c.args...)
+		if r.code != c.code || !strings.Contains(r.stdout, c.stdout) || !strings.Contains(r.stderr, c.stderr) {
+			t.Errorf("%s %q: exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q",
+				filepath.Base(c.bin), c.args, r.code, r.stdout, r.stderr, c.code, c.stdout, c.stderr)
+		}
+	}
+}
