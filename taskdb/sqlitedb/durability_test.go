@@ -399,3 +399,29 @@ func TestGetQueued(t *testing.T) {
 		t.Errorf("GetRecord after the commit = %v, %v", r, err)
 	}
 }
+
+// TestFindByIDWithoutCommit checks that a query naming records by msg_id
+// commits only when one of them has queued writes.
+func TestFindByIDWithoutCommit(t *testing.T) {
+	db := open(t, Options{FlushInterval: time.Hour})
+	ctx := t.Context()
+	for _, id := range []string{"a", "b"} {
+		if err := db.AddRecord(ctx, id, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := db.FindRecords(ctx, query.MustParse(`{}`), nil); err != nil { // commits a and b
+		t.Fatal(err)
+	}
+	if err := db.UpdateRecord(ctx, "b", taskdb.Record{"stdout": "new"}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := db.FindRecords(ctx, query.MustParse(`{"msg_id":{"$in":["a","zz"]}}`), nil)
+	if err != nil || len(rs) != 1 || db.Stats().Commits != 1 {
+		t.Errorf("find a: %d records, %v, %d commits; want 1 record without a second commit", len(rs), err, db.Stats().Commits)
+	}
+	rs, err = db.FindRecords(ctx, query.MustParse(`{"msg_id":"b"}`), nil)
+	if err != nil || len(rs) != 1 || rs[0]["stdout"] != "new" || db.Stats().Commits != 2 {
+		t.Errorf("find b: %v, %v, %d commits; want b with its queued update, committed", rs, err, db.Stats().Commits)
+	}
+}

@@ -82,8 +82,10 @@ func (db *DB) find(ctx context.Context, q *query.Filter, keys []string) ([]taskd
 	if len(keys) > 0 && coveredByCatalog(q, keys) {
 		return db.findInCatalog(q, keys), nil
 	}
-	if err := db.sync(ctx); err != nil {
-		return nil, err
+	if db.mayMatchQueued(q) {
+		if err := db.sync(ctx); err != nil {
+			return nil, err
+		}
 	}
 	cols := allColumns()
 	if len(keys) > 0 {
@@ -125,6 +127,33 @@ func (db *DB) find(ctx context.Context, q *query.Filter, keys []string) ([]taskd
 		}
 	}
 	return rs, nil
+}
+
+// mayMatchQueued reports whether a record q may match has queued writes,
+// so that reading committed rows would miss them. It is false only when
+// q names its records by msg_id (as result requests do) and none of them
+// has a queued write.
+func (db *DB) mayMatchQueued(q *query.Filter) bool {
+	committed := db.committed.Load()
+	if committed >= db.queued.Load() {
+		return false
+	}
+	for _, h := range q.Hints() {
+		if h.Path != taskdb.KeyMsgID || !h.Eq {
+			continue
+		}
+		db.idsMu.Lock()
+		defer db.idsMu.Unlock()
+		for _, v := range h.Values {
+			if id, ok := v.(string); ok {
+				if e := db.cat.ids[id]; e != nil && e.last > committed {
+					return true
+				}
+			}
+		}
+		return false // no other record can match
+	}
+	return true
 }
 
 // carries reports whether some record has the extra key k.
