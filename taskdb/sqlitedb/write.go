@@ -613,7 +613,8 @@ func (w *writer) commit() error {
 	err := w.finish()
 	for attempt := 1; err != nil; attempt++ {
 		db.stats.writeErrors.Add(1)
-		db.failing.Store(&err)
+		failed := err // err changes on the next attempt
+		db.failing.Store(&failed)
 		db.log.Error("commit failed; retrying", "writes", w.writes(), "attempt", attempt, "err", err)
 		for _, o := range w.batch { // waiters learn their write is not on disk (yet)
 			if o.done != nil {
