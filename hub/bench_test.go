@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,9 +14,12 @@ import (
 // BenchmarkTasks measures load-balanced no-op tasks through the hub with
 // Go fake engines over loopback: each op is one task, submit to result,
 // with `window` tasks in flight per client. The fake engines and the
-// clients share the machine with the hub.
+// clients share the machine with the hub, and cpu-µs/task counts the CPU
+// time of the whole process (hub and peers): on a shared machine it
+// varies much less than tasks/s.
 func BenchmarkTasks(b *testing.B) {
 	for _, c := range []struct{ engines, clients, window, hwm int }{
+		{1, 1, 1, 1}, // latency: one task at a time
 		{2, 1, 64, 1},
 		{8, 1, 256, 1},
 		{8, 4, 64, -1},
@@ -41,6 +45,7 @@ func BenchmarkTasks(b *testing.B) {
 			per := b.N/c.clients + 1
 			lat := make(chan []time.Duration, c.clients)
 			b.ResetTimer()
+			cpu0 := processCPU(b)
 			start := time.Now()
 			for _, cl := range clients {
 				go func() { lat <- cl.pipeline(b, per, c.window) }()
@@ -50,13 +55,24 @@ func BenchmarkTasks(b *testing.B) {
 				all = append(all, <-lat...)
 			}
 			elapsed := time.Since(start)
+			cpu := processCPU(b) - cpu0
 			b.StopTimer()
 			slices.Sort(all)
 			b.ReportMetric(float64(len(all))/elapsed.Seconds(), "tasks/s")
 			b.ReportMetric(float64(all[len(all)/2].Microseconds()), "p50-µs")
 			b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+			b.ReportMetric(float64(cpu.Microseconds())/float64(len(all)), "cpu-µs/task")
 		})
 	}
+}
+
+// processCPU returns the user and system CPU time this process has used.
+func processCPU(tb testing.TB) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		tb.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // pipeline runs n no-op tasks keeping window in flight and returns each
