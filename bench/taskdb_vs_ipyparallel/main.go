@@ -4,7 +4,7 @@
 //
 // Run it from the repository:
 //
-//	go run ./bench/taskdb_vs_ipyparallel [-records 100000] [-db dict] [-benchtime 1s]
+//	go run ./bench/taskdb_vs_ipyparallel [-records 100000] [-db dict|sqlite] [-benchtime 1s]
 //
 // The Go side is `go test -bench BenchmarkDB` of the backend's package,
 // which runs taskdb/dbtest.Bench; the Python side is driver.py, the same
@@ -38,7 +38,8 @@ type backend struct {
 }
 
 var backends = map[string]backend{
-	"dict": {pkg: "./taskdb/dictdb", pyClass: "DictDB"},
+	"dict":   {pkg: "./taskdb/dictdb", pyClass: "DictDB"},
+	"sqlite": {pkg: "./taskdb/sqlitedb", pyClass: "SQLiteDB"},
 }
 
 // metric is one row of the table: its name in both outputs, and whether
