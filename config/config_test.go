@@ -69,18 +69,18 @@ func TestExampleFile(t *testing.T) {
 	}
 }
 
-// docs/config.md documents every key with its environment variable.
+// README.md documents every key with its environment variable.
 func TestDocs(t *testing.T) {
-	doc, err := os.ReadFile(filepath.Join("..", "docs", "config.md"))
+	doc, err := os.ReadFile(filepath.Join("..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, k := range Keys() {
 		if row := "| `" + k + "` |"; !strings.Contains(string(doc), row) {
-			t.Errorf("docs/config.md has no row for %s", k)
+			t.Errorf("README.md has no row for %s", k)
 		}
 		if !strings.Contains(string(doc), "`"+EnvName(k)+"`") {
-			t.Errorf("docs/config.md does not name %s", EnvName(k))
+			t.Errorf("README.md does not name %s", EnvName(k))
 		}
 	}
 }

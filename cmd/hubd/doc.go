@@ -9,7 +9,7 @@
 //
 // Settings come from flags, then TASKHUB_* environment variables, then the
 // file given with --config (YAML, TOML or JSON), then defaults; see
-// docs/config.md and hub.example.yaml. On start hubd prints one block with
+// README.md (Configuration) and hub.example.yaml. On start hubd prints one block with
 // its version, listening addresses, database backend and the path of the
 // client connection file, which clients and hubctl read.
 //
