@@ -7,6 +7,7 @@ import (
 
 	"github.com/go-zeromq/zmq4"
 
+	"github.com/taskhub/taskhub/wire"
 	"github.com/taskhub/taskhub/wire/transport"
 )
 
@@ -61,6 +62,7 @@ func (id sockID) port(p Ports) int {
 type inbound struct {
 	sock   sockID
 	frames [][]byte
+	msg    *wire.Message // decoded by the pump; nil when only frames matter
 }
 
 // hubSocket is one bound socket. Exactly two goroutines touch it:
@@ -159,7 +161,8 @@ func (h *Hub) sendNow(s *hubSocket, frames [][]byte) {
 }
 
 // pump receives from s for the state goroutine until the socket closes.
-// ZMTP command messages (PING and the like) are dropped here.
+// ZMTP command messages (PING and the like) and messages that do not
+// decode are dropped here.
 func (h *Hub) pump(s *hubSocket) {
 	for {
 		m, err := s.zs.Recv()
@@ -169,8 +172,12 @@ func (h *Hub) pump(s *hubSocket) {
 		if m.Type == zmq4.CmdMsg || len(m.Frames) == 0 {
 			continue
 		}
+		in := inbound{sock: s.id, frames: m.Frames}
+		if !h.decode(&in) {
+			continue
+		}
 		select {
-		case h.inbox <- inbound{sock: s.id, frames: m.Frames}:
+		case h.inbox <- in:
 		case <-h.stop:
 			return
 		}

@@ -104,26 +104,19 @@ func (s *state) inFlight() int {
 	return n
 }
 
-// dispatch handles one received message. Messages that fail to decode
-// (malformed, unsigned, forged, replayed) are dropped and counted.
+// dispatch handles one received message, decoded by its pump.
 func (s *state) dispatch(in inbound) {
-	if in.sock == sockHBPong {
+	switch {
+	case in.sock == sockHBPong:
 		s.pong(in.frames)
 		return
-	}
-	if in.sock == sockEngineBroadcast {
+	case in.sock == sockEngineBroadcast:
 		return // engines never send here unsolicited
-	}
-	if in.sock == sockEngineIOPub && s.isStatus(in.frames) {
-		s.h.send(sockClientIOPub, in.frames) // nothing to record: relay as is
+	case in.msg == nil: // an IOPub status: nothing to record
+		s.h.send(sockClientIOPub, in.frames)
 		return
 	}
-	m, err := s.h.sess.Decode(in.frames)
-	if err != nil {
-		s.h.stats.badMessages.Add(1)
-		s.h.log.Warn("dropped message", "socket", in.sock.String(), "err", err)
-		return
-	}
+	m := in.msg
 	if s.draining && in.sock.clientSide() {
 		s.h.log.Debug("refused request: shutting down", "socket", in.sock.String(), "msg_id", m.Header.MsgID)
 		return
@@ -146,17 +139,41 @@ func (s *state) dispatch(in inbound) {
 	}
 }
 
+// decode verifies and unpacks a received message for dispatch, on the
+// socket's pump, so that decoding (a large part of the work per message)
+// runs beside the state goroutine instead of on it. It leaves msg nil for
+// heartbeats, broadcast-socket noise and IOPub status messages, which the
+// state goroutine handles as frames, and reports false for a message that
+// fails to decode (malformed, unsigned, forged, replayed): it is dropped
+// and counted.
+func (h *Hub) decode(in *inbound) bool {
+	switch {
+	case in.sock == sockHBPong, in.sock == sockEngineBroadcast:
+		return true
+	case in.sock == sockEngineIOPub && h.isStatus(in.frames):
+		return true
+	}
+	m, err := h.sess.Decode(in.frames)
+	if err != nil {
+		h.stats.badMessages.Add(1)
+		h.log.Warn("dropped message", "socket", in.sock.String(), "err", err)
+		return false
+	}
+	in.msg = m
+	return true
+}
+
 // isStatus reports whether frames hold an IOPub status message (busy,
 // idle), the bulk of engine output, which is relayed without being
 // verified or decoded: clients verify what they receive.
-func (s *state) isStatus(frames [][]byte) bool {
+func (h *Hub) isStatus(frames [][]byte) bool {
 	for i, f := range frames {
 		if string(f) == wire.Delimiter {
 			if i+2 >= len(frames) {
 				return false
 			}
-			h, err := s.h.sess.Unpack(frames[i+2])
-			return err == nil && h["msg_type"] == "status"
+			hdr, err := h.sess.Unpack(frames[i+2])
+			return err == nil && hdr["msg_type"] == "status"
 		}
 	}
 	return false
