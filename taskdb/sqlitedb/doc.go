@@ -36,7 +36,10 @@
 //     writers share commits (group commit).
 //
 // Every commit is fsynced (synchronous=FULL) in both modes; they differ
-// only in whether a write waits for its commit.
+// only in whether a write waits for its commit. Queued and uncommitted
+// writes hold at most 64 MiB of strings and blobs: past that a write waits
+// for room, and a batch commits early once it holds half of it, so large
+// buffers cannot pile up in memory when the disk falls behind.
 //
 // Reads see every write acknowledged before them. GetRecord of a record
 // with queued writes is answered by the writer, in queue order, on its

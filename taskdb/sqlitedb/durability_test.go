@@ -425,3 +425,27 @@ func TestFindByIDWithoutCommit(t *testing.T) {
 		t.Errorf("find b: %v, %v, %d commits; want b with its queued update, committed", rs, err, db.Stats().Commits)
 	}
 }
+
+// TestQueueBytes checks that large buffers cannot pile up in the queue:
+// with a 1 MiB budget, 100 writes of 64 KiB commit in several batches
+// even though no flush interval passes.
+func TestQueueBytes(t *testing.T) {
+	defer func(n int64) { maxQueuedBytes = n }(maxQueuedBytes)
+	maxQueuedBytes = 1 << 20
+	db := open(t, Options{FlushInterval: time.Hour})
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	buf := make([]byte, 64<<10)
+	for i := range 100 {
+		if err := db.AddRecord(ctx, fmt.Sprint(i), taskdb.Record{"buffers": []any{buf}}); err != nil {
+			t.Fatalf("add %d: %v", i, err)
+		}
+	}
+	if n := db.Stats().Commits; n < 6 {
+		t.Errorf("%d commits for 6.4 MB through a 1 MiB budget, want at least 6", n)
+	}
+	r, err := db.GetRecord(ctx, "99")
+	if err != nil || len(r["buffers"].([]any)[0].([]byte)) != len(buf) {
+		t.Errorf("GetRecord = %v", err)
+	}
+}

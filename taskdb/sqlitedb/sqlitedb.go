@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/semaphore"
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
 	"github.com/taskhub/taskhub/taskdb"
@@ -36,6 +37,12 @@ const (
 	DefaultFlushInterval = 50 * time.Millisecond
 	DefaultPruneInterval = time.Minute
 )
+
+// maxQueuedBytes bounds the strings and blobs of the writes queued or in
+// the open batch, so that large buffers cannot pile up in memory when the
+// disk is slower than the hub: a write waits for room, and the writer
+// commits once its batch holds half of it. A variable for tests.
+var maxQueuedBytes int64 = 64 << 20
 
 // Options configure a DB. The zero value of each field means its default.
 type Options struct {
@@ -113,12 +120,14 @@ type DB struct {
 	closed  atomic.Bool // set under idsMu
 	closing atomic.Bool // set by the first Close
 
-	ops       chan *op
-	queued    atomic.Uint64 // sequence number of the last op enqueued
-	committed atomic.Uint64 // sequence number of the last op committed
-	failing   atomic.Pointer[error]
-	blobs     atomic.Uint64 // bit i: tracked column i may hold a BLOB
-	stats     stats
+	ops        chan *op
+	queueBytes *semaphore.Weighted // bytes of queued and uncommitted writes
+	maxBytes   int64               // queueBytes' size: maxQueuedBytes at Open
+	queued     atomic.Uint64       // sequence number of the last op enqueued
+	committed  atomic.Uint64       // sequence number of the last op committed
+	failing    atomic.Pointer[error]
+	blobs      atomic.Uint64 // bit i: tracked column i may hold a BLOB
+	stats      stats
 
 	stop      chan struct{} // closed by Close: stops the pruner and blocked writes
 	writerErr chan error    // the writer's final error, sent when it exits
@@ -199,15 +208,17 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	sdb.SetMaxIdleConns(5)
 	sdb.SetConnMaxIdleTime(0)
 	db := &DB{
-		opts:      opts,
-		log:       opts.Logger,
-		table:     opts.Table,
-		db:        sdb,
-		cat:       newCatalog(),
-		ops:       make(chan *op, 2*opts.BatchSize),
-		stop:      make(chan struct{}),
-		writerErr: make(chan error, 1),
-		pruneDone: make(chan struct{}),
+		opts:       opts,
+		log:        opts.Logger,
+		table:      opts.Table,
+		db:         sdb,
+		cat:        newCatalog(),
+		ops:        make(chan *op, 2*opts.BatchSize),
+		queueBytes: semaphore.NewWeighted(maxQueuedBytes),
+		maxBytes:   maxQueuedBytes,
+		stop:       make(chan struct{}),
+		writerErr:  make(chan error, 1),
+		pruneDone:  make(chan struct{}),
 	}
 	w, err := db.openWriter(ctx)
 	if err != nil {

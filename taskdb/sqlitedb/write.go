@@ -39,6 +39,21 @@ type op struct {
 	done   chan error     // SyncFull writes and flushes; nil otherwise
 	err    error          // set when the writer dropped this op
 	rec    taskdb.Record  // opGet: the record read
+	size   int64          // bytes held against DB.queueBytes until committed
+}
+
+// opSize is the bytes of strings and blobs in args.
+func opSize(args []any) int64 {
+	var n int64
+	for _, a := range args {
+		switch x := a.(type) {
+		case string:
+			n += int64(len(x))
+		case []byte:
+			n += int64(len(x))
+		}
+	}
+	return n
 }
 
 // AddRecord stores a copy of rec. It returns ErrExists, ErrInvalidRecord,
@@ -90,7 +105,7 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 	if t, ok := args[columnIndex[taskdb.KeySubmitted]].(int64); ok {
 		sub = t
 	}
-	o := &op{kind: opAdd, id: msgID}
+	o := &op{kind: opAdd, id: msgID, size: opSize(args)}
 	return db.enqueue(ctx, o,
 		func() error {
 			if db.cat.has(msgID) {
@@ -136,9 +151,11 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 		}
 	}
 	if o.extras != nil { // checked here; the writer encodes them merged with the stored ones
-		if _, err := encodeValue(o.extras); err != nil {
+		b, err := encodeValue(o.extras)
+		if err != nil {
 			return fmt.Errorf("sqlitedb: update %s: %w: %v", msgID, taskdb.ErrInvalidRecord, err)
 		}
+		o.size = int64(len(b))
 	}
 	db.noteBlobs(vals[:])
 	for i := range colExtra {
@@ -146,6 +163,7 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 			o.args = append(o.args, vals[i])
 		}
 	}
+	o.size += opSize(o.args)
 	exists := func() error {
 		e := db.cat.ids[msgID]
 		if e == nil {
@@ -250,6 +268,16 @@ func (db *DB) enqueue(ctx context.Context, o *op, check func() error, commit fun
 		done = make(chan error, 1)
 		o.done = done
 	}
+	o.size = min(o.size, db.maxBytes)
+	if err := db.reserve(ctx, o.size); err != nil {
+		return err
+	}
+	queued := false
+	defer func() {
+		if !queued {
+			db.queueBytes.Release(o.size)
+		}
+	}()
 	err := db.locked(func() error {
 		if e := db.failing.Load(); e != nil {
 			return fmt.Errorf("sqlitedb: write not stored, commits are failing: %w", *e)
@@ -260,6 +288,7 @@ func (db *DB) enqueue(ctx context.Context, o *op, check func() error, commit fun
 		o.seq = db.queued.Load() + 1
 		select {
 		case db.ops <- o:
+			queued = true
 			db.queued.Store(o.seq)
 			commit()
 			return nil
@@ -278,6 +307,34 @@ func (db *DB) enqueue(ctx context.Context, o *op, check func() error, commit fun
 	case <-ctx.Done(): // the write stays queued and will be committed
 		return ctx.Err()
 	}
+}
+
+// reserve takes n bytes of the queue's budget, waiting for commits to
+// free them. It fails at once while commits are failing (they free
+// nothing) and when the DB closes.
+func (db *DB) reserve(ctx context.Context, n int64) error {
+	if n == 0 || db.queueBytes.TryAcquire(n) {
+		return nil
+	}
+	if e := db.failing.Load(); e != nil {
+		return fmt.Errorf("sqlitedb: write not stored, commits are failing: %w", *e)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-db.stop:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	if err := db.queueBytes.Acquire(ctx, n); err != nil {
+		if db.closing.Load() {
+			return taskdb.ErrClosed
+		}
+		return err
+	}
+	return nil
 }
 
 // sync waits until every write queued before the call is committed, so a
@@ -369,6 +426,7 @@ type writer struct {
 	read    *sql.Stmt // a whole row by seq
 	updates map[uint64]*sql.Stmt
 	batch   []*op
+	bytes   int64 // sum of the batch's op sizes
 	inTx    bool
 	broken  error // first retryable failure of the open transaction
 }
@@ -453,7 +511,7 @@ func (w *writer) run() error {
 		}
 		open := true
 	gather:
-		for !flush && len(w.batch) < db.opts.BatchSize {
+		for !flush && len(w.batch) < db.opts.BatchSize && w.bytes < db.maxBytes/2 {
 			if db.opts.Sync == SyncFull { // group commit: take what is queued, then commit
 				select {
 				case o, open = <-db.ops:
@@ -489,6 +547,7 @@ func (w *writer) take(o *op) {
 		return
 	}
 	w.batch = append(w.batch, o)
+	w.bytes += o.size
 	if o.kind == opFlush || w.broken != nil {
 		return
 	}
@@ -702,6 +761,8 @@ func (w *writer) reply(err error) {
 			}
 		}
 	}
+	w.db.queueBytes.Release(w.bytes)
+	w.bytes = 0
 	clear(w.batch)
 	w.batch = w.batch[:0]
 }
