@@ -144,7 +144,7 @@ type stats struct {
 type Stats struct {
 	Commits     uint64 // transactions committed
 	Writes      uint64 // writes committed
-	WriteErrors uint64 // failed commit attempts (each is logged and retried)
+	WriteErrors uint64 // failed commit attempts (logged, retried) and writes SQLite rejected (logged, dropped)
 	Pruned      uint64 // records removed by retention
 }
 
