@@ -73,6 +73,8 @@ func testModel(t *testing.T, seed uint64) {
 		`{"submitted":{"$lt":{"$date":"2024-01-02T03:04:15Z"}}}`,
 		`{"submitted":{"$gte":{"$date":"2024-01-02T03:04:10Z"},"$lte":{"$date":"2024-01-02T03:04:12Z"}}}`,
 		`{"submitted":{"$date":"2024-01-02T03:04:09Z"}}`, `{"submitted":{"$gt":{"$date":"2024-01-02T03:04:15Z"}},"completed":null}`,
+		`{"$and":[{"completed":{"$in":[null]}},{"engine_uuid":{"$in":["u1","u2"]}}]}`, `{"completed":{"$exists":false},"queue":"x1"}`,
+		`{"$or":[{"completed":null},{"queue":"x1"}],"client_uuid":"u0"}`,
 	} {
 		queries = append(queries, query.MustParse(q))
 	}

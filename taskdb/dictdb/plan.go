@@ -18,15 +18,23 @@ import (
 // against the whole filter.
 func (db *DB) find(q *query.Filter) []*rec {
 	best := plan{cost: len(db.recs), all: true}
+	pendingOnly := false
 	if q != nil {
 		for _, h := range q.Hints() {
 			if p, ok := db.planHint(h); ok && p.cost < best.cost {
 				best = p
 			}
+			pendingOnly = pendingOnly || isPendingHint(h)
 		}
 	}
 	var hits []*rec
 	keep := func(r *rec, exact bool) {
+		// Every match satisfies every hint: a completed record cannot
+		// match a filter implying completed null, and rejecting it here
+		// spares Match boxing its completed time.
+		if pendingOnly && !r.pending() {
+			return
+		}
 		if q == nil || exact || q.MatchDoc(r) {
 			hits = append(hits, r)
 		}
@@ -111,7 +119,7 @@ func (db *DB) planHint(h query.Hint) (plan, bool) {
 		}
 		return p, true
 	case taskdb.KeyCompleted:
-		if h.Eq && len(h.Values) == 1 && h.Values[0] == nil {
+		if isPendingHint(h) {
 			return plan{cost: db.pending.size(), scan: []*ordered{&db.pending}, exact: h.Exact, inOrder: true}, true
 		}
 	case taskdb.KeyClientUUID:
@@ -122,6 +130,11 @@ func (db *DB) planHint(h query.Hint) (plan, bool) {
 		return db.planRange(h)
 	}
 	return plan{}, false
+}
+
+// isPendingHint reports whether h says completed is null.
+func isPendingHint(h query.Hint) bool {
+	return h.Path == taskdb.KeyCompleted && h.Eq && len(h.Values) == 1 && h.Values[0] == nil
 }
 
 func planBuckets(b *bucketIndex, h query.Hint) (plan, bool) {
