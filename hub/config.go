@@ -61,6 +61,9 @@ type Config struct {
 	SignatureScheme string
 	// Packer is "json" or "msgpack" (wire's default when empty).
 	Packer string
+	// ReplayHistory is how many verified signatures are remembered to
+	// drop replayed messages (0: wire.DefaultReplayHistory).
+	ReplayHistory int
 
 	// Scheme is the load-balancing scheme: leastload (default), lru,
 	// plainrandom or twobin.

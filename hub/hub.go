@@ -102,6 +102,7 @@ func New(cfg Config, db taskdb.DB, log *slog.Logger) (*Hub, error) {
 		Key:             []byte(key),
 		SignatureScheme: cfg.SignatureScheme,
 		Packer:          cfg.Packer,
+		ReplayHistory:   cfg.ReplayHistory,
 		Username:        "hub",
 	})
 	if err != nil {

@@ -164,9 +164,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // serve runs the hub until ctx ends or a client asks it to shut down.
 func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
-	if def := config.Default().Session.ReplayHistory; cfg.Session.ReplayHistory != def {
-		return usagef("session.replay_history: this hub always keeps %d signatures; other values are not supported yet", def)
-	}
 	log := newLogger(cfg.Log, stderr)
 	for _, name := range config.UnknownEnv(os.Environ()) {
 		log.Warn("ignoring unknown environment variable", "name", name)
@@ -256,6 +253,7 @@ func hubConfig(c config.Config, log *slog.Logger) hub.Config {
 		Key:                 c.Session.Key,
 		SignatureScheme:     c.Session.SignatureScheme,
 		Packer:              c.Session.Packer,
+		ReplayHistory:       c.Session.ReplayHistory,
 		Scheme:              c.Scheduler.Scheme,
 		HWM:                 hwm,
 		HeartbeatPeriod:     c.Heartbeat.Period,

@@ -64,8 +64,6 @@ func TestCommandLine(t *testing.T) {
 			`log.level: "loud" is not one of debug, info, warn, error`, `heartbeat.period (from flag): "3" is not a duration`}},
 		{name: "bad env", args: []string{"config", "print"}, env: map[string]string{"TASKHUB_SCHEDULER_SCHEME": "fifo"}, code: 2,
 			stderr: []string{`scheduler.scheme: "fifo" is not one of leastload, lru, plainrandom, twobin`}},
-		{name: "replay history", args: []string{"--set", "session.replay_history=10", "--connection-dir", t.TempDir()}, code: 2,
-			stderr: []string{"session.replay_history: this hub always keeps 65536"}},
 		{name: "config print", args: []string{"--config", good, "config", "print", "--log-level", "debug"},
 			env: map[string]string{"TASKHUB_SCHEDULER_HWM": "8", "TASKHUB_LOG_LEVEL": "warn"}, code: 0,
 			stdout: []string{"backend: \"nodb\"", "hwm: 8", "level: \"debug\"", `key: "<redacted>"`}, notInOuput: "s3cret"},

@@ -18,7 +18,7 @@ func TestHubConfig(t *testing.T) {
 		Client: config.ClientPorts{Control: 2, Mux: 3, Task: 4, IOPub: 5, Notification: 6, Broadcast: 7},
 		Engine: config.EnginePorts{Control: 8, Mux: 9, Task: 10, IOPub: 11, HBPing: 12, HBPong: 13, Broadcast: 14}}
 	c.ConnectionDir = "/conn"
-	c.Session = config.Session{Key: "k", SignatureScheme: "hmac-sha512", Packer: "json", ReplayHistory: 65536}
+	c.Session = config.Session{Key: "k", SignatureScheme: "hmac-sha512", Packer: "json", ReplayHistory: 1234}
 	c.DB.Queue = 77
 	c.Scheduler = config.Scheduler{Scheme: "twobin", HWM: 3}
 	c.Heartbeat = config.Heartbeat{Period: time.Second, MaxMisses: 4}
@@ -32,7 +32,7 @@ func TestHubConfig(t *testing.T) {
 		IP: "10.0.0.1",
 		Ports: hub.Ports{Registration: 1, ClientControl: 2, ClientMux: 3, ClientTask: 4, ClientIOPub: 5, Notification: 6, ClientBroadcast: 7,
 			EngineControl: 8, EngineMux: 9, EngineTask: 10, EngineIOPub: 11, HBPing: 12, HBPong: 13, EngineBroadcast: 14},
-		ConnectionDir: "/conn", Key: "k", SignatureScheme: "hmac-sha512", Packer: "json",
+		ConnectionDir: "/conn", Key: "k", SignatureScheme: "hmac-sha512", Packer: "json", ReplayHistory: 1234,
 		Scheme: "twobin", HWM: 3, HeartbeatPeriod: time.Second, HeartbeatMaxMisses: 4,
 		DeadEngineGrace: 2 * time.Second, RegistrationTimeout: 9 * time.Second,
 		Transport: transport.Options{MaxFrameSize: 500, MaxMessageSize: 1000, HandshakeTimeout: 3 * time.Second, WriteTimeout: 4 * time.Second, MaxSendQueue: 600},
