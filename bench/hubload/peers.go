@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
 
 	"github.com/taskhub/taskhub/hub/connfile"
 	"github.com/taskhub/taskhub/wire"
+	"github.com/taskhub/taskhub/wire/transport"
 )
 
 // sock is a dialled socket with a receive pump: the pump goroutine only
@@ -37,8 +39,16 @@ func dial(ctx context.Context, typ zmq4.SocketType, id string, eps ...string) (*
 	default:
 		return nil, fmt.Errorf("socket type %s", typ)
 	}
+	// Dial through the hardened transport: it speaks plain ZMTP to either
+	// controller, but buffers reads and coalesces writes, which cuts the
+	// generator's own CPU per task (zmq4's tcp makes a syscall per frame).
+	scheme, err := transport.Register(transport.Options{})
+	if err != nil {
+		zs.Close()
+		return nil, err
+	}
 	for _, ep := range eps {
-		if err := zs.Dial(ep); err != nil {
+		if err := zs.Dial(strings.Replace(ep, "tcp://", scheme+"://", 1)); err != nil {
 			zs.Close()
 			return nil, fmt.Errorf("dial %s: %w", ep, err)
 		}
