@@ -2,9 +2,11 @@ package sqlitedb
 
 import (
 	"context"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -171,24 +173,46 @@ func (db *DB) carries(ctx context.Context, k string) (bool, error) {
 
 // scan runs stmt, decodes each row's cols into a record, keeps those q
 // matches (all when q is nil) and returns them passed through keep (which
-// may return nil to drop one).
+// may return nil to drop one). It reads rows from the driver itself:
+// database/sql's Scan would copy every string and blob once more.
 func (db *DB) scan(ctx context.Context, cols []int, stmt string, args []any, q *query.Filter, keep func(taskdb.Record) taskdb.Record) ([]taskdb.Record, error) {
-	rows, err := db.db.QueryContext(ctx, stmt, args...)
+	conn, err := db.db.Conn(ctx)
 	if err != nil {
 		return nil, db.readErr(err)
 	}
-	defer rows.Close()
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
-	for i := range vals {
-		ptrs[i] = &vals[i]
-	}
+	defer conn.Close()
+	var out []taskdb.Record
+	err = conn.Raw(func(dc any) error {
+		qc, ok := dc.(driver.QueryerContext)
+		if !ok {
+			return fmt.Errorf("driver connection %T cannot query", dc)
+		}
+		named := make([]driver.NamedValue, len(args))
+		for i, a := range args {
+			named[i] = driver.NamedValue{Ordinal: i + 1, Value: a}
+		}
+		rows, err := qc.QueryContext(ctx, stmt, named)
+		if err != nil {
+			return db.readErr(err)
+		}
+		defer rows.Close()
+		out, err = db.collect(rows, cols, q, keep)
+		return err
+	})
+	return out, err
+}
+
+// collect decodes and filters rows for scan.
+func (db *DB) collect(rows driver.Rows, cols []int, q *query.Filter, keep func(taskdb.Record) taskdb.Record) ([]taskdb.Record, error) {
+	vals := make([]driver.Value, len(cols))
 	var out []taskdb.Record
 	var seqs []int64
 	sorted := true
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return nil, err
+	for {
+		if err := rows.Next(vals); err == io.EOF {
+			break
+		} else if err != nil {
+			return nil, db.readErr(err)
 		}
 		r := make(taskdb.Record, len(cols))
 		if err := decodeRow(r, cols, vals); err != nil {
@@ -209,9 +233,6 @@ func (db *DB) scan(ctx context.Context, cols []int, stmt string, args []any, q *
 			sorted = sorted && (len(seqs) == 0 || seqs[len(seqs)-1] < seq)
 			seqs = append(seqs, seq)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, db.readErr(err)
 	}
 	if !sorted {
 		sort.Sort(bySeq{seqs, out})
@@ -241,7 +262,7 @@ func (db *DB) readErr(err error) error {
 }
 
 // decodeRow sets r's keys from the SQL values of cols.
-func decodeRow(r taskdb.Record, cols []int, vals []any) error {
+func decodeRow(r taskdb.Record, cols []int, vals []driver.Value) error {
 	for j, i := range cols {
 		v := vals[j]
 		if i == colSeq {

@@ -3,6 +3,7 @@ package sqlitedb
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"maps"
@@ -588,8 +589,12 @@ func (w *writer) get(o *op) error {
 		}
 		return fmt.Errorf("sqlitedb: get %s: %w", o.id, err)
 	}
+	dv := make([]driver.Value, len(vals)) // Scan sets *any, not *driver.Value
+	for i, v := range vals {
+		dv[i] = v
+	}
 	o.rec = make(taskdb.Record, len(cols))
-	return decodeRow(o.rec, cols, vals)
+	return decodeRow(o.rec, cols, dv)
 }
 
 func (w *writer) begin() error {
