@@ -1,6 +1,8 @@
 package sqlitedb
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -201,5 +203,32 @@ func TestPushdown(t *testing.T) {
 		if where, _ := db.whereSQL(query.MustParse(q)); !strings.Contains(where, want) {
 			t.Errorf("WHERE for %s = %s, want it to contain %q", q, where, want)
 		}
+	}
+}
+
+// TestScanCanceled checks that a query stops reading rows once its
+// context is done: the driver watches it only while the query starts.
+func TestScanCanceled(t *testing.T) {
+	db := open(t, Options{})
+	w := dbtest.NewWorkload()
+	for i := range 50 {
+		if err := db.AddRecord(t.Context(), w.ID(i), w.Record(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	seen := 0
+	cols := allColumns()
+	_, err := db.scan(ctx, cols, "SELECT "+selectList(cols)+" FROM "+db.table, nil, nil, func(r taskdb.Record) taskdb.Record {
+		seen++
+		cancel() // after the first row
+		return r
+	})
+	if !errors.Is(err, context.Canceled) || seen != 1 {
+		t.Fatalf("scan after cancel: err %v after %d rows, want context.Canceled after 1", err, seen)
 	}
 }

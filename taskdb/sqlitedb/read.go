@@ -196,19 +196,25 @@ func (db *DB) scan(ctx context.Context, cols []int, stmt string, args []any, q *
 			return db.readErr(err)
 		}
 		defer rows.Close()
-		out, err = db.collect(rows, cols, q, keep)
+		out, err = db.collect(ctx, rows, cols, q, keep)
 		return err
 	})
 	return out, err
 }
 
-// collect decodes and filters rows for scan.
-func (db *DB) collect(rows driver.Rows, cols []int, q *query.Filter, keep func(taskdb.Record) taskdb.Record) ([]taskdb.Record, error) {
+// collect decodes and filters rows for scan. It stops when ctx is done:
+// the driver watches ctx only while the query starts.
+func (db *DB) collect(ctx context.Context, rows driver.Rows, cols []int, q *query.Filter, keep func(taskdb.Record) taskdb.Record) ([]taskdb.Record, error) {
 	vals := make([]driver.Value, len(cols))
 	var out []taskdb.Record
 	var seqs []int64
 	sorted := true
 	for {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		default:
+		}
 		if err := rows.Next(vals); err == io.EOF {
 			break
 		} else if err != nil {
