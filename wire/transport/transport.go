@@ -232,7 +232,10 @@ func (l *listener) handshake(nc net.Conn) {
 	defer func() { <-l.slots }()
 	c := newConn(nc, l.opts, true)
 	stop := context.AfterFunc(l.ctx, func() { c.Close() })
-	if !peerReady(c) || !stop() {
+	ok := peerReady(c)
+	// stop always runs: a registration left behind would keep c alive
+	// until the listener closes.
+	if !stop() || !ok {
 		c.Close()
 		return
 	}

@@ -11,10 +11,12 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/go-zeromq/zmq4"
 )
@@ -499,5 +501,35 @@ func TestPingReachesRecv(t *testing.T) {
 	}
 	if m, err = r.Recv(); err != nil || m.Type != zmq4.UsrMsg || string(m.Frames[1]) != "after" {
 		t.Fatalf("next message: %v %q", err, m.Frames)
+	}
+}
+
+// TestFailedHandshakeIsReleased fails a handshake on a listener that stays
+// open: nothing may keep the connection alive until the listener closes,
+// or every bad or scanning peer would cost a read buffer for as long as
+// the hub runs.
+func TestFailedHandshakeIsReleased(t *testing.T) {
+	opts, err := Options{}.withDefaults()
+	if err != nil {
+		t.Fatal(err)
+	}
+	nl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := listen(nl, &opts)
+	defer l.Close()
+
+	nc := &inputConn{r: strings.NewReader(strings.Repeat("x", greetingLen))} // bad greeting
+	released := weak.Make(nc)
+	l.slots <- struct{}{} // as accept does
+	l.handshake(nc)
+	nc = nil
+	for end := time.Now().Add(bound); released.Value() != nil; {
+		if time.Now().After(end) {
+			t.Fatal("the connection of a failed handshake is still referenced")
+		}
+		runtime.GC()
+		time.Sleep(time.Millisecond) // the conn's writer goroutine may still be ending
 	}
 }
