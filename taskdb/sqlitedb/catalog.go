@@ -97,6 +97,7 @@ func (c *catalog) setSubmitted(id string, sub int64) {
 	e.gen++
 	e.sub = sub
 	c.place(e)
+	c.compact()
 }
 
 func (c *catalog) drop(id string) {
@@ -108,6 +109,17 @@ func (c *catalog) drop(id string) {
 	e.dropped = true
 	if e.sub != noTime {
 		c.stale++
+	}
+	c.compact()
+}
+
+// compact removes the stale items once they are over a quarter of the
+// history, so that dropped records are freed whether or not History is
+// ever called. Amortised, it costs O(1) per stale item.
+func (c *catalog) compact() {
+	if c.stale > len(c.hist)/4 {
+		c.hist = slices.DeleteFunc(c.hist, func(h histItem) bool { return !h.live() })
+		c.stale = 0
 	}
 }
 
@@ -136,13 +148,8 @@ func (c *catalog) place(e *entry) {
 
 func less(a, b histItem) bool { return a.sub < b.sub || a.sub == b.sub && a.seq < b.seq }
 
-// history returns the msg_ids in history order, compacting stale items
-// away when they are many.
+// history returns the msg_ids in history order.
 func (c *catalog) history() []string {
-	if c.stale > len(c.hist)/4 {
-		c.hist = slices.DeleteFunc(c.hist, func(h histItem) bool { return !h.live() })
-		c.stale = 0
-	}
 	ids := make([]string, 0, len(c.hist)-c.stale)
 	for _, h := range c.hist {
 		if c.stale == 0 || h.live() {

@@ -54,3 +54,27 @@ func TestCatalogHistory(t *testing.T) {
 		}
 	}
 }
+
+// TestCatalogFreesStale checks that drops and submitted changes free their
+// history items without History being called, as on a long-running hub
+// whose retention drops records nobody lists.
+func TestCatalogFreesStale(t *testing.T) {
+	c := newCatalog()
+	const live = 10
+	for i := range 10_000 {
+		c.add(fmt.Sprint(i), int64(i), 0)
+		c.setSubmitted(fmt.Sprint(i), int64(i)+1)
+		if i >= live {
+			c.drop(fmt.Sprint(i - live))
+		}
+	}
+	if err := c.check(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(c.hist); n > 2*live {
+		t.Fatalf("history holds %d items for %d live records", n, live)
+	}
+	if got := c.history(); len(got) != live {
+		t.Fatalf("history: %d ids, want %d", len(got), live)
+	}
+}
