@@ -347,8 +347,13 @@ func (db *DB) sync(ctx context.Context) error {
 	if e := db.failing.Load(); e != nil { // the writer is retrying: do not queue behind it
 		return fmt.Errorf("sqlitedb: queued writes cannot be committed: %w", *e)
 	}
-	done := make(chan error, 1)
-	o := &op{kind: opFlush, done: done}
+	return db.ask(ctx, &op{kind: opFlush, done: make(chan error, 1)})
+}
+
+// ask queues o, which changes nothing (a flush or a read), and waits for
+// the writer's answer on o.done.
+func (db *DB) ask(ctx context.Context, o *op) error {
+	done := o.done // o.done belongs to the writer once o is queued
 	err := db.locked(func() error {
 		select {
 		case db.ops <- o:
@@ -377,27 +382,11 @@ func (db *DB) getQueued(ctx context.Context, msgID string, row int64) (taskdb.Re
 	if e := db.failing.Load(); e != nil {
 		return nil, fmt.Errorf("sqlitedb: get %s: queued writes cannot be committed: %w", msgID, *e)
 	}
-	done := make(chan error, 1)
-	o := &op{kind: opGet, id: msgID, row: row, done: done}
-	err := db.locked(func() error {
-		select {
-		case db.ops <- o:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-db.stop:
-			return taskdb.ErrClosed
-		}
-	})
-	if err != nil {
+	o := &op{kind: opGet, id: msgID, row: row, done: make(chan error, 1)}
+	if err := db.ask(ctx, o); err != nil {
 		return nil, err
 	}
-	select {
-	case err := <-done:
-		return o.rec, err
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
+	return o.rec, nil
 }
 
 // encodeColumn converts a canonical value to column c's SQL value:
