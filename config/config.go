@@ -63,7 +63,7 @@ type Session struct {
 	Key             string `key:"key"`
 	SignatureScheme string `key:"signature_scheme"` // hmac-sha256, hmac-sha1, hmac-sha512, hmac-md5
 	Packer          string `key:"packer"`           // msgpack or json
-	ReplayHistory   int    `key:"replay_history"`   // signatures remembered against replays
+	ReplayHistory   int    `key:"replay_history"`   // signatures remembered against replays, 1..16777216
 }
 
 // DB selects the task database backend and holds each backend's settings.
@@ -71,6 +71,7 @@ type DB struct {
 	Backend string `key:"backend"` // one of Backends
 	// Queue bounds the database operations waiting to run; when it is
 	// full, routing waits for the database (records are never dropped).
+	// At most 16777216.
 	Queue  int      `key:"queue"`
 	Dict   DictDB   `key:"dict"`
 	SQLite SQLiteDB `key:"sqlite"`
@@ -94,7 +95,7 @@ type SQLiteDB struct {
 	Path          string        `key:"path"`
 	Table         string        `key:"table"`          // letters, digits and _
 	Sync          string        `key:"sync"`           // batch or full
-	BatchSize     int           `key:"batch_size"`     // writes per commit, at most
+	BatchSize     int           `key:"batch_size"`     // writes per commit, at most; 1..16777216
 	FlushInterval time.Duration `key:"flush_interval"` // longest a write waits for its commit (sync: batch)
 	MaxAge        time.Duration `key:"max_age"`        // completed records older than this are pruned
 	MaxRecords    int           `key:"max_records"`    // beyond this many records the oldest completed are pruned

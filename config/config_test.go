@@ -206,11 +206,17 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{
 				`db.sqlite.table: "1x" is not a table name`,
 				`db.sqlite.sync: "always" is not one of batch, full`,
-				`db.sqlite.batch_size: 0 is less than 1`,
+				`db.sqlite.batch_size: 0 is not in 1..16777216`,
 				`db.sqlite.flush_interval: 0s is not a positive duration`,
 				`db.sqlite.max_age: -1h0m0s is negative`,
 				`db.sqlite.max_records: -1 is less than 0`,
 				`db.sqlite.prune_interval: 0s is not a positive duration`,
+			}},
+		{name: "buffer sizes", file: "session: {replay_history: 0}\ndb: {queue: 4611686018427387904, sqlite: {batch_size: 16777217}}\n",
+			want: []string{
+				`session.replay_history: 0 is not in 1..16777216`,
+				`db.queue: 4611686018427387904 is not in 1..16777216`,
+				`db.sqlite.batch_size: 16777217 is not in 1..16777216`,
 			}},
 		{name: "bad yaml", file: "db: [\n", want: []string{"config file ", "hub.yaml"}},
 		{name: "duplicate key", file: "db:\n  backend: dict\n  backend: nodb\n", want: []string{"config file ", "already defined"}},

@@ -20,6 +20,11 @@ var (
 	SQLiteSyncModes  = []string{"batch", "full"}
 )
 
+// maxBuffer bounds the settings that size a buffer the hub allocates at
+// start (the database queues, the replay history): a slip such as extra
+// zeros is then a configuration error, not an allocation that crashes hubd.
+const maxBuffer = 1 << 24
+
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
 // Validate reports every invalid field of c at once, joined with
@@ -35,9 +40,9 @@ func (c Config) Validate() error {
 	v.nonEmpty("data_dir", c.DataDir, "set it, or set XDG_DATA_HOME or HOME")
 	v.oneOf("session.signature_scheme", c.Session.SignatureScheme, SignatureSchemes)
 	v.oneOf("session.packer", c.Session.Packer, Packers)
-	v.atLeast("session.replay_history", c.Session.ReplayHistory, 1)
+	v.between("session.replay_history", c.Session.ReplayHistory, 1, maxBuffer)
 	v.oneOf("db.backend", c.DB.Backend, Backends)
-	v.atLeast("db.queue", c.DB.Queue, 1)
+	v.between("db.queue", c.DB.Queue, 1, maxBuffer)
 	v.atLeast("db.dict.record_limit", c.DB.Dict.RecordLimit, 0)
 	v.atLeast("db.dict.size_limit", int(c.DB.Dict.SizeLimit), 0)
 	if f := c.DB.Dict.CullFraction; !(f > 0 && f <= 1) {
@@ -49,7 +54,7 @@ func (c Config) Validate() error {
 		v.fail("db.sqlite.table", "%q is not a table name (letters, digits and _, at most 64, not starting with a digit or sqlite_)", sq.Table)
 	}
 	v.oneOf("db.sqlite.sync", sq.Sync, SQLiteSyncModes)
-	v.atLeast("db.sqlite.batch_size", sq.BatchSize, 1)
+	v.between("db.sqlite.batch_size", sq.BatchSize, 1, maxBuffer)
 	v.positive("db.sqlite.flush_interval", sq.FlushInterval)
 	if sq.MaxAge < 0 {
 		v.fail("db.sqlite.max_age", "%v is negative", sq.MaxAge)
@@ -93,6 +98,12 @@ func (v *validator) oneOf(key, val string, allowed []string) {
 func (v *validator) atLeast(key string, n, lo int) {
 	if n < lo {
 		v.fail(key, "%d is less than %d", n, lo)
+	}
+}
+
+func (v *validator) between(key string, n, lo, hi int) {
+	if n < lo || n > hi {
+		v.fail(key, "%d is not in %d..%d", n, lo, hi)
 	}
 }
 

@@ -62,6 +62,7 @@ func TestCommandLine(t *testing.T) {
 			`db.backend: "mongo" is not one of dict, nodb, sqlite`, "listen.intrface (in " + bad + "): unknown key (did you mean listen.interface?)"}},
 		{name: "bad flag value", args: []string{"--log-level", "loud", "--set", "heartbeat.period=3"}, code: 2, stderr: []string{
 			`log.level: "loud" is not one of debug, info, warn, error`, `heartbeat.period (from flag): "3" is not a duration`}},
+		{name: "huge queue", args: []string{"--set", "db.queue=4611686018427387904"}, code: 2, stderr: []string{"db.queue: 4611686018427387904 is not in 1..16777216"}},
 		{name: "bad env", args: []string{"config", "print"}, env: map[string]string{"TASKHUB_SCHEDULER_SCHEME": "fifo"}, code: 2,
 			stderr: []string{`scheduler.scheme: "fifo" is not one of leastload, lru, plainrandom, twobin`}},
 		{name: "config print", args: []string{"--config", good, "config", "print", "--log-level", "debug"},
