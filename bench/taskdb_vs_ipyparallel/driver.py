@@ -23,13 +23,18 @@ def make_db(name, n):
 
         return DictDB(record_limit=n + 1, size_limit=1 << 62)
     if name == "SQLiteDB":
+        import atexit
+        import shutil
         import tempfile
 
         from ipyparallel.controller.sqlitedb import SQLiteDB
 
-        # A fresh file per database; SQLiteDB commits every 2 s on its own
-        # (a tornado callback), so the timed loops call commit() themselves.
-        return SQLiteDB(location=tempfile.mkdtemp(prefix="sqlitedb-"), filename="tasks.db")
+        # A fresh file per database, removed at exit; SQLiteDB commits every
+        # 2 s on its own (a tornado callback), so the timed loops call
+        # commit() themselves.
+        location = tempfile.mkdtemp(prefix="sqlitedb-")
+        atexit.register(shutil.rmtree, location, True)
+        return SQLiteDB(location=location, filename="tasks.db")
     raise SystemExit("unknown --db %r" % name)
 
 
