@@ -118,7 +118,7 @@ func parse(args []string) (options, error) {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
 	if o.engines < 1 || o.clients < 1 || o.window < 1 || o.tasks < 0 || o.hwm < 0 || o.duration <= 0 || o.warmup < 0 {
-		return o, errors.New("engines, clients, window and duration must be positive; tasks hwm and warmup not negative")
+		return o, errors.New("engines, clients, window and duration must be positive; tasks, hwm and warmup not negative")
 	}
 	if o.scenario != scenarioFake && o.scenario != scenarioPython {
 		return o, fmt.Errorf("unknown scenario %q", o.scenario)
@@ -241,7 +241,7 @@ func runFake(ctx context.Context, o options, clientFile, engineFile string, cpu 
 				return // the sockets are closed
 			}
 			if err := e.unregister(); err != nil {
-				slog.Warn("unregistration_request", "engine", e.uuid, "err", err)
+				slog.Warn("unregister engine failed", "engine_uuid", e.uuid, "err", err)
 			}
 		}
 	}()

@@ -275,10 +275,13 @@ func (c *client) queryLoop(ctx context.Context, kind string, m *meter) {
 		t0 := time.Now()
 		r, err := c.query.request(ctx, c.sess, req, 30*time.Second)
 		if err != nil {
+			if ctx.Err() == nil { // not the end of the run: the query figures stop here
+				slog.Warn("db_request loop stopped", "err", err)
+			}
 			return
 		}
 		if r.Content["status"] != "ok" {
-			slog.Warn("db_request failed", "reply", r.Content)
+			slog.Warn("db_request loop stopped", "reply", r.Content)
 			return
 		}
 		m.query(time.Since(t0))
