@@ -113,7 +113,7 @@ func load(file *viper.Viper, path string, env func(string) (string, bool), flags
 		errs = append(errs, unknownKeys(file, path, known)...)
 	}
 	if cfg.ConnectionDir == "" {
-		cfg.ConnectionDir = defaultDir(env, "XDG_RUNTIME_DIR", "taskhub", ".taskhub/security")
+		cfg.ConnectionDir = DefaultConnectionDir(env)
 	}
 	if cfg.DataDir == "" {
 		cfg.DataDir = defaultDir(env, "XDG_DATA_HOME", "taskhub", ".local/share/taskhub")
