@@ -167,8 +167,12 @@ func (s *state) finishResult(msgID, engine string, r *wire.Message, deliver func
 		if e := s.reg.byUUID[engine]; e != nil {
 			delete(e.tasks, msgID)
 		}
-		if t := s.pending[msgID]; t != nil {
+		// The scheduler may already have assigned the task to another
+		// engine (assign ran inside result); only a task still marked on
+		// the failing engine is waiting again.
+		if t := s.pending[msgID]; t != nil && t.engine == engine {
 			t.engine = ""
+			s.reg.track(s.unassigned, msgID)
 		}
 	case resultUnknown:
 		s.lateResult(msgID, engine, r)
