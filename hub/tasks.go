@@ -73,21 +73,20 @@ func newJob(m *wire.Message) (*job, error) {
 	if j.follow, err = parseDependency(md["follow"]); err != nil {
 		return j, fmt.Errorf("follow: %w", err)
 	}
+	var timeout float64 // seconds
 	switch t := md["timeout"].(type) {
 	case nil:
 	case int64:
-		j.timeout = time.Duration(t) * time.Second
+		timeout = float64(t)
 	case float64:
-		if t < 0 || t > 1e9 {
-			return j, fmt.Errorf("timeout %v out of range", t)
-		}
-		j.timeout = time.Duration(t * float64(time.Second))
+		timeout = t
 	default:
 		return j, fmt.Errorf("timeout is %T, not a number", t)
 	}
-	if j.timeout < 0 {
-		return j, fmt.Errorf("timeout %v < 0", j.timeout)
+	if !(timeout >= 0 && timeout <= 1e9) { // also rejects NaN
+		return j, fmt.Errorf("timeout %v out of range", md["timeout"])
 	}
+	j.timeout = time.Duration(timeout * float64(time.Second))
 	return j, nil
 }
 

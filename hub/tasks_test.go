@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"math"
 	"testing"
 	"time"
 
@@ -68,3 +69,29 @@ func TestRetryBookkeeping(t *testing.T) {
 }
 
 func isUnassigned(s *state, id string) bool { _, ok := s.unassigned[id]; return ok }
+
+// TestNewJobTimeout: a timeout is seconds in [0, 1e9], int or float;
+// anything else is invalid rather than a wrapped or undefined duration.
+func TestNewJobTimeout(t *testing.T) {
+	for _, c := range []struct {
+		in   any
+		want time.Duration
+		ok   bool
+	}{
+		{nil, 0, true},
+		{int64(2), 2 * time.Second, true},
+		{0.25, 250 * time.Millisecond, true},
+		{int64(-1), 0, false},
+		{-0.5, 0, false},
+		{int64(18446744074), 0, false}, // wrapped to 0.7 s as int64 nanoseconds
+		{math.NaN(), 0, false},
+		{math.Inf(1), 0, false},
+		{"soon", 0, false},
+	} {
+		m := &wire.Message{Identities: [][]byte{[]byte("client")}, Metadata: map[string]any{"timeout": c.in}}
+		j, err := newJob(m)
+		if (err == nil) != c.ok || (c.ok && j.timeout != c.want) {
+			t.Errorf("timeout %v: got %v, %v; want %v, ok %v", c.in, j.timeout, err, c.want, c.ok)
+		}
+	}
+}
