@@ -159,11 +159,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		_, err := stdout.Write(cfg.YAML())
 		return err
 	}
-	return serve(ctx, cfg, stdout, stderr)
-}
-
-// serve runs the hub until ctx ends or a client asks it to shut down.
-func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg.Log, stderr)
 	for _, name := range config.UnknownEnv(os.Environ()) {
 		log.Warn("ignoring unknown environment variable", "name", name)
@@ -172,9 +167,16 @@ func serve(ctx context.Context, cfg config.Config, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	return serve(ctx, cfg, db, log, stdout)
+}
+
+// serve runs the hub on db until ctx ends or a client asks it to shut
+// down, then closes db. A failed Close is a runtime failure: for a durable
+// backend it is the final commit of queued records failing.
+func serve(ctx context.Context, cfg config.Config, db taskdb.DB, log *slog.Logger, stdout io.Writer) (err error) {
 	defer func() {
-		if err := db.Close(); err != nil {
-			log.Error("closing the task database", "db_backend", cfg.DB.Backend, "err", err)
+		if cerr := db.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("close the task database (%s): %w", cfg.DB.Backend, cerr))
 		}
 	}()
 	if err := os.MkdirAll(cfg.ConnectionDir, 0o700); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -18,8 +19,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskhub/taskhub/config"
 	"github.com/taskhub/taskhub/hub/client"
 	"github.com/taskhub/taskhub/hub/connfile"
+	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/dictdb"
 	"github.com/taskhub/taskhub/wire"
 )
 
@@ -316,5 +320,31 @@ func TestSignal(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, connfile.ClientFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("connection file left behind: %v", err)
+	}
+}
+
+// failingClose is a database whose final Close fails, as a durable
+// backend's last commit can.
+type failingClose struct{ taskdb.DB }
+
+var errFinalCommit = errors.New("final commit: disk full")
+
+func (f failingClose) Close() error { return errors.Join(f.DB.Close(), errFinalCommit) }
+
+// A database that fails to close makes the run fail (exit 1): the records
+// it could not commit are lost, which must not look like a clean exit.
+func TestCloseError(t *testing.T) {
+	cfg, err := config.Load("", func(k string) (string, bool) { return map[string]string{"HOME": t.TempDir()}[k], k == "HOME" }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel() // the hub stops as soon as it has started
+	err = serve(ctx, cfg, failingClose{dictdb.New(dictdb.DefaultOptions())}, slog.New(slog.NewTextHandler(t.Output(), nil)), io.Discard)
+	if !errors.Is(err, errFinalCommit) {
+		t.Fatalf("serve = %v, want the Close error", err)
+	}
+	if code := exitCode(err, io.Discard); code != 1 {
+		t.Errorf("exit status %d, want 1", code)
 	}
 }
