@@ -157,6 +157,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return usagef("%s: %v", name, err)
 	}
+	if g.timeout <= 0 { // negative would lift the bound: a dead hub would hang hubctl
+		return usagef("--timeout %v is not positive", g.timeout)
+	}
 	e := &env{g: g, stdout: stdout}
 	defer func() {
 		if e.c != nil {

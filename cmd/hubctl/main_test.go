@@ -148,6 +148,8 @@ func TestCommands(t *testing.T) {
 				"pending: pending\n"},
 		{name: "result failed", args: []string{"result", "failed"}, has: []string{"failed: completed, error\n", "  error:     ZeroDivisionError: division by zero\n"}},
 		{name: "result unknown", args: []string{"result", "t0", "nope"}, code: 1, stderr: "KeyError: No such message: nope\n"},
+		{name: "negative timeout", args: []string{"history", "--timeout", "-1s"}, code: 2, stderr: "--timeout -1s is not positive"},
+		{name: "zero timeout", args: []string{"--timeout=0s", "status"}, code: 2, stderr: "--timeout 0s is not positive"},
 		{name: "result no id", args: []string{"result"}, code: 2, stderr: "result: no msg_id given"},
 		{name: "status", args: []string{"status"},
 			stdout: "engines: 1   pending: 3 (queued 1, running 1, unassigned 1)   completed: 2\n" +
