@@ -199,7 +199,8 @@ func (s *scheduler) addEngine(uuid string) {
 
 // removeEngine takes an engine out of rotation. Its assigned jobs stay
 // with it until their results arrive: real ones, or the EngineErrors the
-// hub makes for stranded jobs after the dead-engine grace.
+// hub makes for stranded jobs after the dead-engine grace. An idle
+// engine is forgotten at once: no result would ever forget it.
 func (s *scheduler) removeEngine(uuid string) {
 	i := s.engineIndex(uuid)
 	if i < 0 {
@@ -207,7 +208,9 @@ func (s *scheduler) removeEngine(uuid string) {
 	}
 	e := s.engines[i]
 	s.engines = slices.Delete(s.engines, i, i+1)
-	s.gone[uuid] = e
+	if len(e.pending) > 0 {
+		s.gone[uuid] = e
+	}
 	s.failTargetsGone()
 }
 

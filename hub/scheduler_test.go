@@ -308,6 +308,10 @@ func TestSchedulerStranded(t *testing.T) {
 	if got := l.take(); got != "assign t1 C; assign t3 C" {
 		t.Fatalf("retries went to %q", got)
 	}
+	for _, id := range []string{"t1", "t3"} {
+		s.result("C", id, true, true, nil)
+	}
+	s.removeEngine("C") // idle: no result will ever forget it
 	if len(s.gone) != 0 {
 		t.Fatalf("gone engines not forgotten: %v", s.gone)
 	}
