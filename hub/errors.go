@@ -32,11 +32,10 @@ func toWire(err error) *wire.Error {
 // Any goroutine may call it while the hub runs.
 func (h *Hub) replyErr(sock sockID, m *wire.Message, msgType string, err error) {
 	we := toWire(err)
-	level := "request failed"
 	if we.Name == "InternalError" {
-		h.log.Error(level, "msg_type", m.Header.MsgType, "msg_id", m.Header.MsgID, "err", err)
+		h.log.Error("request failed", "msg_type", m.Header.MsgType, "msg_id", m.Header.MsgID, "err", err)
 	} else {
-		h.log.Info(level, "msg_type", m.Header.MsgType, "msg_id", m.Header.MsgID, "ename", we.Name, "evalue", we.Value)
+		h.log.Info("request failed", "msg_type", m.Header.MsgType, "msg_id", m.Header.MsgID, "ename", we.Name, "evalue", we.Value)
 	}
 	h.reply(sock, m.Identities, m.Header, msgType, we.Content(), nil)
 }

@@ -219,9 +219,6 @@ func (s *state) direct(sock sockID, m *wire.Message) {
 	e := s.reg.byUUID[string(engine)]
 	if e == nil {
 		s.h.replyErr(sock, m, replyType(m.Header.MsgType), &wire.Error{Name: "EngineError", Value: fmt.Sprintf("no registered engine %s", pyRepr(string(engine)))})
-		if sock == sockClientMux {
-			s.h.log.Warn("direct request for unknown engine", "msg_id", m.Header.MsgID, "engine_uuid", string(engine))
-		}
 		return
 	}
 	target := sockEngineMux
