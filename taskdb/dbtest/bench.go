@@ -327,6 +327,7 @@ func benchQueries(b *testing.B, loaded func(*testing.B) taskdb.DB, w *Workload, 
 		{"client_pending", map[string]any{"client_uuid": w.Client(7), "completed": nil}, nil},
 		{"msg_id", map[string]any{"msg_id": w.ID(n / 3)}, nil},
 		{"msg_id_in_100", map[string]any{"msg_id": map[string]any{"$in": ids100}}, nil},
+		{"msg_id_keys", map[string]any{"msg_id": w.ID(n / 3)}, []string{"msg_id", "submitted"}},
 		{"submitted_lt_mid_keys", map[string]any{"submitted": map[string]any{"$lt": mid}}, []string{"msg_id", "submitted"}},
 		{"engine_done_scan", map[string]any{"engine_uuid": map[string]any{"$regex": "^e0000003"}, "completed": map[string]any{"$ne": nil}}, []string{"msg_id"}},
 	} {

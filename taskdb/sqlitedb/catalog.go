@@ -207,6 +207,20 @@ func (c *catalog) candidates(lo, hi *int64) []entry {
 	return out
 }
 
+// lookup returns copies of the entries of those ids that exist, for
+// matching outside idsMu.
+func (c *catalog) lookup(ids []any) []entry {
+	out := make([]entry, 0, len(ids))
+	for _, v := range ids {
+		if id, ok := v.(string); ok {
+			if e := c.ids[id]; e != nil {
+				out = append(out, *e)
+			}
+		}
+	}
+	return out
+}
+
 // entryDoc shows an entry to the query matcher as a record holding only
 // the catalog's keys.
 type entryDoc struct{ e *entry }
@@ -227,26 +241,40 @@ func (d entryDoc) Lookup(key string) (any, bool) {
 func (d entryDoc) Len() int { return 2 }
 
 // findInCatalog answers a query whose fields and keys are all catalog keys.
+// It takes its candidates from the msg_ids the query names, if it names
+// them, else from the submitted range it implies.
 func (db *DB) findInCatalog(q *query.Filter, keys []string) []taskdb.Record {
 	var lo, hi *int64
+	var ids []any
+	byID := false
 	for _, h := range q.Hints() {
-		if h.Path != taskdb.KeySubmitted || h.Eq {
-			continue
-		}
-		// A bound that is not a time matches nothing; leave it to MatchDoc.
-		if t, ok := h.Lower.(time.Time); ok {
-			v := t.UnixMicro()
-			lo = &v
-		}
-		if t, ok := h.Upper.(time.Time); ok {
-			v := t.UnixMicro()
-			hi = &v
+		switch {
+		case h.Path == taskdb.KeyMsgID && h.Eq:
+			ids, byID = h.Values, true
+		case h.Path == taskdb.KeySubmitted && !h.Eq:
+			// A bound that is not a time matches nothing; leave it to MatchDoc.
+			if t, ok := h.Lower.(time.Time); ok {
+				v := t.UnixMicro()
+				lo = &v
+			}
+			if t, ok := h.Upper.(time.Time); ok {
+				v := t.UnixMicro()
+				hi = &v
+			}
 		}
 	}
 	db.idsMu.Lock()
-	cands := db.cat.candidates(lo, hi)
+	var cands []entry
+	if byID {
+		cands = db.cat.lookup(ids)
+	} else {
+		cands = db.cat.candidates(lo, hi)
+	}
 	db.idsMu.Unlock()
 	slices.SortFunc(cands, func(a, b entry) int { return cmp.Compare(a.seq, b.seq) })
+	if byID { // $in may list an id twice
+		cands = slices.CompactFunc(cands, func(a, b entry) bool { return a.seq == b.seq })
+	}
 	var out []taskdb.Record
 	for i := range cands {
 		d := entryDoc{&cands[i]}

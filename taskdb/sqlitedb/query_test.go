@@ -99,6 +99,11 @@ func TestCatalogQueries(t *testing.T) {
 		{"submitted": map[string]any{"$gt": "not a time"}},
 		{"submitted": w.Submitted(3)},
 		{"msg_id": map[string]any{"$regex": "_4242_1"}},
+		{"msg_id": w.ID(2)},
+		{"msg_id": w.ID(9)}, // dropped
+		{"msg_id": map[string]any{"$in": []any{w.ID(40), w.ID(4), w.ID(40), "missing", int64(4)}}},
+		{"msg_id": map[string]any{"$in": []any{w.ID(5), w.ID(6)}}, "submitted": map[string]any{"$lt": mid}},
+		{"msg_id": nil},
 		{"$or": []any{map[string]any{"msg_id": w.ID(2)}, map[string]any{"submitted": map[string]any{"$gt": mid}}}},
 		{"submitted.x": nil},
 	} {
