@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -17,6 +15,7 @@ import (
 	"github.com/taskhub/taskhub/hub/connfile"
 	"github.com/taskhub/taskhub/taskdb/dictdb"
 	"github.com/taskhub/taskhub/wire"
+	"github.com/taskhub/taskhub/wire/wiretest"
 )
 
 // row matches a report row: target, tasks, seconds, tasks/s, cpu s,
@@ -146,14 +145,7 @@ func TestBadArguments(t *testing.T) {
 // when there is none (failing instead under CI=true).
 func python(t *testing.T) string {
 	t.Helper()
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import ipyparallel, msgpack, zmq, jupyter_client").Run(); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("CI=true and %s lacks ipyparallel: %v", py, err)
-		}
-		t.Skipf("%s lacks ipyparallel (%v): apt-get install -y python3-ipyparallel python3-msgpack", py, err)
-	}
-	return py
+	return wiretest.Python(t, "ipyparallel", "msgpack", "zmq", "jupyter_client")
 }
 
 // TestCompareReference runs the fake scenario against the hub and the
