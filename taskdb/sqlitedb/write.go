@@ -538,6 +538,13 @@ func (w *writer) take(o *op) {
 	}
 	w.batch = append(w.batch, o)
 	w.bytes += o.size
+	w.exec(o)
+}
+
+// exec applies o in the open transaction, beginning one if needed, unless
+// o is a flush or the transaction is broken. A disk or lock failure breaks
+// the transaction (the batch is replayed); any other error drops o alone.
+func (w *writer) exec(o *op) {
 	if o.kind == opFlush || w.broken != nil {
 		return
 	}
@@ -686,19 +693,7 @@ func (w *writer) commit() error {
 			}
 		}
 		for _, o := range w.batch {
-			if w.broken != nil {
-				break
-			}
-			if o.kind != opFlush {
-				if !w.inTx {
-					if w.broken = w.begin(); w.broken != nil {
-						break
-					}
-				}
-				if e := w.apply(o); e != nil && retryable(e) {
-					w.broken = e
-				}
-			}
+			w.exec(o)
 		}
 		err = w.finish()
 	}
