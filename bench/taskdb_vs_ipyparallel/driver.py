@@ -162,6 +162,7 @@ def main():
         # DictDB compares both plain values with the last one (protocol §10.2): it finds nothing.
         "client_pending": ({"client_uuid": w.client(7), "completed": None}, None),
         "msg_id": ({"msg_id": w.id(n // 3)}, None),
+        "msg_id_keys": ({"msg_id": w.id(n // 3)}, ["msg_id", "submitted"]),
         "msg_id_in_100": ({"msg_id": {"$in": [w.id(i * (n // 100)) for i in range(100)]}}, None),
         "submitted_lt_mid_keys": ({"submitted": {"$lt": mid}}, ["msg_id", "submitted"]),
     }

@@ -60,6 +60,7 @@ var metrics = []metric{
 	{"Find/client_pending ms/query", false},
 	{"Find/client_pending hits/query", true},
 	{"Find/msg_id ms/query", false},
+	{"Find/msg_id_keys ms/query", false},
 	{"Find/msg_id_in_100 ms/query", false},
 	{"Find/submitted_lt_mid_keys ms/query", false},
 	{"History ms/op", false},
