@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/dictdb"
@@ -86,6 +87,7 @@ func FuzzHandlers(f *testing.F) {
 			m.Raw = frames
 			return m
 		}
+		x.s.beat(time.Now()) // a ping for the engine's pong to echo
 		x.s.registerEngine(msg("registration_request", "e"))
 		x.s.pong([][]byte{[]byte("e"), []byte(x.s.heart.cur)})
 		for _, typ := range []string{
