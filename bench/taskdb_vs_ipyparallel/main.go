@@ -34,12 +34,13 @@ import (
 // backend pairs a taskhub backend with its ipyparallel counterpart.
 type backend struct {
 	pkg     string // Go package whose BenchmarkDB runs dbtest.Bench
+	config  string // BenchmarkDB's sub-benchmark above records=, if it has one
 	pyClass string // class driver.py instantiates
 }
 
 var backends = map[string]backend{
 	"dict":   {pkg: "./taskdb/dictdb", pyClass: "DictDB"},
-	"sqlite": {pkg: "./taskdb/sqlitedb", pyClass: "SQLiteDB"},
+	"sqlite": {pkg: "./taskdb/sqlitedb", config: "sync=batch", pyClass: "SQLiteDB"},
 }
 
 // metric is one row of the table: its name in both outputs, and whether
@@ -95,7 +96,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 	}
 
 	fmt.Fprintf(stderr, "running %s benchmarks at %d records...\n", b.pkg, *records)
-	goFigures, err := runGo(root, b.pkg, *records, *benchtime, stderr)
+	goFigures, err := runGo(root, b, *records, *benchtime, stderr)
 	if err != nil {
 		return err
 	}
@@ -125,20 +126,33 @@ func moduleRoot() (string, error) {
 	return filepath.Dir(mod), nil
 }
 
-// benchLine matches a benchmark result: name, iterations, then value-unit
-// pairs.
-var benchLine = regexp.MustCompile(`^BenchmarkDB/records=\d+/(\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
+// benchLine matches a benchmark result: name (with the backend's config
+// level, if any), iterations, then value-unit pairs.
+var benchLine = regexp.MustCompile(`^BenchmarkDB/(?:[^/\s]+/)?records=\d+/(\S+?)(?:-\d+)?\s+\d+\s+(.*)$`)
 
-func runGo(root, pkg string, records int, benchtime string, stderr io.Writer) (map[string]float64, error) {
-	cmd := exec.Command("go", "test", "-run", "^$", "-bench", fmt.Sprintf("^BenchmarkDB$/^records=%d$/", records),
-		"-benchtime", benchtime, "-timeout", "30m", pkg)
+// benchPattern is the -bench pattern selecting b's benchmarks at records.
+func benchPattern(b backend, records int) string {
+	levels := []string{"^BenchmarkDB$"}
+	if b.config != "" {
+		levels = append(levels, "^"+regexp.QuoteMeta(b.config)+"$")
+	}
+	return strings.Join(append(levels, fmt.Sprintf("^records=%d$", records), ""), "/")
+}
+
+func runGo(root string, b backend, records int, benchtime string, stderr io.Writer) (map[string]float64, error) {
+	cmd := exec.Command("go", "test", "-run", "^$", "-bench", benchPattern(b, records),
+		"-benchtime", benchtime, "-timeout", "30m", b.pkg)
 	cmd.Dir = root
 	cmd.Stderr = stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return nil, fmt.Errorf("go test -bench %s: %w\n%s", pkg, err, out)
+		return nil, fmt.Errorf("go test -bench %s: %w\n%s", b.pkg, err, out)
 	}
-	return parseBench(out), nil
+	figures := parseBench(out)
+	if len(figures) == 0 {
+		return nil, fmt.Errorf("go test -bench %s %s: no benchmark results\n%s", benchPattern(b, records), b.pkg, out)
+	}
+	return figures, nil
 }
 
 // parseBench turns benchmark output into "Name unit" → value.

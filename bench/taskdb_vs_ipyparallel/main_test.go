@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -12,6 +13,7 @@ func TestParseBench(t *testing.T) {
 BenchmarkDB/records=100000/Add-2     	 1000000	      1002 ns/op	    998000 records/s
 BenchmarkDB/records=100000/Find/pending-2         	      20	 12000000 ns/op	     10000 hits/query	       12.00 ms/query
 BenchmarkDB/records=100000/History 	     100	  2000000 ns/op	        2.000 ms/op
+BenchmarkDB/sync=batch/records=100000/Update-2  	  200000	      5000 ns/op	    200000 updates/s
 PASS
 `)
 	got := parseBench(out)
@@ -21,9 +23,30 @@ PASS
 		"Find/pending hits/query": 10000,
 		"Find/pending ms/query":   12,
 		"History ms/op":           2,
+		"Update updates/s":        200000,
 	} {
 		if got[k] != want {
 			t.Errorf("%s = %v, want %v (all: %v)", k, got[k], want, got)
+		}
+	}
+}
+
+// TestBenchPattern checks that each backend's -bench pattern selects its
+// benchmarks at one size, level by level as go test matches them.
+func TestBenchPattern(t *testing.T) {
+	for name, want := range map[string]string{
+		"dict":   "BenchmarkDB/records=100000/Find/pending",
+		"sqlite": "BenchmarkDB/sync=batch/records=100000/Find/pending",
+	} {
+		pattern := benchPattern(backends[name], 100_000)
+		levels, elems := strings.Split(pattern, "/"), strings.Split(want, "/")
+		for i, level := range levels {
+			if i < len(elems) && !regexp.MustCompile(level).MatchString(elems[i]) {
+				t.Errorf("%s: -bench %s does not select %s (level %d)", name, pattern, want, i)
+			}
+		}
+		if other := strings.Replace(want, "100000", "1000000", 1); regexp.MustCompile(levels[len(levels)-2]).MatchString(strings.Split(other, "/")[len(levels)-2]) {
+			t.Errorf("%s: -bench %s also selects %s", name, pattern, other)
 		}
 	}
 }
