@@ -333,7 +333,8 @@ func (h *Hub) post(fn func()) {
 	}
 }
 
-// after runs fn on the state goroutine after d.
-func (h *Hub) after(d time.Duration, fn func()) {
-	time.AfterFunc(d, func() { h.post(fn) })
+// after runs fn on the state goroutine after d, unless the returned
+// timer is stopped first.
+func (h *Hub) after(d time.Duration, fn func()) *time.Timer {
+	return time.AfterFunc(d, func() { h.post(fn) })
 }

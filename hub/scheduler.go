@@ -71,6 +71,7 @@ type job struct {
 	seq       uint64        // submission order
 	elem      *list.Element // position in the wait queue; nil when not waiting
 	timerGen  int           // invalidates stale timeout events
+	stopTimer func() bool   // withdraws the armed timeout; nil if none
 }
 
 // waiting reports whether j is in the wait queue (not assigned, not done).
@@ -108,8 +109,9 @@ type schedOutput interface {
 	assign(j *job, engine string)
 	// fail answers j with an error reply of the given kind.
 	fail(j *job, why taskFailure)
-	// armTimeout asks for timeout(j.msgID, j.timerGen) after j.timeout.
-	armTimeout(j *job)
+	// armTimeout asks for timeout(j.msgID, j.timerGen) after j.timeout,
+	// and returns a function that withdraws the request.
+	armTimeout(j *job) (stop func() bool)
 }
 
 // schedEngine is one engine as the scheduler sees it.
@@ -360,15 +362,21 @@ func (s *scheduler) wait(j *job) {
 	}
 	if j.timeout > 0 {
 		j.timerGen++
-		s.out.armTimeout(j)
+		j.stopTimer = s.out.armTimeout(j)
 	}
 }
 
-// unwait takes j out of the wait queue and the dependency graph.
+// unwait takes j out of the wait queue and the dependency graph, and
+// withdraws its timeout, so that a job that ran does not hold a timer
+// for the rest of its timeout.
 func (s *scheduler) unwait(j *job) {
 	if j.waiting() {
 		s.queue.Remove(j.elem)
 		j.elem = nil
+	}
+	if j.stopTimer != nil {
+		j.stopTimer()
+		j.stopTimer = nil
 	}
 	for _, id := range j.dependents() {
 		if g := s.graph[id]; g != nil {

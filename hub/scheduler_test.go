@@ -8,7 +8,8 @@ import (
 )
 
 // schedLog records a scheduler's decisions as "assign id engine",
-// "fail id Kind" and "timer id".
+// "fail id Kind", "timer id" and, when the scheduler withdraws a
+// timeout, "stop id".
 type schedLog struct{ events []string }
 
 func (l *schedLog) assign(j *job, engine string) {
@@ -17,7 +18,10 @@ func (l *schedLog) assign(j *job, engine string) {
 func (l *schedLog) fail(j *job, why taskFailure) {
 	l.events = append(l.events, "fail "+j.msgID+" "+string(why))
 }
-func (l *schedLog) armTimeout(j *job) { l.events = append(l.events, "timer "+j.msgID) }
+func (l *schedLog) armTimeout(j *job) func() bool {
+	l.events = append(l.events, "timer "+j.msgID)
+	return func() bool { l.events = append(l.events, "stop "+j.msgID); return true }
+}
 
 func (l *schedLog) take() string {
 	s := strings.Join(l.events, "; ")
@@ -260,7 +264,7 @@ func TestSchedulerTimeout(t *testing.T) {
 		t.Fatalf("stale timer: %q", got)
 	}
 	s.timeout("t", j.timerGen)
-	if got := l.take(); got != "fail t TaskTimeout" {
+	if got := l.take(); got != "stop t; fail t TaskTimeout" {
 		t.Fatalf("got %q", got)
 	}
 	// a job assigned before its timer fires is not failed
@@ -269,7 +273,7 @@ func TestSchedulerTimeout(t *testing.T) {
 	s.submit(j)
 	s.addEngine("A")
 	s.timeout("u", j.timerGen)
-	if got := l.take(); got != "timer u; assign u A" {
+	if got := l.take(); got != "timer u; stop u; assign u A" {
 		t.Fatalf("got %q", got)
 	}
 }

@@ -127,9 +127,9 @@ func (s *state) fail(j *job, why taskFailure) {
 }
 
 // armTimeout implements schedOutput.
-func (s *state) armTimeout(j *job) {
+func (s *state) armTimeout(j *job) func() bool {
 	msgID, gen := j.msgID, j.timerGen
-	s.h.after(j.timeout, func() { s.sched.timeout(msgID, gen) })
+	return s.h.after(j.timeout, func() { s.sched.timeout(msgID, gen) }).Stop
 }
 
 // taskResult takes an engine's reply [engine, client, DELIM, ...] on the
