@@ -122,20 +122,16 @@ func (r *registry) ids() []int {
 // target resolves a queue_request/load_request target: an int id or a
 // uuid string naming a live engine.
 func (r *registry) target(t any) (*engine, bool) {
-	switch t := t.(type) {
-	case int64:
-		e, ok := r.live[int(t)]
-		return e, ok
-	case float64:
-		if t == float64(int(t)) {
-			e, ok := r.live[int(t)]
-			return e, ok
-		}
-	case string:
-		e, ok := r.byUUID[t]
+	if u, ok := t.(string); ok {
+		e, ok := r.byUUID[u]
 		return e, ok
 	}
-	return nil, false
+	id, ok := asInt(t)
+	if !ok {
+		return nil, false
+	}
+	e, ok := r.live[id]
+	return e, ok
 }
 
 // targets resolves a targets value (null: all live engines; one target;
