@@ -54,8 +54,8 @@ type counters struct {
 	badMessages atomic.Int64 // undecodable, unsigned, forged or replayed
 	sendErrors  atomic.Int64
 	dbErrors    atomic.Int64
-	tasks       atomic.Int64 // requests routed (task and mux)
-	results     atomic.Int64 // results delivered
+	tasks       atomic.Int64 // requests accepted (task and mux)
+	results     atomic.Int64 // requests finished
 }
 
 // Stats is a snapshot of the hub's counters.
@@ -63,8 +63,8 @@ type Stats struct {
 	BadMessages int64 // dropped: undecodable, unsigned, forged or replayed
 	SendErrors  int64 // socket sends that failed
 	DBErrors    int64 // task-database operations that failed (logged)
-	Tasks       int64 // requests routed to engines
-	Results     int64 // results routed to clients
+	Tasks       int64 // requests accepted and recorded: load-balanced and direct (mux)
+	Results     int64 // of those, finished: engines' results and the scheduler's own error replies
 }
 
 // Stats returns the counters. Safe for concurrent use.
