@@ -115,13 +115,15 @@ func TestRunAgainstHub(t *testing.T) {
 // query.
 func TestSpawnHub(t *testing.T) {
 	var out strings.Builder
-	err := run(t.Context(), []string{"-spawn", "hub", "-engines", "3", "-tasks", "100", "-duration", "20s",
+	// Bounded by time, not by a task count: a run that ends after N tasks
+	// can end before the first db_request returns on a loaded machine.
+	err := run(t.Context(), []string{"-spawn", "hub", "-engines", "3", "-duration", "2s",
 		"-warmup", "0s", "-query", "completed", "-hwm", "0"}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := rows(t, out.String())["hub"]; r[0] != 100 || r[1] == 0 {
-		t.Errorf("hub row = %v, want 100 tasks and some queries:\n%s", r, out.String())
+	if r := rows(t, out.String())["hub"]; r[0] == 0 || r[1] == 0 {
+		t.Errorf("hub row = %v, want some tasks and some queries:\n%s", r, out.String())
 	}
 }
 
@@ -196,12 +198,12 @@ func TestSpawnHubd(t *testing.T) {
 		t.Skip("builds and starts hubd")
 	}
 	var out strings.Builder
-	err := run(t.Context(), []string{"-spawn", "hubd", "-tasks", "200", "-duration", "30s", "-warmup", "0s"}, &out)
+	err := run(t.Context(), []string{"-spawn", "hubd", "-duration", "2s", "-warmup", "0s"}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r := rows(t, out.String())["hubd"]; r[0] != 200 || r[1] == 0 {
-		t.Errorf("hubd row = %v, want 200 tasks and some queries:\n%s", r, out.String())
+	if r := rows(t, out.String())["hubd"]; r[0] == 0 || r[1] == 0 {
+		t.Errorf("hubd row = %v, want some tasks and some queries:\n%s", r, out.String())
 	}
 	if regexp.MustCompile(`(?m)^\s*hubd\s+\d+\s+\S+\s+\d+\s+-`).MatchString(out.String()) {
 		t.Errorf("no CPU time for hubd:\n%s", out.String())
