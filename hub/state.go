@@ -12,7 +12,6 @@ import (
 type task struct {
 	queue  string // "mux" or "task"
 	engine string // engine uuid; "" while a task is unassigned
-	client []byte // submitting client's identity; nil for resubmissions
 }
 
 // state is everything the hub knows about engines and tasks. One

@@ -17,7 +17,7 @@ func (s *state) submitTask(m *wire.Message) {
 		return
 	}
 	j, err := newJob(m)
-	s.accept(m, "task", "", m.Identities[0])
+	s.accept(m, "task", "")
 	if string(j.client) == resubmitIdentity {
 		j.client = nil // recorded, not delivered
 	}
@@ -30,10 +30,10 @@ func (s *state) submitTask(m *wire.Message) {
 }
 
 // accept records a new request and marks it pending.
-func (s *state) accept(m *wire.Message, queue, engine string, client []byte) {
+func (s *state) accept(m *wire.Message, queue, engine string) {
 	msgID := m.Header.MsgID
 	s.h.stats.tasks.Add(1)
-	s.pending[msgID] = &task{queue: queue, engine: engine, client: client}
+	s.pending[msgID] = &task{queue: queue, engine: engine}
 	if queue == "task" {
 		s.reg.track(s.unassigned, msgID)
 	}
@@ -225,7 +225,7 @@ func (s *state) direct(sock sockID, m *wire.Message) {
 	if sock == sockClientControl {
 		target = sockEngineControl
 	} else {
-		s.accept(m, "mux", e.uuid, client)
+		s.accept(m, "mux", e.uuid)
 		s.reg.track(e.queue, m.Header.MsgID)
 	}
 	s.h.relay(target, m, engine, client)
