@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/dbtest"
 )
 
@@ -206,5 +207,27 @@ func TestCloseWhileFull(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close or a write hangs on a full disk")
+	}
+}
+
+// TestCloseTwice checks that of two concurrent Closes one closes the file
+// and the other reports ErrClosed, as every call after Close does.
+func TestCloseTwice(t *testing.T) {
+	db := openOnly(t, Options{})
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() { errs <- db.Close() }()
+	}
+	closed := 0
+	for range 2 {
+		switch err := <-errs; {
+		case errors.Is(err, taskdb.ErrClosed):
+			closed++
+		case err != nil:
+			t.Errorf("Close: %v", err)
+		}
+	}
+	if closed != 1 {
+		t.Errorf("%d of 2 Closes returned ErrClosed, want 1", closed)
 	}
 }

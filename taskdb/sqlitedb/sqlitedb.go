@@ -130,6 +130,7 @@ type DB struct {
 	stats      stats
 
 	stop      chan struct{} // closed by Close: stops the pruner and blocked writes
+	done      chan struct{} // closed when the first Close returns
 	writerErr chan error    // the writer's final error, sent when it exits
 	pruneDone chan struct{}
 }
@@ -217,6 +218,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		queueBytes: semaphore.NewWeighted(maxQueuedBytes),
 		maxBytes:   maxQueuedBytes,
 		stop:       make(chan struct{}),
+		done:       make(chan struct{}),
 		writerErr:  make(chan error, 1),
 		pruneDone:  make(chan struct{}),
 	}
@@ -277,12 +279,15 @@ func (db *DB) noteBlobs(vals []any) {
 }
 
 // Close commits the queued writes and closes the file. It returns the
-// error of that last commit, if any. Calls after Close return
-// taskdb.ErrClosed.
+// error of that last commit, if any. Calls after Close, Close included,
+// return taskdb.ErrClosed; a Close concurrent with the first returns once
+// the file is closed.
 func (db *DB) Close() error {
 	if !db.closing.CompareAndSwap(false, true) {
-		return nil
+		<-db.done
+		return taskdb.ErrClosed
 	}
+	defer close(db.done)
 	// Closing stop first releases a write blocked on a full queue while
 	// it holds idsMu (the writer may be retrying a full disk).
 	close(db.stop)
