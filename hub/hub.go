@@ -56,6 +56,7 @@ type counters struct {
 	dbErrors    atomic.Int64
 	tasks       atomic.Int64 // requests accepted (task and mux)
 	results     atomic.Int64 // requests finished
+	duplicates  atomic.Int64 // requests refused: their msg_id was pending
 }
 
 // Stats is a snapshot of the hub's counters.
@@ -65,6 +66,7 @@ type Stats struct {
 	DBErrors    int64 // task-database operations that failed (logged)
 	Tasks       int64 // requests accepted and recorded: load-balanced and direct (mux)
 	Results     int64 // of those, finished: engines' results and the scheduler's own error replies
+	Duplicates  int64 // requests refused with an error reply because their msg_id was still pending
 }
 
 // Stats returns the counters. Safe for concurrent use.
@@ -75,6 +77,7 @@ func (h *Hub) Stats() Stats {
 		DBErrors:    h.stats.dbErrors.Load(),
 		Tasks:       h.stats.tasks.Load(),
 		Results:     h.stats.results.Load(),
+		Duplicates:  h.stats.duplicates.Load(),
 	}
 }
 

@@ -111,3 +111,42 @@ func TestSchemesOverTheWire(t *testing.T) {
 		})
 	}
 }
+
+// TestDuplicateMsgID: a request reusing the msg_id of a pending one, on
+// the task or the mux socket, is answered with an error and not routed:
+// the first request keeps its record and its engine sees it only once.
+func TestDuplicateMsgID(t *testing.T) {
+	h := startHub(t, testConfig(t), nil)
+	c := newClient(t, h)
+	e := startEngine(t, h, c, true)
+	first := c.apply("hold", nil)
+	id := first.Header.MsgID
+	waitPending(t, c, id)
+
+	again := c.sess.NewMessage("apply_request", map[string]any{"op": "ok"}, nil)
+	again.Header.MsgID = id
+	c.task.sendMsg(again)
+	wantError(t, c.task.recv(), "apply_reply", "KeyError")
+
+	direct := c.sess.NewMessage("apply_request", map[string]any{"op": "ok"}, nil)
+	direct.Header.MsgID = id
+	direct.Identities = [][]byte{[]byte(e.uuid)}
+	c.mux.sendMsg(direct)
+	r := c.mux.recv()
+	wantError(t, r, "apply_reply", "KeyError")
+	if r.Parent.MsgID != id {
+		t.Fatalf("error reply parent %q, want %q", r.Parent.MsgID, id)
+	}
+
+	rec := c.ok(t, "db_request", map[string]any{"query": map[string]any{"msg_id": id}, "keys": []any{"content", "queue"}})
+	got := rec.Content["records"].([]any)[0].(map[string]any)
+	if got["queue"] != "task" || got["content"].(map[string]any)["op"] != "hold" {
+		t.Fatalf("record %v, want the first request's", got)
+	}
+	if seen := e.got(); len(seen) > 1 {
+		t.Fatalf("engine received %v, want the first request only", seen)
+	}
+	if s := h.Stats(); s.Duplicates != 2 || s.Tasks != 1 {
+		t.Fatalf("stats %+v, want 2 duplicates of 1 task", s)
+	}
+}

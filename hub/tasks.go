@@ -16,6 +16,9 @@ func (s *state) submitTask(m *wire.Message) {
 		s.h.log.Warn("dropped task without identity or msg_id", "msg_id", m.Header.MsgID)
 		return
 	}
+	if s.duplicate(sockClientTask, m) {
+		return
+	}
 	j, err := newJob(m)
 	s.accept(m, "task", "")
 	if string(j.client) == resubmitIdentity {
@@ -27,6 +30,22 @@ func (s *state) submitTask(m *wire.Message) {
 		return
 	}
 	s.sched.submit(j)
+}
+
+// duplicate answers m with an error and reports true when its msg_id is
+// already pending: routing it would overwrite the first request's record
+// and bookkeeping (its timeout, its dependents) and deliver two results
+// under one id.
+func (s *state) duplicate(sock sockID, m *wire.Message) bool {
+	msgID := m.Header.MsgID
+	if _, ok := s.pending[msgID]; !ok {
+		return false
+	}
+	s.h.stats.duplicates.Add(1)
+	s.h.log.Warn("refused request: msg_id already pending", "socket", sock.String(), "msg_id", msgID)
+	err := &wire.Error{Name: "KeyError", Value: fmt.Sprintf("duplicate msg_id %s: a request with this id is still pending", pyRepr(msgID))}
+	s.h.reply(sock, m.Identities, m.Header, replyType(m.Header.MsgType), toWire(err).Content(), nil)
+	return true
 }
 
 // accept records a new request and marks it pending.
@@ -225,6 +244,9 @@ func (s *state) direct(sock sockID, m *wire.Message) {
 	if sock == sockClientControl {
 		target = sockEngineControl
 	} else {
+		if s.duplicate(sock, m) {
+			return
+		}
 		s.accept(m, "mux", e.uuid)
 		s.reg.track(e.queue, m.Header.MsgID)
 	}
