@@ -27,31 +27,71 @@ type Options struct {
 	// Timeout bounds Dial and every call, on top of the caller's context.
 	// 0 means DefaultTimeout; negative means only the context bounds them.
 	Timeout time.Duration
+	// MaxMessageSize and MaxFrameSize bound what the hub may send, as in
+	// transport.Options; 0 means the transport's defaults. A larger reply
+	// drops the connection and fails its call with an error naming the
+	// limit.
+	MaxMessageSize int64
+	MaxFrameSize   int64
 }
 
 // ErrClosed is returned by calls on a closed Client.
 var ErrClosed = errors.New("client: closed")
 
+// ErrConnectionLost is wrapped by the error of a call whose connection to
+// the hub dropped, or was reset because the hub did not answer in time,
+// before its reply came. The Client dials again for the next call.
+var ErrConnectionLost = errors.New("connection to the hub lost")
+
 // Client talks to one hub's query socket. It is safe for concurrent use.
 type Client struct {
-	addr    string // tcp://host:port, for messages
-	sess    *wire.Session
-	timeout time.Duration
-	sock    zmq4.Socket
-	sendq   chan sendReq
-	stop    context.CancelFunc // ends the socket and both goroutines
-	closed  chan struct{}      // closed by Close, before stop
-	done    chan struct{}      // closed when both goroutines have returned
-	closing sync.Once
+	addr     string // tcp://host:port, for messages
+	endpoint string // addr with the hardened transport's scheme, for zmq4
+	opts     Options
+	sess     *wire.Session
+	timeout  time.Duration
+	sendq    chan sendReq
+	resetq   chan uint64        // generations of sockets a timed-out call found silent
+	stop     context.CancelFunc // ends the socket and the goroutines
+	closed   chan struct{}      // closed by Close, before stop
+	done     chan struct{}      // closed when the owner has returned
+	closing  sync.Once
 
-	waitersMu sync.Mutex // guards waiters and recvErr
-	waiters   map[string]chan *wire.Message
-	recvErr   error // set when the receive pump stopped
+	waitersMu sync.Mutex // guards waiters
+	waiters   map[string]*waiter
+}
+
+// waiter is a call waiting for its reply. gen is the generation of the
+// socket its request went out on, 0 until sent: only the owner sets it.
+type waiter struct {
+	gen   uint64
+	reply chan reply // buffered; receives once
+}
+
+type reply struct {
+	m   *wire.Message
+	err error
 }
 
 type sendReq struct {
+	ctx    context.Context // bounds a redial
+	id     string
 	frames [][]byte
-	errc   chan error
+	errc   chan sendResult
+}
+
+type sendResult struct {
+	gen uint64
+	err error
+}
+
+// conn is one dialled DEALER and its receive pump.
+type conn struct {
+	sock zmq4.Socket
+	stop context.CancelFunc
+	gen  uint64
+	dead chan struct{} // closed when the pump has returned; err is then set
+	err  error
 }
 
 // Dial connects to the query socket named by cf. It retries while the hub
@@ -62,6 +102,10 @@ type sendReq struct {
 // ctx ends sooner.
 // Dial does not exchange any message: a wrong key shows up as calls that
 // time out, since the hub drops messages it cannot verify.
+//
+// When the connection drops (the hub stopped or restarted) or a call times
+// out, the Client closes its socket and dials the same address again for
+// the next call, so a Client outlives hub restarts.
 func Dial(ctx context.Context, cf connfile.Client, opts Options) (*Client, error) {
 	packer, err := cf.Packer()
 	if err != nil {
@@ -75,10 +119,6 @@ func Dial(ctx context.Context, cf connfile.Client, opts Options) (*Client, error
 	if timeout == 0 {
 		timeout = DefaultTimeout
 	}
-	addr := cf.Endpoint(cf.Registration)
-	dialCtx, cancelDial := withTimeout(ctx, timeout)
-	defer cancelDial()
-	budget := waitBudget(dialCtx)
 	// The hardened transport bounds the ZMTP handshake, which zmq4 alone
 	// would wait for forever, and what the hub may send. Its handshake
 	// timeout is the configured one, not the time left: each distinct
@@ -87,15 +127,40 @@ func Dial(ctx context.Context, cf connfile.Client, opts Options) (*Client, error
 	if timeout > 0 {
 		hs = timeout
 	}
-	scheme, err := transport.Register(transport.Options{HandshakeTimeout: hs})
+	scheme, err := transport.Register(transport.Options{HandshakeTimeout: hs, MaxMessageSize: opts.MaxMessageSize, MaxFrameSize: opts.MaxFrameSize})
 	if err != nil {
 		return nil, fmt.Errorf("client: %w", err)
 	}
+	addr := cf.Endpoint(cf.Registration)
+	life, stop := context.WithCancel(context.WithoutCancel(ctx))
+	c := &Client{
+		addr: addr, endpoint: strings.Replace(addr, "tcp://", scheme+"://", 1), opts: opts, sess: sess, timeout: timeout,
+		sendq: make(chan sendReq), resetq: make(chan uint64, 1), stop: stop,
+		closed: make(chan struct{}), done: make(chan struct{}),
+		waiters: map[string]*waiter{},
+	}
+	dialCtx, cancelDial := withTimeout(ctx, timeout)
+	defer cancelDial()
+	first, err := c.connect(life, dialCtx, 1)
+	if err != nil {
+		stop()
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("client: dial %s: %w", addr, ctx.Err())
+		}
+		return nil, err
+	}
+	go func() { defer close(c.done); c.own(life, first) }()
+	return c, nil
+}
+
+// connect dials a DEALER to the hub, retrying until dialCtx ends, and
+// starts its receive pump. The socket lives until life ends or it is shut.
+func (c *Client) connect(life, dialCtx context.Context, gen uint64) (*conn, error) {
 	retries := -1
-	if budget > 0 {
+	if budget := waitBudget(dialCtx); budget > 0 {
 		retries = int(budget / dialRetry)
 	}
-	sockCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	sockCtx, stop := context.WithCancel(life)
 	sock := zmq4.NewDealer(sockCtx, zmq4.WithDialerRetry(dialRetry), zmq4.WithDialerMaxRetries(retries))
 	dialed, watched := make(chan struct{}), make(chan struct{})
 	go func() { // zmq4 retries until its socket's context ends
@@ -106,7 +171,7 @@ func Dial(ctx context.Context, cf connfile.Client, opts Options) (*Client, error
 		case <-dialed:
 		}
 	}()
-	err = sock.Dial(strings.Replace(addr, "tcp://", scheme+"://", 1))
+	err := sock.Dial(c.endpoint)
 	close(dialed)
 	<-watched // after this, only a dial that ran out of time has stopped the socket
 	if err == nil && dialCtx.Err() != nil {
@@ -115,21 +180,18 @@ func Dial(ctx context.Context, cf connfile.Client, opts Options) (*Client, error
 	if err != nil {
 		stop()
 		sock.Close()
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("client: dial %s: %w", addr, ctx.Err())
-		}
-		return nil, fmt.Errorf("client: hub at %s is not reachable (is it running?): %w", addr, err)
+		return nil, fmt.Errorf("client: hub at %s is not reachable (is it running?): %w", c.addr, err)
 	}
-	c := &Client{
-		addr: addr, sess: sess, timeout: timeout, sock: sock,
-		sendq: make(chan sendReq), stop: stop, closed: make(chan struct{}), done: make(chan struct{}),
-		waiters: map[string]chan *wire.Message{},
-	}
-	var wg sync.WaitGroup
-	wg.Go(func() { c.own(sockCtx) })
-	wg.Go(c.pump)
-	go func() { wg.Wait(); close(c.done) }()
-	return c, nil
+	cn := &conn{sock: sock, stop: stop, gen: gen, dead: make(chan struct{})}
+	go c.pump(cn)
+	return cn, nil
+}
+
+// shut closes cn's socket and waits for its pump.
+func (cn *conn) shut() {
+	cn.stop()
+	cn.sock.Close()
+	<-cn.dead
 }
 
 // Addr returns the hub's query address, e.g. "tcp://127.0.0.1:5555".
@@ -146,32 +208,91 @@ func (c *Client) Close() error {
 	return nil
 }
 
-// own is the socket's owner goroutine: the only caller of Send and Close.
-func (c *Client) own(ctx context.Context) {
-	defer c.sock.Close()
+// own is the owner goroutine: the only one to dial, Send on and close the
+// sockets. It replaces a socket whose connection dropped or that a timed
+// out call found silent, dialling the next one when a request needs it.
+func (c *Client) own(life context.Context, cn *conn) {
+	gen := cn.gen
 	for {
+		var dead chan struct{} // nil, so never ready, while no socket is up
+		if cn != nil {
+			dead = cn.dead
+		}
 		select {
 		case r := <-c.sendq:
-			r.errc <- c.sock.Send(zmq4.NewMsgFrom(r.frames...))
-		case <-ctx.Done():
+			if cn == nil {
+				var err error
+				if cn, err = c.connect(life, r.ctx, gen+1); err != nil {
+					r.errc <- sendResult{err: err}
+					continue
+				}
+				gen = cn.gen
+			}
+			c.waitersMu.Lock()
+			if w := c.waiters[r.id]; w != nil {
+				w.gen = gen
+			}
+			c.waitersMu.Unlock()
+			r.errc <- sendResult{gen, cn.sock.Send(zmq4.NewMsgFrom(r.frames...))}
+		case <-dead:
+			cn.shut()
+			c.fail(gen, fmt.Errorf("%w (%s): %w", ErrConnectionLost, c.limits(cn.err), cn.err))
+			cn = nil
+		case g := <-c.resetq:
+			if cn == nil || g != gen {
+				continue // that socket is gone already
+			}
+			cn.shut()
+			c.fail(gen, fmt.Errorf("%w: reset after a call timed out", ErrConnectionLost))
+			cn = nil
+		case <-life.Done():
+			if cn != nil {
+				cn.shut()
+			}
+			c.fail(0, ErrClosed)
 			return
 		}
 	}
 }
 
-// pump is the only caller of Recv. It hands each reply to the call whose
-// request is its parent, and drops anything else.
-func (c *Client) pump() {
+// limits describes the receive limits when err is the transport dropping
+// the connection, which an oversize reply does.
+func (c *Client) limits(err error) string {
+	if !errors.Is(err, transport.ErrDropped) {
+		return "hub stopped or network failed"
+	}
+	msg, frame := c.opts.MaxMessageSize, c.opts.MaxFrameSize
+	if msg == 0 {
+		msg = transport.DefaultMaxMessageSize
+	}
+	if frame == 0 {
+		frame = transport.DefaultMaxFrameSize
+	}
+	return fmt.Sprintf("dropped by the transport: a reply over MaxMessageSize %d or MaxFrameSize %d bytes, or a protocol violation", msg, frame)
+}
+
+// fail ends the calls whose requests went out on socket generation gen
+// with err; gen 0 ends them all.
+func (c *Client) fail(gen uint64, err error) {
+	c.waitersMu.Lock()
+	defer c.waitersMu.Unlock()
+	for id, w := range c.waiters {
+		if gen == 0 || w.gen == gen {
+			w.reply <- reply{err: err}
+			delete(c.waiters, id)
+		}
+	}
+}
+
+// pump is the only caller of cn's Recv. It hands each reply to the call
+// whose request is its parent, drops anything else, and returns when the
+// socket fails.
+func (c *Client) pump(cn *conn) {
+	defer close(cn.dead)
 	for {
-		msg, err := c.sock.Recv()
+		msg, err := cn.sock.Recv()
 		if err != nil {
-			c.waitersMu.Lock()
-			c.recvErr = err
-			for id, ch := range c.waiters {
-				close(ch)
-				delete(c.waiters, id)
-			}
-			c.waitersMu.Unlock()
+			cn.err = err
 			return
 		}
 		if msg.Type == zmq4.CmdMsg {
@@ -182,12 +303,11 @@ func (c *Client) pump() {
 			continue // unsigned, forged or garbled: not an answer to us
 		}
 		c.waitersMu.Lock()
-		ch := c.waiters[m.Parent.MsgID]
-		delete(c.waiters, m.Parent.MsgID)
-		c.waitersMu.Unlock()
-		if ch != nil {
-			ch <- m // buffered, and each waiter receives once
+		if w := c.waiters[m.Parent.MsgID]; w != nil {
+			w.reply <- reply{m: m}
+			delete(c.waiters, m.Parent.MsgID)
 		}
+		c.waitersMu.Unlock()
 	}
 }
 
@@ -206,13 +326,15 @@ func (c *Client) call(ctx context.Context, msgType string, content map[string]an
 		return nil, fmt.Errorf("client: %s: %w", msgType, err)
 	}
 	id := req.Header.MsgID
-	reply := make(chan *wire.Message, 1)
+	w := &waiter{reply: make(chan reply, 1)}
 	c.waitersMu.Lock()
-	if c.recvErr != nil {
+	select {
+	case <-c.closed:
 		c.waitersMu.Unlock()
 		return nil, ErrClosed
+	default:
 	}
-	c.waiters[id] = reply
+	c.waiters[id] = w
 	c.waitersMu.Unlock()
 	defer func() {
 		c.waitersMu.Lock()
@@ -220,34 +342,46 @@ func (c *Client) call(ctx context.Context, msgType string, content map[string]an
 		c.waitersMu.Unlock()
 	}()
 
-	errc := make(chan error, 1)
+	errc := make(chan sendResult, 1)
 	select {
-	case c.sendq <- sendReq{frames, errc}:
+	case c.sendq <- sendReq{ctx, id, frames, errc}:
 	case <-c.closed:
 		return nil, ErrClosed
 	case <-ctx.Done():
 		return nil, c.ctxErr(ctx, msgType, budget)
 	}
+	var sent sendResult
 	select {
-	case err := <-errc:
+	case sent = <-errc:
 		select {
 		case <-c.closed: // the send failed because Close stopped the socket
 			return nil, ErrClosed
 		default:
 		}
-		if err != nil {
-			return nil, fmt.Errorf("client: %s to %s: %w", msgType, c.addr, err)
+		if sent.err != nil {
+			return nil, fmt.Errorf("client: %s to %s: %w", msgType, c.addr, sent.err)
 		}
-	case <-ctx.Done(): // the send itself may block while the hub is away
+	case <-ctx.Done(): // the send or a redial may block while the hub is away
 		return nil, c.ctxErr(ctx, msgType, budget)
 	}
 	select {
-	case m, ok := <-reply:
-		if !ok {
+	case r := <-w.reply:
+		if errors.Is(r.err, ErrClosed) {
 			return nil, ErrClosed
 		}
-		return m, replyError(m)
+		if r.err != nil {
+			return nil, fmt.Errorf("client: %s to %s: %w", msgType, c.addr, r.err)
+		}
+		return r.m, replyError(r.m)
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The hub may be gone without the connection saying so:
+			// have the owner dial afresh for the next call.
+			select {
+			case c.resetq <- sent.gen:
+			default:
+			}
+		}
 		return nil, c.ctxErr(ctx, msgType, budget)
 	}
 }

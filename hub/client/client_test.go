@@ -401,3 +401,74 @@ func TestClose(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// historyHub answers every history_request with its own msg_id, and
+// requests whose content asks for it with a reply of that many bytes.
+func historyHub(req *wire.Message) *clienttest.Reply {
+	if n, _ := req.Content["big"].(int64); n > 0 {
+		return ok("history_reply", map[string]any{"history": []string{strings.Repeat("x", int(n))}})
+	}
+	return ok("history_reply", map[string]any{"history": []string{req.Header.MsgID}})
+}
+
+// untilAnswered calls History until it succeeds, at most 3 times: the
+// first call after a drop may go out before the client has seen the drop,
+// and then fails with ErrConnectionLost, never with a timeout.
+func untilAnswered(t *testing.T, c *Client) {
+	t.Helper()
+	for range 3 {
+		_, err := c.History(t.Context())
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, ErrConnectionLost) {
+			t.Fatalf("err = %v, want ErrConnectionLost", err)
+		}
+	}
+	t.Fatal("no answer in 3 calls")
+}
+
+// A Client survives its hub restarting on the same port, as hubctl watch
+// needs.
+func TestHubRestart(t *testing.T) {
+	h := clienttest.Start(t, "msgpack", historyHub)
+	c := dial(t, h.File, Options{Timeout: 5 * time.Second})
+	if _, err := c.History(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		h = h.Restart()
+		untilAnswered(t, c)
+	}
+}
+
+// A call waiting for its reply when the hub goes away fails with
+// ErrConnectionLost, not after its timeout.
+func TestDropInFlight(t *testing.T) {
+	h := clienttest.Start(t, "msgpack", func(*wire.Message) *clienttest.Reply { return nil })
+	c := dial(t, h.File, Options{Timeout: -1})
+	errc := make(chan error, 1)
+	go func() { _, err := c.History(t.Context()); errc <- err }()
+	<-h.Requests // the call is waiting for its reply
+	h.Stop()
+	if err := <-errc; !errors.Is(err, ErrConnectionLost) || !strings.Contains(err.Error(), "history_request to "+c.Addr()) {
+		t.Errorf("err = %v, want ErrConnectionLost naming the call and hub", err)
+	}
+}
+
+// A reply over Options.MaxMessageSize fails its call with an error naming
+// the limit, and the next call works on a new connection.
+func TestOversizeReply(t *testing.T) {
+	h := clienttest.Start(t, "msgpack", historyHub)
+	c := dial(t, h.File, Options{MaxMessageSize: 4096})
+	_, err := c.call(t.Context(), "history_request", map[string]any{"big": 8192})
+	if !errors.Is(err, ErrConnectionLost) || !strings.Contains(err.Error(), "MaxMessageSize 4096") {
+		t.Fatalf("err = %v, want ErrConnectionLost naming MaxMessageSize 4096", err)
+	}
+	untilAnswered(t, c)
+	// Within the limit, the same reply is fine.
+	c2 := dial(t, h.File, Options{MaxMessageSize: 1 << 20})
+	if _, err := c2.call(t.Context(), "history_request", map[string]any{"big": 8192}); err != nil {
+		t.Errorf("8 KiB reply under a 1 MiB limit: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ package clienttest
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -44,6 +45,8 @@ type Hub struct {
 	Requests chan *wire.Message // every request received, in order (buffered)
 	tb       testing.TB
 	sock     zmq4.Socket
+	serve    func(h *Hub, req *wire.Message)
+	stop     func() // closes the socket and waits for the goroutine; idempotent
 }
 
 // Start starts a fake hub with packer "msgpack" or "json" that answers each
@@ -72,17 +75,39 @@ func StartRaw(tb testing.TB, packer string, serve func(h *Hub, req *wire.Message
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	sock := zmq4.NewRouter(ctx)
-	if err := sock.Listen("tcp://127.0.0.1:0"); err != nil {
-		cancel()
-		tb.Fatal(err)
-	}
+	h := &Hub{File: cf, Session: sess, Requests: make(chan *wire.Message, 1024), tb: tb, serve: serve}
+	h.listen("tcp://127.0.0.1:0")
 	// Only queries are served; the other ports name the same socket so
 	// that the file is complete and passes connfile.ReadClient.
-	port := sock.Addr().(*net.TCPAddr).Port
-	cf.Registration, cf.Control, cf.Mux, cf.Task, cf.IOPub, cf.Notification, cf.Broadcast = port, port, port, port, port, port, port
-	h := &Hub{File: cf, Session: sess, Requests: make(chan *wire.Message, 1024), tb: tb, sock: sock}
+	port := h.sock.Addr().(*net.TCPAddr).Port
+	h.File.Registration, h.File.Control, h.File.Mux, h.File.Task, h.File.IOPub, h.File.Notification, h.File.Broadcast = port, port, port, port, port, port, port
+	return h
+}
+
+// Restart stops h, dropping its connections as a hub that exits does, and
+// starts a fake hub on the same port with the same file, serve function
+// and Requests channel. Its zmq4 listener sets SO_REUSEADDR, so the port
+// is free again at once.
+func (h *Hub) Restart() *Hub {
+	h.tb.Helper()
+	h.Stop()
+	n := &Hub{File: h.File, Session: h.Session, Requests: h.Requests, tb: h.tb, serve: h.serve}
+	n.listen(fmt.Sprintf("tcp://127.0.0.1:%d", h.File.Registration))
+	return n
+}
+
+// Stop closes the hub's socket, dropping every connection. It is also
+// done when the test ends.
+func (h *Hub) Stop() { h.stop() }
+
+func (h *Hub) listen(addr string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	h.sock = zmq4.NewRouter(ctx)
+	if err := h.sock.Listen(addr); err != nil {
+		cancel()
+		h.tb.Fatal(err)
+	}
+	sock, tb := h.sock, h.tb
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
@@ -93,7 +118,7 @@ func StartRaw(tb testing.TB, packer string, serve func(h *Hub, req *wire.Message
 			if msg.Type == zmq4.CmdMsg {
 				continue
 			}
-			req, err := sess.Decode(msg.Frames)
+			req, err := h.Session.Decode(msg.Frames)
 			if err != nil {
 				tb.Errorf("clienttest: bad request: %v", err)
 				continue
@@ -103,11 +128,12 @@ func StartRaw(tb testing.TB, packer string, serve func(h *Hub, req *wire.Message
 			default:
 				tb.Errorf("clienttest: more than %d requests unread", cap(h.Requests))
 			}
-			serve(h, req)
+			h.serve(h, req)
 		}
 	})
-	tb.Cleanup(func() { cancel(); sock.Close(); wg.Wait() })
-	return h
+	var once sync.Once
+	h.stop = func() { once.Do(func() { cancel(); sock.Close(); wg.Wait() }) }
+	tb.Cleanup(h.stop)
 }
 
 // Reply answers req as the hub does: same routing identity, req's header
