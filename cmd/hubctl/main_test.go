@@ -350,3 +350,44 @@ func TestRealHub(t *testing.T) {
 		t.Fatal("hub still running after hubctl shutdown")
 	}
 }
+
+// watch keeps refreshing across a hub restart: the frame while the hub is
+// down shows the error, the next one the hub's state again.
+func TestWatchHubRestart(t *testing.T) {
+	h := clienttest.Start(t, "msgpack", fakeHub)
+	out := &gateWriter{frames: make(chan string), ack: make(chan struct{})}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(t.Context(), []string{"--timeout", "500ms", "--file", writeClientFile(t, h.File), "watch", "--interval", "1ms", "--count", "3"}, out, &bytes.Buffer{})
+	}()
+	for i, step := range []struct {
+		want   string
+		before func() // runs before the frame is released
+	}{
+		{"engines", h.Stop},
+		{"error: ", func() { h = h.Restart() }},
+		{"engines", func() {}},
+	} {
+		f := <-out.frames
+		if !strings.Contains(strings.ToLower(f), step.want) || (step.want != "error: " && strings.Contains(f, "error: ")) {
+			t.Errorf("frame %d = %q, want %q", i, f, step.want)
+		}
+		step.before()
+		out.ack <- struct{}{}
+	}
+	if err := <-done; err != nil {
+		t.Errorf("watch: %v, want nil after the last frame succeeded", err)
+	}
+}
+
+// gateWriter hands each write to the test and waits for its go-ahead.
+type gateWriter struct {
+	frames chan string
+	ack    chan struct{}
+}
+
+func (w *gateWriter) Write(p []byte) (int, error) {
+	w.frames <- string(p)
+	<-w.ack
+	return len(p), nil
+}
