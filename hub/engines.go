@@ -94,7 +94,14 @@ func (s *state) beat(now time.Time) {
 	s.h.send(sockHBPing, [][]byte{[]byte(payload)})
 }
 
-// unregistration handles unregistration_request {id}: no reply.
+// unregistration handles unregistration_request {id, [uuid]}: no reply.
+// The id alone does not say which engine: it may have been granted again
+// since the request was sent (an engine may ask for its old id). So the
+// request is honoured when it comes from the engine's registration socket
+// (whose identity is the engine's uuid) or names its uuid. The engine's
+// nanny sends {id} from a socket of its own when the engine process exits:
+// that request only makes the hub probe the engine's heart, which
+// unregisters it if the next ping goes unanswered.
 func (s *state) unregistration(m *wire.Message) {
 	id, ok := asInt(m.Content["id"])
 	if !ok {
@@ -106,7 +113,17 @@ func (s *state) unregistration(m *wire.Message) {
 		s.h.log.Info("unregistration of unknown engine", "engine_id", id)
 		return
 	}
-	s.unregister(e, "unregistration_request")
+	fromEngine := len(m.Identities) > 0 && string(m.Identities[0]) == e.uuid
+	uuid, named := m.Content["uuid"]
+	switch {
+	case fromEngine || (named && uuid == e.uuid):
+		s.unregister(e, "unregistration_request")
+	case named:
+		s.h.log.Warn("ignored unregistration_request: uuid does not match the engine's", "engine_id", id, "engine_uuid", e.uuid, "uuid", uuid)
+	default:
+		s.h.log.Info("unregistration_request from another socket: probing the engine's heart", "engine_id", id, "engine_uuid", e.uuid)
+		s.heart.suspect(e.uuid)
+	}
 }
 
 // unregister removes a live engine everywhere, tells clients, and arms

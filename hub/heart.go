@@ -16,10 +16,19 @@ type heart struct {
 	cur, prev string
 	responded idSet          // uuids that answered since the last beat
 	misses    map[string]int // consecutive misses of live hearts
+	suspects  map[string]int // hearts to probe: 0 until the probe ping is sent, then 1
 }
 
 func newHeart(start time.Time, maxMisses int) *heart {
-	return &heart{start: start, maxMisses: maxMisses, responded: idSet{}, misses: map[string]int{}}
+	return &heart{start: start, maxMisses: maxMisses, responded: idSet{}, misses: map[string]int{}, suspects: map[string]int{}}
+}
+
+// suspect asks for a probe of a live heart: if it does not answer the ping
+// of the next beat, that beat stops it without waiting for maxMisses.
+func (h *heart) suspect(uuid string) {
+	if _, ok := h.suspects[uuid]; !ok {
+		h.suspects[uuid] = 0
+	}
 }
 
 // pong records an echo. It returns false for a stale or foreign payload.
@@ -33,16 +42,28 @@ func (h *heart) pong(uuid, payload string) bool {
 
 // beat closes the current period for the live hearts and returns the
 // next ping payload and the hearts that missed more than maxMisses beats
-// in a row (now stopped, and forgotten).
+// in a row, or a probe (now stopped, and forgotten).
 func (h *heart) beat(now time.Time, live []string) (payload string, stopped []string) {
 	for _, uuid := range live {
+		if probe, ok := h.suspects[uuid]; ok {
+			switch {
+			case probe == 0: // the ping sent now is the probe
+				h.suspects[uuid] = 1
+			case h.responded.has(uuid):
+				delete(h.suspects, uuid)
+			default:
+				h.forget(uuid)
+				stopped = append(stopped, uuid)
+				continue
+			}
+		}
 		if h.cur == "" || h.responded.has(uuid) {
 			delete(h.misses, uuid)
 			continue
 		}
 		h.misses[uuid]++
 		if h.misses[uuid] > h.maxMisses {
-			delete(h.misses, uuid)
+			h.forget(uuid)
 			stopped = append(stopped, uuid)
 		}
 	}
@@ -55,5 +76,8 @@ func (h *heart) beat(now time.Time, live []string) (payload string, stopped []st
 	return h.cur, stopped
 }
 
-// forget drops a heart's miss count (its engine left).
-func (h *heart) forget(uuid string) { delete(h.misses, uuid) }
+// forget drops a heart's miss count and probe (its engine left).
+func (h *heart) forget(uuid string) {
+	delete(h.misses, uuid)
+	delete(h.suspects, uuid)
+}

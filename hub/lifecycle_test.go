@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-zeromq/zmq4"
+
 	"github.com/taskhub/taskhub/taskdb/dictdb"
 	"github.com/taskhub/taskhub/wire"
 )
@@ -369,5 +371,38 @@ func TestUnsigned(t *testing.T) {
 	startEngine(t, h, c, true)
 	if _, r := c.run(t, "ok", nil); r.Content["status"] != "ok" {
 		t.Fatalf("reply %v", r.Content)
+	}
+}
+
+// TestUnregistrationSender: an unregistration_request is honoured only
+// from the engine's own registration socket or naming its uuid, as its id
+// may have been granted again since it was sent. A bare {id} from another
+// socket (an engine's nanny) unregisters the engine only if its heart
+// fails the probe that follows.
+func TestUnregistrationSender(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.HeartbeatMaxMisses = 1000 // only a probe can stop a heart within the test
+	h := startHub(t, cfg, nil)
+	c := newClient(t, h)
+	e0 := startEngine(t, h, c, true)
+	e1 := startEngine(t, h, c, true)
+	registered := func(e *fakeEngine) bool {
+		_, ok := c.ok(t, "queue_request", map[string]any{"targets": nil}).Content[strconv.Itoa(e.id)]
+		return ok
+	}
+	// a late request for e1's id from another engine, and one naming another uuid
+	e0.reg.send("unregistration_request", map[string]any{"id": int64(e1.id)}, nil)
+	e0.reg.send("unregistration_request", map[string]any{"id": int64(e1.id), "uuid": e0.uuid}, nil)
+	time.Sleep(5 * cfg.HeartbeatPeriod) // past the probe
+	if !registered(e1) || !registered(e0) {
+		t.Fatal("a live engine was unregistered by a request that was not its own")
+	}
+	// e0's process dies; its nanny reports it from a socket of its own
+	e0.kill()
+	nanny := dialPeer(t, newSession(t, h), zmq4.Dealer, "", h.EngineInfo().Registration)
+	nanny.send("unregistration_request", map[string]any{"id": int64(e0.id)}, nil)
+	c.waitNotification(t, "unregistration_notification", e0.uuid)
+	if !registered(e1) {
+		t.Fatal("e1 unregistered")
 	}
 }

@@ -128,3 +128,33 @@ func TestHeart(t *testing.T) {
 		}
 	}
 }
+
+// TestHeartProbe: a suspected heart is stopped at the beat after the
+// probe ping unless it answers that ping; answers sent before the probe
+// do not clear it.
+func TestHeartProbe(t *testing.T) {
+	start := time.Now()
+	h := newHeart(start, 100)
+	live := []string{"alive", "dead"}
+	at := func(s int) time.Time { return start.Add(time.Duration(s) * time.Second) }
+	h.beat(at(1), live)
+	h.pong("alive", h.cur)
+	h.pong("dead", h.cur) // its last answer, before the suspicion
+	h.suspect("alive")
+	h.suspect("dead")
+	if _, stopped := h.beat(at(2), live); len(stopped) != 0 { // sends the probe
+		t.Fatalf("probe beat stopped %v", stopped)
+	}
+	h.pong("alive", h.cur)
+	if _, stopped := h.beat(at(3), live); !slices.Equal(stopped, []string{"dead"}) {
+		t.Fatalf("stopped %v, want [dead]", stopped)
+	}
+	if _, suspected := h.suspects["alive"]; suspected {
+		t.Fatal("answered probe still suspected")
+	}
+	for i := range 5 { // cleared: only maxMisses stops it now
+		if _, stopped := h.beat(at(4+i), live[:1]); len(stopped) != 0 {
+			t.Fatalf("beat %d stopped %v", i, stopped)
+		}
+	}
+}
