@@ -179,10 +179,21 @@ func (s *state) resultRequest(m *wire.Message) {
 		}
 	}
 	h := s.h
+	// A status needs only msg_id and completed, and only for the ids
+	// memory does not know (e.g. recorded before a restart).
+	lookup, keys := ids, []string(nil)
+	if statusOnly {
+		lookup, keys = nil, []string{taskdb.KeyCompleted}
+		for i, id := range ids {
+			if mem[i] == unknown {
+				lookup = append(lookup, id)
+			}
+		}
+	}
 	s.do(func(ctx context.Context, db taskdb.DB) {
 		records := map[string]taskdb.Record{}
-		if !statusOnly {
-			recs, err := db.FindRecords(ctx, inFilter(ids), nil)
+		if len(lookup) > 0 {
+			recs, err := db.FindRecords(ctx, inFilter(lookup), keys)
 			if err != nil {
 				h.replyErr(sockQuery, m, "result_reply", err)
 				return
@@ -199,20 +210,20 @@ func (s *state) resultRequest(m *wire.Message) {
 			switch {
 			case mem[i] == isPending:
 				pending = append(pending, id)
-				continue
 			case mem[i] == isCompleted && statusOnly:
 				completed = append(completed, id)
-				continue
 			case !inDB:
 				h.replyErr(sockQuery, m, "result_reply", &wire.Error{Name: "KeyError", Value: "No such message: " + id})
 				return
 			case rec[taskdb.KeyCompleted] == nil:
 				pending = append(pending, id)
-				continue
+			case statusOnly:
+				completed = append(completed, id)
+			default:
+				completed = append(completed, id)
+				content[id] = resultContent(rec)
+				bufs = append(bufs, recordBuffers(rec[taskdb.KeyResultBuffers])...)
 			}
-			completed = append(completed, id)
-			content[id] = resultContent(rec)
-			bufs = append(bufs, recordBuffers(rec[taskdb.KeyResultBuffers])...)
 		}
 		content["pending"], content["completed"] = pending, completed
 		h.ok(m, "result_reply", content, bufs)

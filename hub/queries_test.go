@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/dictdb"
 	"github.com/taskhub/taskhub/taskdb/nodb"
 	"github.com/taskhub/taskhub/wire"
 )
@@ -371,4 +373,24 @@ func equalMaps(a, b map[string]any) bool {
 		}
 	}
 	return true
+}
+
+// TestResultStatusFromDB: status_only classifies ids the hub's memory
+// does not know (recorded before a restart) by their own records.
+func TestResultStatusFromDB(t *testing.T) {
+	db := dictdb.New(dictdb.Options{})
+	ctx := t.Context()
+	done := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for id, completed := range map[string]any{"old-done": done, "old-pending": nil} {
+		if err := db.AddRecord(ctx, id, taskdb.Record{taskdb.KeyMsgID: id, taskdb.KeyCompleted: completed}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := startHub(t, testConfig(t), db)
+	c := newClient(t, h)
+	s := c.ok(t, "result_request", map[string]any{"msg_ids": []any{"old-pending", "old-done"}, "status_only": true})
+	if p, d := strs(s.Content["pending"]), strs(s.Content["completed"]); !slices.Equal(p, []string{"old-pending"}) || !slices.Equal(d, []string{"old-done"}) {
+		t.Fatalf("pending %v, completed %v; want [old-pending], [old-done]", p, d)
+	}
+	wantError(t, c.query.request("result_request", map[string]any{"msg_ids": []any{"old-done", "nope"}, "status_only": true}), "result_reply", "KeyError")
 }
