@@ -147,7 +147,7 @@ func Dial(ctx context.Context, cf connfile.Client, opts Options) (*Client, error
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("client: dial %s: %w", addr, ctx.Err())
 		}
-		return nil, err
+		return nil, fmt.Errorf("client: %w", err)
 	}
 	go func() { defer close(c.done); c.own(life, first) }()
 	return c, nil
@@ -180,7 +180,7 @@ func (c *Client) connect(life, dialCtx context.Context, gen uint64) (*conn, erro
 	if err != nil {
 		stop()
 		sock.Close()
-		return nil, fmt.Errorf("client: hub at %s is not reachable (is it running?): %w", c.addr, err)
+		return nil, fmt.Errorf("hub at %s is not reachable (is it running?): %w", c.addr, err)
 	}
 	cn := &conn{sock: sock, stop: stop, gen: gen, dead: make(chan struct{})}
 	go c.pump(cn)
@@ -228,15 +228,23 @@ func (c *Client) own(life context.Context, cn *conn) {
 				}
 				gen = cn.gen
 			}
+			if err := cn.sock.Send(zmq4.NewMsgFrom(r.frames...)); err != nil {
+				// zmq4 saw the connection drop before the pump did.
+				cn.shut()
+				c.fail(gen, c.lost(err))
+				cn = nil
+				r.errc <- sendResult{err: c.lost(err)}
+				continue
+			}
 			c.waitersMu.Lock()
 			if w := c.waiters[r.id]; w != nil {
 				w.gen = gen
 			}
 			c.waitersMu.Unlock()
-			r.errc <- sendResult{gen, cn.sock.Send(zmq4.NewMsgFrom(r.frames...))}
+			r.errc <- sendResult{gen: gen}
 		case <-dead:
 			cn.shut()
-			c.fail(gen, fmt.Errorf("%w (%s): %w", ErrConnectionLost, c.limits(cn.err), cn.err))
+			c.fail(gen, c.lost(cn.err))
 			cn = nil
 		case g := <-c.resetq:
 			if cn == nil || g != gen {
@@ -255,11 +263,12 @@ func (c *Client) own(life context.Context, cn *conn) {
 	}
 }
 
-// limits describes the receive limits when err is the transport dropping
-// the connection, which an oversize reply does.
-func (c *Client) limits(err error) string {
-	if !errors.Is(err, transport.ErrDropped) {
-		return "hub stopped or network failed"
+// lost wraps the cause of a dropped connection in ErrConnectionLost,
+// naming the receive limits when the transport dropped it, which it does
+// for an oversize reply.
+func (c *Client) lost(cause error) error {
+	if !errors.Is(cause, transport.ErrDropped) {
+		return fmt.Errorf("%w (hub stopped or network failed): %w", ErrConnectionLost, cause)
 	}
 	msg, frame := c.opts.MaxMessageSize, c.opts.MaxFrameSize
 	if msg == 0 {
@@ -268,7 +277,8 @@ func (c *Client) limits(err error) string {
 	if frame == 0 {
 		frame = transport.DefaultMaxFrameSize
 	}
-	return fmt.Sprintf("dropped by the transport: a reply over MaxMessageSize %d or MaxFrameSize %d bytes, or a protocol violation", msg, frame)
+	return fmt.Errorf("%w (dropped by the transport: a reply over MaxMessageSize %d or MaxFrameSize %d bytes, or a protocol violation): %w",
+		ErrConnectionLost, msg, frame, cause)
 }
 
 // fail ends the calls whose requests went out on socket generation gen
@@ -358,8 +368,11 @@ func (c *Client) call(ctx context.Context, msgType string, content map[string]an
 			return nil, ErrClosed
 		default:
 		}
+		if sent.err != nil && ctx.Err() != nil { // a redial ran out of time
+			return nil, c.ctxErr(ctx, msgType, budget)
+		}
 		if sent.err != nil {
-			return nil, fmt.Errorf("client: %s to %s: %w", msgType, c.addr, sent.err)
+			return nil, fmt.Errorf("client: %s: %w", msgType, sent.err)
 		}
 	case <-ctx.Done(): // the send or a redial may block while the hub is away
 		return nil, c.ctxErr(ctx, msgType, budget)

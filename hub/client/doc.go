@@ -18,10 +18,23 @@
 // context.DeadlineExceeded that names the hub and the time waited. A hub
 // that answers with an error gives a *wire.Error ("ename: evalue").
 //
+// # Reconnecting
+//
+// A Client outlives hub restarts. When its connection drops (the hub
+// stopped, or sent a reply over Options.MaxMessageSize or MaxFrameSize),
+// the calls waiting on it fail at once with an error wrapping
+// ErrConnectionLost, and the next call dials the same address again. A
+// call that times out has the connection replaced as well, since a hub
+// that vanished without closing it would otherwise leave the Client deaf
+// for good; other calls waiting on that connection then fail with
+// ErrConnectionLost. zmq4's WithAutomaticReconnect is not used: it redials
+// from zmq4's reaper and leaks a goroutine per dial.
+//
 // # Goroutines
 //
-// A Client runs two goroutines for its ZeroMQ DEALER socket: the owner,
-// the only one to call Send and Close, fed through a channel; and the
+// A Client runs an owner goroutine, the only one to dial, Send on and
+// close its ZeroMQ DEALER, fed through a channel; and, per DEALER, a
 // receive pump, the only one to call Recv, which hands each reply to the
-// call waiting for it. Close stops both.
+// call waiting for it and returns when the connection fails. Close stops
+// them all.
 package client

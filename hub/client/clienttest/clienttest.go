@@ -5,9 +5,11 @@ package clienttest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/go-zeromq/zmq4"
@@ -150,9 +152,14 @@ func (h *Hub) Reply(req *wire.Message, r *Reply) {
 	h.SendFrames(frames)
 }
 
-// SendFrames sends raw frames, starting with the routing identity.
+// SendFrames sends raw frames, starting with the routing identity. Like a
+// hub's ROUTER, it drops a message to a client that went away meanwhile.
 func (h *Hub) SendFrames(frames [][]byte) {
-	if err := h.sock.Send(zmq4.NewMsgFrom(frames...)); err != nil {
+	err := h.sock.Send(zmq4.NewMsgFrom(frames...))
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.EPIPE) || errors.Is(err, syscall.ECONNRESET) {
+		return
+	}
+	if err != nil {
 		h.tb.Errorf("clienttest: send: %v", err)
 	}
 }
