@@ -351,18 +351,7 @@ func testCanceled(t *testing.T, db taskdb.DB) {
 	mustAdd(t, db, "m1", taskdb.Record{"submitted": t0})
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	_, errGet := db.GetRecord(ctx, "m1")
-	_, errFind := db.FindRecords(ctx, query.MustParse(`{}`), nil)
-	_, errHist := db.History(ctx)
-	for name, err := range map[string]error{
-		"AddRecord":           db.AddRecord(ctx, "m2", nil),
-		"UpdateRecord":        db.UpdateRecord(ctx, "m1", taskdb.Record{"stdout": "x"}),
-		"DropRecord":          db.DropRecord(ctx, "m1"),
-		"DropMatchingRecords": db.DropMatchingRecords(ctx, query.MustParse(`{}`)),
-		"GetRecord":           errGet,
-		"FindRecords":         errFind,
-		"History":             errHist,
-	} {
+	for name, err := range callEvery(ctx, db) {
 		if !errors.Is(err, context.Canceled) {
 			t.Errorf("%s with a canceled context: %v, want context.Canceled", name, err)
 		}
@@ -375,16 +364,13 @@ func testCanceled(t *testing.T, db taskdb.DB) {
 	}
 }
 
-func testClosed(t *testing.T, db taskdb.DB) {
-	mustAdd(t, db, "m1", nil)
-	if err := db.Close(); err != nil {
-		t.Fatalf("Close: %v", err)
-	}
-	ctx := t.Context()
+// callEvery calls each method of db once with ctx (adding m2, updating and
+// dropping m1) and returns their errors by method name.
+func callEvery(ctx context.Context, db taskdb.DB) map[string]error {
 	_, errGet := db.GetRecord(ctx, "m1")
 	_, errFind := db.FindRecords(ctx, query.MustParse(`{}`), nil)
 	_, errHist := db.History(ctx)
-	for name, err := range map[string]error{
+	return map[string]error{
 		"AddRecord":           db.AddRecord(ctx, "m2", nil),
 		"UpdateRecord":        db.UpdateRecord(ctx, "m1", taskdb.Record{"stdout": "x"}),
 		"DropRecord":          db.DropRecord(ctx, "m1"),
@@ -392,7 +378,16 @@ func testClosed(t *testing.T, db taskdb.DB) {
 		"GetRecord":           errGet,
 		"FindRecords":         errFind,
 		"History":             errHist,
-	} {
+	}
+}
+
+func testClosed(t *testing.T, db taskdb.DB) {
+	mustAdd(t, db, "m1", nil)
+	if err := db.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	ctx := t.Context()
+	for name, err := range callEvery(ctx, db) {
 		if !errors.Is(err, taskdb.ErrClosed) {
 			t.Errorf("%s after Close: %v, want ErrClosed", name, err)
 		}
