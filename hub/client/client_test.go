@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -470,5 +472,97 @@ func TestOversizeReply(t *testing.T) {
 	c2 := dial(t, h.File, Options{MaxMessageSize: 1 << 20})
 	if _, err := c2.call(t.Context(), "history_request", map[string]any{"big": 8192}); err != nil {
 		t.Errorf("8 KiB reply under a 1 MiB limit: %v", err)
+	}
+}
+
+// A hub that vanished without closing the connection (a black-holing
+// network, a frozen host) leaves a call timing out; the next call must go
+// out on a fresh connection instead of the deaf one.
+func TestTimeoutRedials(t *testing.T) {
+	h := clienttest.Start(t, "msgpack", historyHub)
+	p := startBlackHoleProxy(t, h.File.Registration)
+	cf := h.File
+	cf.Registration = p.port
+	c := dial(t, cf, Options{})
+	if _, err := c.History(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	p.swallowOpen()
+	ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
+	defer cancel()
+	if _, err := c.History(ctx); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("call on a deaf connection: err = %v, want a timeout", err)
+	}
+	if _, err := c.History(t.Context()); err != nil {
+		t.Errorf("call after the timeout: %v, want an answer on a new connection", err)
+	}
+}
+
+// blackHoleProxy forwards TCP connections on 127.0.0.1 to a port; after
+// swallowOpen, the connections open then keep discarding what the client
+// sends, without closing. Later connections are forwarded as usual.
+type blackHoleProxy struct {
+	port int
+	mu   sync.Mutex
+	deaf []*atomic.Bool
+}
+
+func startBlackHoleProxy(t *testing.T, to int) *blackHoleProxy {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &blackHoleProxy{port: l.Addr().(*net.TCPAddr).Port}
+	var wg sync.WaitGroup
+	var conns []net.Conn
+	t.Cleanup(func() {
+		l.Close()
+		p.mu.Lock()
+		for _, c := range conns {
+			c.Close()
+		}
+		p.mu.Unlock()
+		wg.Wait()
+	})
+	wg.Go(func() {
+		for {
+			in, err := l.Accept()
+			if err != nil {
+				return
+			}
+			out, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", to))
+			if err != nil {
+				in.Close()
+				continue
+			}
+			deaf := new(atomic.Bool)
+			p.mu.Lock()
+			conns = append(conns, in, out)
+			p.deaf = append(p.deaf, deaf)
+			p.mu.Unlock()
+			wg.Go(func() { io.Copy(in, out) })
+			wg.Go(func() {
+				buf := make([]byte, 32<<10)
+				for {
+					n, err := in.Read(buf)
+					if err != nil {
+						out.Close()
+						return
+					}
+					if !deaf.Load() {
+						out.Write(buf[:n])
+					}
+				}
+			})
+		}
+	})
+	return p
+}
+
+func (p *blackHoleProxy) swallowOpen() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, d := range p.deaf {
+		d.Store(true)
 	}
 }
