@@ -20,7 +20,14 @@ import (
 // the client connection file and a function waiting for Run's result.
 func startHub(t testing.TB, packer string, db taskdb.DB) (connfile.Client, func() error) {
 	t.Helper()
-	h, err := hub.New(hub.Config{Packer: packer, ConnectionDir: t.TempDir()}, db,
+	return startHubConfig(t, hub.Config{Packer: packer}, db)
+}
+
+// startHubConfig is startHub with a chosen configuration.
+func startHubConfig(t testing.TB, cfg hub.Config, db taskdb.DB) (connfile.Client, func() error) {
+	t.Helper()
+	cfg.ConnectionDir = t.TempDir()
+	h, err := hub.New(cfg, db,
 		slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn})))
 	if err != nil {
 		t.Fatal(err)
@@ -122,4 +129,32 @@ func TestRealHubNoDB(t *testing.T) {
 	defer c.Close()
 	_, err = c.History(t.Context())
 	wantWireError(t, err, "NoData")
+}
+
+// A Client keeps working when its hub is replaced by a new one on the
+// same query port and key, as when hubd restarts.
+func TestRealHubRestart(t *testing.T) {
+	cf, wait := startHub(t, "msgpack", dictdb.New(dictdb.Options{}))
+	c, err := client.Dial(t.Context(), cf, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Shutdown(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait(); err != nil {
+		t.Fatal(err)
+	}
+	startHubConfig(t, hub.Config{Packer: "msgpack", Key: cf.Key, Ports: hub.Ports{Registration: cf.Registration}}, dictdb.New(dictdb.Options{}))
+	for i := range 3 { // the first call may still go out on the old connection
+		_, err = c.History(t.Context())
+		if err == nil || !errors.Is(err, client.ErrConnectionLost) {
+			break
+		}
+		t.Logf("call %d: %v", i, err)
+	}
+	if err != nil {
+		t.Errorf("History after the restart: %v", err)
+	}
 }
