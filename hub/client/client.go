@@ -230,10 +230,11 @@ func (c *Client) own(life context.Context, cn *conn) {
 			}
 			if err := cn.sock.Send(zmq4.NewMsgFrom(r.frames...)); err != nil {
 				// zmq4 saw the connection drop before the pump did.
+				err = c.lost(err)
 				cn.shut()
-				c.fail(gen, c.lost(err))
+				c.fail(gen, err)
 				cn = nil
-				r.errc <- sendResult{err: c.lost(err)}
+				r.errc <- sendResult{err: err}
 				continue
 			}
 			c.waitersMu.Lock()
