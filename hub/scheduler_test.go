@@ -23,6 +23,18 @@ func (l *schedLog) armTimeout(j *job) func() bool {
 	return func() bool { l.events = append(l.events, "stop "+j.msgID); return true }
 }
 
+// expect fails the test unless the log since the last take is want;
+// what, if not empty, says which step is checked.
+func (l *schedLog) expect(t *testing.T, what, want string) {
+	t.Helper()
+	if got := l.take(); got != want {
+		if what != "" {
+			what += ": "
+		}
+		t.Fatalf("%sgot %q, want %q", what, got, want)
+	}
+}
+
 func (l *schedLog) take() string {
 	s := strings.Join(l.events, "; ")
 	l.events = nil
@@ -87,15 +99,11 @@ func TestSchedulerHWMAndLRU(t *testing.T) {
 	for i := range 3 {
 		s.submit(newJobFor(fmt.Sprint("t", i)))
 	}
-	if got, want := l.take(), "assign t0 B; assign t1 A"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
+	l.expect(t, "", "assign t0 B; assign t1 A")
 	if got := s.result("A", "t1", true, true, nil); got != resultFinal {
 		t.Fatalf("result outcome %v", got)
 	}
-	if got, want := l.take(), "assign t2 A"; got != want {
-		t.Fatalf("after a result: got %q, want %q", got, want)
-	}
+	l.expect(t, "after a result", "assign t2 A")
 	if got := s.result("A", "nope", true, true, nil); got != resultUnknown {
 		t.Fatalf("unknown result outcome %v", got)
 	}
@@ -108,9 +116,7 @@ func TestSchedulerUnlimitedHWM(t *testing.T) {
 	for i := range 3 {
 		s.submit(newJobFor(fmt.Sprint("t", i)))
 	}
-	if got, want := l.take(), "assign t0 A; assign t1 A; assign t2 A"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
+	l.expect(t, "", "assign t0 A; assign t1 A; assign t2 A")
 }
 
 func TestSchedulerTargets(t *testing.T) {
@@ -124,19 +130,13 @@ func TestSchedulerTargets(t *testing.T) {
 	j = newJobFor("t1")
 	j.targets = idSet{"A": {}}
 	s.submit(j) // A busy: waits although B is free
-	if got, want := l.take(), "assign t0 A"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
+	l.expect(t, "", "assign t0 A")
 	j = newJobFor("t2")
 	j.targets = idSet{"gone": {}}
 	s.submit(j)
-	if got, want := l.take(), "fail t2 ImpossibleDependency"; got != want {
-		t.Fatalf("dead target: got %q, want %q", got, want)
-	}
+	l.expect(t, "dead target", "fail t2 ImpossibleDependency")
 	s.removeEngine("A") // t1's only target left
-	if got, want := l.take(), "fail t1 ImpossibleDependency"; got != want {
-		t.Fatalf("target removed: got %q, want %q", got, want)
-	}
+	l.expect(t, "target removed", "fail t1 ImpossibleDependency")
 }
 
 func TestSchedulerRetries(t *testing.T) {
@@ -147,9 +147,7 @@ func TestSchedulerRetries(t *testing.T) {
 	j := newJobFor("t0")
 	j.retries = 1
 	s.submit(j)
-	if got := l.take(); got != "assign t0 B" {
-		t.Fatalf("got %q", got)
-	}
+	l.expect(t, "", "assign t0 B")
 	if got := s.result("B", "t0", false, true, nil); got != resultRetried {
 		t.Fatalf("first failure: %v", got)
 	}
@@ -170,9 +168,7 @@ func TestSchedulerUnmetDependenciesBlacklist(t *testing.T) {
 	s.submit(j)
 	l.take()
 	s.result("A", "t0", false, false, nil)
-	if got, want := l.take(), "fail t0 ImpossibleDependency"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
+	l.expect(t, "", "fail t0 ImpossibleDependency")
 }
 
 func TestSchedulerAfterFollow(t *testing.T) {
@@ -187,14 +183,10 @@ func TestSchedulerAfterFollow(t *testing.T) {
 	j = newJobFor("f")
 	j.follow = dep("p")
 	s.submit(j)
-	if got, want := l.take(), "assign p B"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
+	l.expect(t, "", "assign p B")
 	s.result("B", "p", true, true, nil)
 	// after: any engine (A is least recently used); follow: where p ran.
-	if got, want := l.take(), "assign a A; assign f B"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
+	l.expect(t, "", "assign a A; assign f B")
 
 	bad := newJobFor("self")
 	bad.after = dep("self")
@@ -202,9 +194,7 @@ func TestSchedulerAfterFollow(t *testing.T) {
 	unknown := newJobFor("u")
 	unknown.follow = dep("never-submitted")
 	s.submit(unknown)
-	if got, want := l.take(), "fail self InvalidDependency; fail u InvalidDependency"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
+	l.expect(t, "", "fail self InvalidDependency; fail u InvalidDependency")
 
 	// a failed dependency makes success-only dependents impossible
 	s.submit(newJobFor("x"))
@@ -213,16 +203,12 @@ func TestSchedulerAfterFollow(t *testing.T) {
 	s.submit(j)
 	l.take()
 	s.result(engineOf(t, s, "x"), "x", false, true, nil)
-	if got, want := l.take(), "fail y ImpossibleDependency"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
+	l.expect(t, "", "fail y ImpossibleDependency")
 	// ...and a new dependent is refused at once
 	j = newJobFor("z")
 	j.after = dep("x")
 	s.submit(j)
-	if got, want := l.take(), "fail z ImpossibleDependency"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
+	l.expect(t, "", "fail z ImpossibleDependency")
 	// failure=true accepts it
 	j = newJobFor("w")
 	j.after = dependency{ids: idSet{"x": {}}, all: true, success: true, failure: true}
@@ -245,9 +231,7 @@ func TestSchedulerFollowImpossible(t *testing.T) {
 	j := newJobFor("f")
 	j.follow = dep("p", "q")
 	s.submit(j)
-	if got, want := l.take(), "fail f ImpossibleDependency"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
+	l.expect(t, "", "fail f ImpossibleDependency")
 }
 
 func TestSchedulerTimeout(t *testing.T) {
@@ -256,26 +240,20 @@ func TestSchedulerTimeout(t *testing.T) {
 	j := newJobFor("t")
 	j.timeout = 1
 	s.submit(j) // no engines: waits
-	if got := l.take(); got != "timer t" {
-		t.Fatalf("got %q", got)
-	}
+	l.expect(t, "", "timer t")
 	s.timeout("t", j.timerGen-1) // stale timer
 	if got := l.take(); got != "" {
 		t.Fatalf("stale timer: %q", got)
 	}
 	s.timeout("t", j.timerGen)
-	if got := l.take(); got != "stop t; fail t TaskTimeout" {
-		t.Fatalf("got %q", got)
-	}
+	l.expect(t, "", "stop t; fail t TaskTimeout")
 	// a job assigned before its timer fires is not failed
 	j = newJobFor("u")
 	j.timeout = 1
 	s.submit(j)
 	s.addEngine("A")
 	s.timeout("u", j.timerGen)
-	if got := l.take(); got != "timer u; stop u; assign u A" {
-		t.Fatalf("got %q", got)
-	}
+	l.expect(t, "", "timer u; stop u; assign u A")
 }
 
 func TestSchedulerStranded(t *testing.T) {
@@ -331,14 +309,10 @@ func TestSchedulerQueueOrder(t *testing.T) {
 	}
 	s.addEngine("A")
 	s.addEngine("B")
-	if got, want := l.take(), "assign t0 A; assign t1 B"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
+	l.expect(t, "", "assign t0 A; assign t1 B")
 	s.result("A", "t0", true, true, nil)
 	s.result("B", "t1", true, true, nil)
-	if got, want := l.take(), "assign t2 A; assign t3 B"; got != want {
-		t.Fatalf("got %q, want %q", got, want)
-	}
+	l.expect(t, "", "assign t2 A; assign t3 B")
 }
 
 func engineOf(t *testing.T, s *scheduler, msgID string) string {
