@@ -55,12 +55,7 @@ func BenchmarkReopen(b *testing.B) {
 	const n = 100_000
 	path := filepath.Join(b.TempDir(), "tasks.db")
 	db := openOnly(b, Options{Path: path})
-	w := dbtest.NewWorkload()
-	for i := range n {
-		if err := db.AddRecord(b.Context(), w.ID(i), w.Record(i)); err != nil {
-			b.Fatal(err)
-		}
-	}
+	load(b, db, n)
 	if err := db.Close(); err != nil {
 		b.Fatal(err)
 	}

@@ -51,14 +51,9 @@ func snap(t *testing.T, db taskdb.DB) snapshot {
 
 func TestRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "tasks.db")
-	w := dbtest.NewWorkload()
 	db := openOnly(t, Options{Path: path})
+	w := load(t, db, 300)
 	ctx := t.Context()
-	for i := range 300 {
-		if err := db.AddRecord(ctx, w.ID(i), w.Record(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for i := 0; i < 300; i += 7 {
 		if err := db.UpdateRecord(ctx, w.ID(i), w.Result(i)); err != nil {
 			t.Fatal(err)

@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/taskhub/taskhub/taskdb"
-	"github.com/taskhub/taskhub/taskdb/dbtest"
 	"github.com/taskhub/taskhub/taskdb/query"
 )
 
@@ -14,12 +13,7 @@ import (
 // table scan.
 func TestQueryPlans(t *testing.T) {
 	db := open(t, Options{})
-	w := dbtest.NewWorkload()
-	for i := range 200 {
-		if err := db.AddRecord(t.Context(), w.ID(i), w.Record(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := load(t, db, 200)
 	plan := func(where string, args []any) string {
 		t.Helper()
 		rows, err := db.db.QueryContext(t.Context(), "EXPLAIN QUERY PLAN SELECT msg_id FROM tasks WHERE "+where, args...)

@@ -18,12 +18,7 @@ import (
 // (json_each), including the fallback for strings JSON cannot carry.
 func TestLargeIn(t *testing.T) {
 	db := open(t, Options{})
-	w := dbtest.NewWorkload()
-	for i := range 50 {
-		if err := db.AddRecord(t.Context(), w.ID(i), w.Record(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	w := load(t, db, 50)
 	list := make([]any, 20_000)
 	for i := range list {
 		list[i] = fmt.Sprintf("x%d", i)
@@ -215,12 +210,7 @@ func TestPushdown(t *testing.T) {
 // context is done: the driver watches it only while the query starts.
 func TestScanCanceled(t *testing.T) {
 	db := open(t, Options{})
-	w := dbtest.NewWorkload()
-	for i := range 50 {
-		if err := db.AddRecord(t.Context(), w.ID(i), w.Record(i)); err != nil {
-			t.Fatal(err)
-		}
-	}
+	load(t, db, 50)
 	if err := db.sync(t.Context()); err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,19 @@ func open(tb testing.TB, opts Options) *DB {
 	return db
 }
 
+// load adds the first n records of a fresh dbtest workload to db and
+// returns the workload.
+func load(tb testing.TB, db taskdb.DB, n int) *dbtest.Workload {
+	tb.Helper()
+	w := dbtest.NewWorkload()
+	for i := range n {
+		if err := db.AddRecord(tb.Context(), w.ID(i), w.Record(i)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return w
+}
+
 // openOnly opens a fresh DB that the caller closes.
 func openOnly(tb testing.TB, opts Options) *DB {
 	tb.Helper()
