@@ -160,10 +160,10 @@ func EmptyRecord(msgID string) Record {
 
 // Normalize returns a deep copy of v in the canonical value model,
 // converting the Go inputs the hub passes (sized ints, uints, float32,
-// []string, [][]byte, map[string]string, Record, non-UTC times). A value
+// []string, [][]byte, map[string]string, Record, Doc, non-UTC times). A value
 // that cannot be converted gives an error wrapping ErrInvalidRecord.
 func Normalize(key string, v any) (any, error) {
-	c, err := query.Normalize(v)
+	c, err := query.Normalize(toMap(v))
 	if err != nil {
 		return nil, fmt.Errorf("%w: key %q: %v", ErrInvalidRecord, key, err)
 	}

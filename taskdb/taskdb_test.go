@@ -2,6 +2,7 @@ package taskdb_test
 
 import (
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -62,5 +63,61 @@ func TestNormalize(t *testing.T) {
 	got, err = taskdb.Normalize("content", taskdb.Record{"n": uint8(3)})
 	if m, ok := got.(map[string]any); err != nil || !ok || m["n"] != int64(3) {
 		t.Errorf("Normalize(Record) = %#v, %v", got, err)
+	}
+}
+
+func TestDoc(t *testing.T) {
+	at := time.Date(2024, 1, 2, 3, 4, 5, 6000, time.UTC)
+	r := taskdb.EmptyRecord("m")
+	r["header"] = map[string]any{"msg_type": "apply_request", "date": at}
+	r["buffers"] = []any{[]byte("x"), map[string]any{"n": int64(1)}}
+	r["zeta"], r["alpha"] = "z", true
+	d := taskdb.DocOf(r)
+	var keys []string
+	for _, f := range d {
+		keys = append(keys, f.Key)
+	}
+	want := append(append([]string{}, taskdb.SchemaKeys[:]...), "alpha", "zeta")
+	if !slices.Equal(keys, want) {
+		t.Fatalf("DocOf keys %v, want %v", keys, want)
+	}
+	h, ok := d.Get("header").(taskdb.Doc)
+	if !ok || h.Get("msg_type") != "apply_request" || h.Len() != 2 {
+		t.Fatalf("header %#v, want a Doc", d.Get("header"))
+	}
+	if v, ok := d.Lookup("stdout"); !ok || v != "" {
+		t.Errorf("Lookup(stdout) = %v, %v", v, ok)
+	}
+	if _, ok := d.Lookup("nope"); ok || d.Get("nope") != nil {
+		t.Error("Lookup of a missing key succeeded")
+	}
+
+	// DocOf and Record are deep copies and inverse of each other.
+	r["buffers"].([]any)[0].([]byte)[0] = 'y'
+	if b := d.Get("buffers").([]any)[0].([]byte); string(b) != "x" {
+		t.Errorf("DocOf shares buffers with its argument: %q", b)
+	}
+	back := d.Record()
+	back["header"].(map[string]any)["msg_type"] = "changed"
+	back["buffers"].([]any)[0].([]byte)[0] = 'z'
+	if h.Get("msg_type") != "apply_request" || string(d.Get("buffers").([]any)[0].([]byte)) != "x" {
+		t.Error("Record shares values with the Doc")
+	}
+	if _, ok := back["buffers"].([]any)[1].(map[string]any); !ok {
+		t.Errorf("nested Doc in an array not converted: %T", back["buffers"].([]any)[1])
+	}
+
+	f, err := query.Parse(map[string]any{"header.msg_type": "apply_request", "alpha": true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.MatchDoc(d) {
+		t.Error("filter does not match the Doc")
+	}
+
+	// Writes accept Docs, as read back from a DB.
+	c, err := taskdb.Normalize("header", h)
+	if m, ok := c.(map[string]any); err != nil || !ok || m["msg_type"] != "apply_request" {
+		t.Errorf("Normalize(Doc) = %#v, %v", c, err)
 	}
 }
