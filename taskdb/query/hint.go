@@ -1,5 +1,7 @@
 package query
 
+import "slices"
+
 // Hint is a condition on one top-level field that every document the
 // filter matches satisfies, for backends choosing an index. A backend
 // narrows its candidates with a Hint and still calls Match on each one.
@@ -76,4 +78,31 @@ func hintOf(path string, c *cond) (Hint, bool) {
 		return h, false
 	}
 	return h, true
+}
+
+// Fields returns the top-level fields the filter tests (the first part of
+// each dotted path, through $and, $or and $nor), each once, sorted. A
+// backend that reads only some fields of its records must read these for
+// Match to decide.
+func (f *Filter) Fields() []string {
+	if f == nil {
+		return nil
+	}
+	var out []string
+	var add func(d *docNode)
+	add = func(d *docNode) {
+		for _, e := range d.entries {
+			switch n := e.n.(type) {
+			case *logicNode:
+				for _, k := range n.kids {
+					add(k)
+				}
+			case *fieldNode:
+				out = append(out, n.parts[0])
+			}
+		}
+	}
+	add(f.root)
+	slices.Sort(out)
+	return slices.Compact(out)
 }

@@ -218,3 +218,20 @@ func TestNilFilter(t *testing.T) {
 		t.Error("a nil filter must behave like {}")
 	}
 }
+
+func TestFields(t *testing.T) {
+	for _, c := range []struct{ q, want string }{
+		{`{}`, ``},
+		{`{"completed":null}`, `completed`},
+		{`{"header.msg_type":"x","client_uuid":"c","header":{"$exists":true}}`, `client_uuid header`},
+		{`{"$or":[{"a":1},{"$nor":[{"b.c":2}]}],"$and":[{"d":{"$elemMatch":{"e":1}}}]}`, `a b d`},
+		{`{"n":{"$not":{"$gt":1}}}`, `n`},
+	} {
+		if got := strings.Join(MustParse(c.q).Fields(), " "); got != c.want {
+			t.Errorf("Fields(%s) = %q, want %q", c.q, got, c.want)
+		}
+	}
+	if (*Filter)(nil).Fields() != nil {
+		t.Error("nil filter has fields")
+	}
+}
