@@ -1,0 +1,147 @@
+package mongodb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/taskhub/taskhub/taskdb"
+)
+
+// Options configures a DB. URI is required.
+type Options struct {
+	// URI is the MongoDB connection string, e.g. mongodb://host:27017/.
+	// A serverSelectionTimeoutMS in it overrides the default of 5s, the
+	// longest a call waits for an unreachable server.
+	URI string
+	// Database and Collection name where records live; defaults "taskhub"
+	// and "tasks".
+	Database, Collection string
+	// Logger receives connection and write errors; nil means slog.Default.
+	Logger *slog.Logger
+}
+
+// Defaults of Options.
+const (
+	DefaultDatabase   = "taskhub"
+	DefaultCollection = "tasks"
+	// serverTimeout bounds server selection unless the URI sets it.
+	serverTimeout = 5 * time.Second
+)
+
+// DB is a taskdb.DB on a MongoDB collection. It is safe for concurrent
+// use; several DBs, in one process or several hubs, may share a
+// collection.
+type DB struct {
+	client *mongo.Client
+	coll   *mongo.Collection
+	log    *slog.Logger
+	closed atomic.Bool
+	seq    atomic.Int64 // last insertion sequence handed out
+}
+
+var _ taskdb.DB = (*DB)(nil)
+
+// Open connects to the server, checks it answers and creates the indexes
+// the hub's queries use if they are missing.
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	if opts.URI == "" {
+		return nil, errors.New("mongodb: no URI")
+	}
+	if opts.Database == "" {
+		opts.Database = DefaultDatabase
+	}
+	if opts.Collection == "" {
+		opts.Collection = DefaultCollection
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	co := options.Client().SetServerSelectionTimeout(serverTimeout).ApplyURI(opts.URI)
+	client, err := mongo.Connect(co)
+	if err != nil {
+		return nil, fmt.Errorf("mongodb: %w", err)
+	}
+	db := &DB{
+		client: client,
+		coll:   client.Database(opts.Database).Collection(opts.Collection),
+		log:    opts.Logger,
+	}
+	if err := db.createIndexes(ctx); err != nil {
+		client.Disconnect(context.Background())
+		return nil, fmt.Errorf("mongodb: %s.%s: %w", opts.Database, opts.Collection, err)
+	}
+	return db, nil
+}
+
+// indexed lists the keys with an ascending index: history order, pending
+// tasks, and a client's or an engine's tasks. _id (msg_id) has MongoDB's.
+var indexed = []string{taskdb.KeySubmitted, taskdb.KeyCompleted, taskdb.KeyClientUUID, taskdb.KeyEngineUUID}
+
+func (db *DB) createIndexes(ctx context.Context) error {
+	models := make([]mongo.IndexModel, len(indexed))
+	for i, k := range indexed {
+		models[i] = mongo.IndexModel{Keys: bson.D{{Key: k, Value: 1}}}
+	}
+	_, err := db.coll.Indexes().CreateMany(ctx, models)
+	return err
+}
+
+// TimePrecision reports that times are stored to the millisecond, as BSON
+// dates are. It implements dbtest.TimePrecision.
+func (db *DB) TimePrecision() time.Duration { return time.Millisecond }
+
+// Close disconnects from the server. Calls after Close return ErrClosed.
+func (db *DB) Close() error {
+	if db.closed.Swap(true) {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), serverTimeout)
+	defer cancel()
+	if err := db.client.Disconnect(ctx); err != nil {
+		return fmt.Errorf("mongodb: close: %w", err)
+	}
+	return nil
+}
+
+// check returns ErrClosed or ctx's error, which every call reports before
+// doing anything.
+func (db *DB) check(ctx context.Context) error {
+	if db.closed.Load() {
+		return taskdb.ErrClosed
+	}
+	return ctx.Err()
+}
+
+// nextSeq returns the insertion sequence of a new record: nanoseconds
+// since the epoch, or one more than the last when the clock has not moved
+// on. Records added through one DB are ordered exactly; those of hubs
+// sharing a collection interleave by their clocks.
+func (db *DB) nextSeq() int64 {
+	for {
+		last := db.seq.Load()
+		s := max(time.Now().UnixNano(), last+1)
+		if db.seq.CompareAndSwap(last, s) {
+			return s
+		}
+	}
+}
+
+// opErr maps a driver error: ErrClosed once Close has run, ctx's own
+// error as itself.
+func (db *DB) opErr(ctx context.Context, err error) error {
+	switch {
+	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
+		return ctx.Err()
+	case db.closed.Load() || errors.Is(err, mongo.ErrClientDisconnected):
+		return fmt.Errorf("%w: %v", taskdb.ErrClosed, err)
+	}
+	return err
+}
