@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/taskhub/taskhub/taskdb"
@@ -119,7 +121,7 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 }
 
 // GetRecord implements taskdb.DB.
-func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Record, error) {
+func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Doc, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -197,7 +199,7 @@ func (db *DB) DropMatchingRecords(ctx context.Context, q *query.Filter) error {
 }
 
 // FindRecords implements taskdb.DB.
-func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Record, error) {
+func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Doc, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -212,7 +214,7 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 		}
 	}
 	hits := db.find(q)
-	out := make([]taskdb.Record, len(hits))
+	out := make([]taskdb.Doc, len(hits))
 	for i, r := range hits {
 		out[i] = project(r, keys)
 	}
@@ -220,19 +222,28 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 }
 
 // project copies the record, or only msg_id and keys when keys is not
-// empty.
-func project(r *rec, keys []string) taskdb.Record {
+// empty, in the order of a full record.
+func project(r *rec, keys []string) taskdb.Doc {
 	if len(keys) == 0 {
 		return r.thawAll()
 	}
-	m := make(taskdb.Record, len(keys)+1)
-	m[taskdb.KeyMsgID] = r.id
-	for _, k := range keys {
-		if v, ok := r.thawKey(k); ok {
-			m[k] = v
+	d := make(taskdb.Doc, 0, len(keys)+1)
+	for i, k := range taskdb.SchemaKeys {
+		if k == taskdb.KeyMsgID || slices.Contains(keys, k) {
+			d = append(d, field{Key: k, Value: r.thawSchema(i)})
 		}
 	}
-	return m
+	n := len(d)
+	for _, k := range keys {
+		if taskdb.IsSchemaKey(k) || slices.ContainsFunc(d[n:], func(f field) bool { return f.Key == k }) {
+			continue
+		}
+		if v, ok := r.rest().Lookup(k); ok {
+			d = append(d, field{Key: k, Value: thaw(v)})
+		}
+	}
+	slices.SortFunc(d[n:], func(a, b field) int { return strings.Compare(a.Key, b.Key) })
+	return d
 }
 
 // History implements taskdb.DB.
@@ -374,11 +385,11 @@ func (db *DB) apply(r *rec, c *change) (grew bool) {
 // countExtras adds delta to the count of each extra key in rest.
 func (db *DB) countExtras(rest doc, delta int) {
 	for _, f := range rest {
-		if k, _ := locate(f.k); k != kindExtra {
+		if k, _ := locate(f.Key); k != kindExtra {
 			continue
 		}
-		if db.extraKeys[f.k] += delta; db.extraKeys[f.k] == 0 {
-			delete(db.extraKeys, f.k)
+		if db.extraKeys[f.Key] += delta; db.extraKeys[f.Key] == 0 {
+			delete(db.extraKeys, f.Key)
 		}
 	}
 }

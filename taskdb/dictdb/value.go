@@ -16,12 +16,10 @@ import (
 // numbers, times) are immutable already and shared with the caller.
 
 // field is one key of a doc.
-type field struct {
-	k string
-	v any
-}
+type field = taskdb.Field
 
-// doc is a frozen document. Its fields are sorted by key.
+// doc is a frozen document. Its fields are sorted by key. It has the
+// layout of a taskdb.Doc, so thawing one is a copy.
 type doc []field
 
 // docLinear is the size up to which doc lookups scan instead of bisecting.
@@ -31,17 +29,17 @@ const docLinear = 16
 func (d doc) Lookup(key string) (any, bool) {
 	if len(d) <= docLinear {
 		for i := range d {
-			if d[i].k == key {
-				return d[i].v, true
+			if d[i].Key == key {
+				return d[i].Value, true
 			}
 		}
 		return nil, false
 	}
-	i, ok := slices.BinarySearchFunc(d, key, func(f field, k string) int { return strings.Compare(f.k, k) })
+	i, ok := slices.BinarySearchFunc(d, key, func(f field, k string) int { return strings.Compare(f.Key, k) })
 	if !ok {
 		return nil, false
 	}
-	return d[i].v, true
+	return d[i].Value, true
 }
 
 // Len implements query.Doc.
@@ -49,25 +47,25 @@ func (d doc) Len() int { return len(d) }
 
 // with returns a copy of d with key set to v, keeping d unchanged.
 func (d doc) with(key string, v any) doc {
-	i, ok := slices.BinarySearchFunc(d, key, func(f field, k string) int { return strings.Compare(f.k, k) })
+	i, ok := slices.BinarySearchFunc(d, key, func(f field, k string) int { return strings.Compare(f.Key, k) })
 	out := make(doc, len(d), len(d)+1)
 	copy(out, d)
 	if ok {
-		out[i].v = v
+		out[i].Value = v
 		return out
 	}
-	return slices.Insert(out, i, field{k: key, v: v})
+	return slices.Insert(out, i, field{Key: key, Value: v})
 }
 
 // sortFields sorts a small doc by key; insertion sort beats the generic
 // sort for the handful of keys message headers have.
 func sortFields(d doc) {
 	if len(d) > docLinear {
-		slices.SortFunc(d, func(a, b field) int { return strings.Compare(a.k, b.k) })
+		slices.SortFunc(d, func(a, b field) int { return strings.Compare(a.Key, b.Key) })
 		return
 	}
 	for i := 1; i < len(d); i++ {
-		for j := i; j > 0 && d[j].k < d[j-1].k; j-- {
+		for j := i; j > 0 && d[j].Key < d[j-1].Key; j-- {
 			d[j], d[j-1] = d[j-1], d[j]
 		}
 	}
@@ -147,24 +145,25 @@ func freezeMap(key string, m map[string]any, depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		d = append(d, field{k: k, v: f})
+		d = append(d, field{Key: k, Value: f})
 	}
 	sortFields(d)
 	return d, nil
 }
 
-// thaw returns a mutable deep copy of a frozen value in canonical types.
+// thaw returns a deep copy of a frozen value for a result: documents
+// become taskdb.Docs.
 func thaw(v any) any {
 	switch x := v.(type) {
 	case doc:
 		if x == nil {
-			return map[string]any(nil)
+			return taskdb.Doc(nil)
 		}
-		m := make(map[string]any, len(x))
-		for _, f := range x {
-			m[f.k] = thaw(f.v)
+		d := make(taskdb.Doc, len(x))
+		for i, f := range x {
+			d[i] = field{Key: f.Key, Value: thaw(f.Value)}
 		}
-		return m
+		return d
 	case []any:
 		if x == nil {
 			return x
