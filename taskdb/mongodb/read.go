@@ -17,7 +17,7 @@ import (
 
 // GetRecord returns the record. It returns ErrNotFound, ErrClosed or
 // ctx's error.
-func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Record, error) {
+func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Doc, error) {
 	if err := db.check(ctx); err != nil {
 		return nil, err
 	}
@@ -32,23 +32,19 @@ func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Record, error
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: get %s: %w", msgID, err)
 	}
-	return d.Record(), nil
+	return d, nil
 }
 
 // FindRecords returns the records q matches in insertion order, limited
 // to keys when keys is not empty. It returns ErrInvalidQuery for a key
 // that is neither a schema key nor carried by any record, ErrClosed or
 // ctx's error.
-func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Record, error) {
+func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Doc, error) {
 	ds, err := db.find(ctx, q, keys)
 	if err != nil {
 		return nil, fmt.Errorf("mongodb: find: %w", err)
 	}
-	rs := make([]taskdb.Record, len(ds))
-	for i, d := range ds {
-		rs[i] = d.Record()
-	}
-	return rs, nil
+	return ds, nil
 }
 
 // find returns the records q matches, in insertion order, each holding
