@@ -72,14 +72,15 @@ type DB struct {
 	// Queue bounds the database operations waiting to run; when it is
 	// full, routing waits for the database (records are never dropped).
 	// At most 16777216.
-	Queue  int      `key:"queue"`
-	Dict   DictDB   `key:"dict"`
-	SQLite SQLiteDB `key:"sqlite"`
+	Queue   int      `key:"queue"`
+	Dict    DictDB   `key:"dict"`
+	SQLite  SQLiteDB `key:"sqlite"`
+	MongoDB MongoDB  `key:"mongodb"`
 }
 
 // Backends lists the values accepted for db.backend. Adding a backend
 // means adding its name here and its settings struct to DB.
-var Backends = []string{"dict", "nodb", "sqlite"}
+var Backends = []string{"dict", "nodb", "sqlite", "mongodb"}
 
 // DictDB configures the in-memory backend. A limit of 0 means unlimited.
 type DictDB struct {
@@ -100,6 +101,17 @@ type SQLiteDB struct {
 	MaxAge        time.Duration `key:"max_age"`        // completed records older than this are pruned
 	MaxRecords    int           `key:"max_records"`    // beyond this many records the oldest completed are pruned
 	PruneInterval time.Duration `key:"prune_interval"` // how often pruning runs
+}
+
+// MongoDB configures the backend on a MongoDB collection, which several
+// hubs may share.
+type MongoDB struct {
+	// URI is the connection string, e.g. mongodb://db1,db2/?replicaSet=rs;
+	// required with db.backend: mongodb. Its password is redacted when
+	// the configuration is printed.
+	URI        string `key:"uri"`
+	Database   string `key:"database"`
+	Collection string `key:"collection"`
 }
 
 // Scheduler configures the task scheduler.
@@ -156,6 +168,7 @@ func Default() Config {
 			Dict:    DictDB{RecordLimit: 1024, SizeLimit: 1 << 30, CullFraction: 0.1},
 			SQLite: SQLiteDB{Table: "tasks", Sync: "batch", BatchSize: 4096, FlushInterval: 50 * time.Millisecond,
 				PruneInterval: time.Minute},
+			MongoDB: MongoDB{Database: "taskhub", Collection: "tasks"},
 		},
 		Scheduler: Scheduler{Scheme: "leastload", HWM: 1},
 		Heartbeat: Heartbeat{Period: 3 * time.Second, MaxMisses: 10},

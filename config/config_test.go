@@ -153,7 +153,7 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{name: "every bad value at once", file: "db:\n  backend: mongo\n  dict:\n    cull_fraction: 1.5\nscheduler:\n  scheme: fifo\n  hwm: -1\nlog:\n  level: verbose\n  format: xml\nsession:\n  packer: pickle\n  signature_scheme: hmac-sha3\n",
 			want: []string{
-				`db.backend: "mongo" is not one of dict, nodb, sqlite`,
+				`db.backend: "mongo" is not one of dict, nodb, sqlite, mongodb`,
 				`db.dict.cull_fraction: 1.5 is not in (0, 1]`,
 				`scheduler.scheme: "fifo" is not one of leastload, lru, plainrandom, twobin`,
 				`scheduler.hwm: -1 is less than 0`,
@@ -181,7 +181,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "env and flags", env: map[string]string{"TASKHUB_DB_BACKEND": "mongo", "TASKHUB_LISTEN_REGISTRATION": "x"},
 			flags: map[string]string{"log.levl": "debug", "scheduler.hwm": "many"},
 			want: []string{
-				`db.backend: "mongo" is not one of dict, nodb, sqlite`,
+				`db.backend: "mongo" is not one of dict, nodb, sqlite, mongodb`,
 				`listen.registration (from TASKHUB_LISTEN_REGISTRATION): "x" is not an integer`,
 				`log.levl: unknown key (did you mean log.level?)`,
 				`scheduler.hwm (from flag): "many" is not an integer`,
@@ -211,6 +211,17 @@ func TestLoadErrors(t *testing.T) {
 				`db.sqlite.max_age: -1h0m0s is negative`,
 				`db.sqlite.max_records: -1 is less than 0`,
 				`db.sqlite.prune_interval: 0s is not a positive duration`,
+			}},
+		{name: "mongodb", file: "db:\n  backend: mongodb\n  mongodb: {database: a.b, collection: system.x}\n",
+			want: []string{
+				`db.mongodb.uri: is empty; db.backend: mongodb needs a connection string`,
+				`db.mongodb.database: "a.b" is not a database name`,
+				`db.mongodb.collection: "system.x" is not a collection name`,
+			}},
+		{name: "mongodb uri", file: "db:\n  backend: mongodb\n  mongodb: {uri: \"http://u:pw@h/\", collection: \"\"}\n",
+			want: []string{
+				`db.mongodb.uri: "http://u:xxxxx@h/" is not a mongodb:// or mongodb+srv:// URI`,
+				`db.mongodb.collection: "" is not a collection name`,
 			}},
 		{name: "buffer sizes", file: "session: {replay_history: 0}\ndb: {queue: 4611686018427387904, sqlite: {batch_size: 16777217}}\n",
 			want: []string{
@@ -296,6 +307,7 @@ func TestNull(t *testing.T) {
 func TestYAMLRoundTrip(t *testing.T) {
 	want := resolvedDefault()
 	want.Session.Key = "secret-key"
+	want.DB.MongoDB.URI = "mongodb://u:secret-pw@db1:27017,db2:27017/?replicaSet=rs"
 	want.Listen.Interface = "*"
 	want.Listen.Engine.Broadcast = 7001
 	want.DB.Dict.SizeLimit = 1500
@@ -303,14 +315,15 @@ func TestYAMLRoundTrip(t *testing.T) {
 	want.ConnectionDir = `/tmp/a "quoted" dir`
 	want.Heartbeat.Period = 90 * time.Second
 	out := want.YAML()
-	if strings.Contains(string(out), "secret-key") {
-		t.Fatalf("key not redacted:\n%s", out)
+	if strings.Contains(string(out), "secret-key") || strings.Contains(string(out), "secret-pw") {
+		t.Fatalf("key or password not redacted:\n%s", out)
 	}
 	got, err := Load(writeFile(t, "print.yaml", string(out)), home, nil)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	want.Session.Key = Redacted
+	want.DB.MongoDB.URI = "mongodb://u:xxxxx@db1:27017,db2:27017/?replicaSet=rs"
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("round trip:\ngot\n%s\nwant\n%s", got.YAML(), want.YAML())
 	}
@@ -327,7 +340,7 @@ func TestUnknownEnv(t *testing.T) {
 
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := Keys()
-	if len(keys) != 48 || keys[0] != "listen.interface" || keys[len(keys)-1] != "shutdown_timeout" {
+	if len(keys) != 51 || keys[0] != "listen.interface" || keys[len(keys)-1] != "shutdown_timeout" {
 		t.Errorf("Keys() = %d keys %v", len(keys), keys)
 	}
 	if got := EnvName("db.dict.record_limit"); got != "TASKHUB_DB_DICT_RECORD_LIMIT" {

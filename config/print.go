@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -12,12 +13,13 @@ import (
 const Redacted = "<redacted>"
 
 // YAML returns c as a YAML document in declaration order, with a non-empty
-// session.key replaced by [Redacted]. Loading the output gives c back,
-// except for the key.
+// session.key replaced by [Redacted] and the password in db.mongodb.uri by
+// xxxxx. Loading the output gives c back, except for those.
 func (c Config) YAML() []byte {
 	if c.Session.Key != "" {
 		c.Session.Key = Redacted
 	}
+	c.DB.MongoDB.URI = redactURI(c.DB.MongoDB.URI)
 	var b bytes.Buffer
 	var prev []string
 	for _, l := range leaves(&c) {
@@ -34,6 +36,19 @@ func (c Config) YAML() []byte {
 		prev = parts
 	}
 	return b.Bytes()
+}
+
+// redactURI replaces the password of a URI by xxxxx. A string that does
+// not parse is replaced whole by [Redacted] when it may hold a password.
+func redactURI(s string) string {
+	u, err := url.Parse(s)
+	if err != nil {
+		if strings.Contains(s, "@") {
+			return Redacted
+		}
+		return s
+	}
+	return u.Redacted()
 }
 
 func yamlValue(v any) string {

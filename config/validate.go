@@ -61,6 +61,7 @@ func (c Config) Validate() error {
 	}
 	v.atLeast("db.sqlite.max_records", sq.MaxRecords, 0)
 	v.positive("db.sqlite.prune_interval", sq.PruneInterval)
+	v.mongoDB(c.DB)
 	v.oneOf("scheduler.scheme", c.Scheduler.Scheme, SchedulerSchemes)
 	v.atLeast("scheduler.hwm", c.Scheduler.HWM, 0)
 	v.positive("heartbeat.period", c.Heartbeat.Period)
@@ -116,6 +117,26 @@ func (v *validator) positive(key string, d time.Duration) {
 func (v *validator) nonEmpty(key, val, hint string) {
 	if val == "" {
 		v.fail(key, "is empty and has no default (%s)", hint)
+	}
+}
+
+// mongoDB checks the mongodb settings: the URI only when that backend is
+// chosen, the names always (MongoDB's rules for database and collection
+// names).
+func (v *validator) mongoDB(db DB) {
+	m := db.MongoDB
+	if db.Backend == "mongodb" {
+		if m.URI == "" {
+			v.fail("db.mongodb.uri", "is empty; db.backend: mongodb needs a connection string such as mongodb://127.0.0.1:27017/")
+		} else if !strings.HasPrefix(m.URI, "mongodb://") && !strings.HasPrefix(m.URI, "mongodb+srv://") {
+			v.fail("db.mongodb.uri", "%q is not a mongodb:// or mongodb+srv:// URI", redactURI(m.URI))
+		}
+	}
+	if m.Database == "" || len(m.Database) > 63 || strings.ContainsAny(m.Database, "/\\. \"$*<>:|?\x00") {
+		v.fail("db.mongodb.database", "%q is not a database name (1 to 63 bytes, none of /\\. \"$*<>:|?)", m.Database)
+	}
+	if m.Collection == "" || strings.ContainsAny(m.Collection, "$\x00") || strings.HasPrefix(m.Collection, "system.") {
+		v.fail("db.mongodb.collection", "%q is not a collection name (not empty, no $, not starting with system.)", m.Collection)
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/taskhub/taskhub/hub"
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/dictdb"
+	"github.com/taskhub/taskhub/taskdb/mongodb"
 	"github.com/taskhub/taskhub/taskdb/nodb"
 	"github.com/taskhub/taskhub/taskdb/sqlitedb"
 	"github.com/taskhub/taskhub/wire/transport"
@@ -227,6 +228,16 @@ func openDB(ctx context.Context, c config.DB, log *slog.Logger) (taskdb.DB, erro
 			return nil, fmt.Errorf("db.sqlite.path %s: %w", s.Path, err)
 		}
 		return db, nil
+	case "mongodb":
+		m := c.MongoDB
+		db, err := mongodb.Open(ctx, mongodb.Options{
+			URI: m.URI, Database: m.Database, Collection: m.Collection,
+			Logger: log.With("component", "mongodb"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("db.mongodb (database %s, collection %s): %w", m.Database, m.Collection, err)
+		}
+		return db, nil
 	}
 	return nil, usagef("db.backend: %q is not one of %s", c.Backend, strings.Join(config.Backends, ", "))
 }
@@ -299,6 +310,8 @@ func printBanner(w io.Writer, cfg config.Config, h *hub.Hub) {
 		backend = "nodb (stores nothing; queries fail)"
 	case "sqlite":
 		backend = fmt.Sprintf("sqlite (%s, table %s, sync %s)", cfg.DB.SQLite.Path, cfg.DB.SQLite.Table, cfg.DB.SQLite.Sync)
+	case "mongodb":
+		backend = fmt.Sprintf("mongodb (database %s, collection %s)", cfg.DB.MongoDB.Database, cfg.DB.MongoDB.Collection)
 	}
 	var b bytes.Buffer
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
