@@ -11,6 +11,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/query"
 )
 
 // Stored field names that are not record keys. Record keys never start
@@ -107,11 +108,20 @@ func decodeRecord(raw bson.Raw) (taskdb.Doc, int64, error) {
 	d := make(taskdb.Doc, 0, len(els))
 	var seq int64
 	for _, el := range els {
-		k, v := el.Key(), el.Value()
+		k, err := el.KeyErr()
+		if err != nil {
+			return nil, 0, err
+		}
+		v := el.Value()
 		switch k {
 		case fieldSeq:
-			seq = v.AsInt64()
+			var ok bool
+			if seq, ok = v.Int64OK(); !ok {
+				return nil, 0, fmt.Errorf("_seq holds a %s, not an int64", v.Type)
+			}
 			continue
+		case taskdb.KeyMsgID:
+			return nil, 0, fmt.Errorf("stored document has a msg_id field besides _id")
 		case fieldID:
 			id, ok := v.StringValueOK()
 			if !ok {
@@ -131,6 +141,12 @@ func decodeRecord(raw bson.Raw) (taskdb.Doc, int64, error) {
 	}
 	if !slices.IsSortedFunc(d, compareFields) {
 		slices.SortFunc(d, compareFields)
+	}
+	if len(d) == 0 || d[0].Key != taskdb.KeyMsgID {
+		return nil, 0, fmt.Errorf("document has no _id")
+	}
+	if err := checkUnique(d); err != nil {
+		return nil, 0, err
 	}
 	return d, seq, nil
 }
@@ -161,61 +177,104 @@ func compareFields(a, b taskdb.Field) int {
 
 // decodeValue converts a stored BSON value to the value model. Integers
 // of either width come back as int64; the types taskhub never writes are
-// refused.
+// refused. It uses the accessors that report malformed data rather than
+// panic, since the driver hands values over unchecked.
 func decodeValue(v bson.RawValue) (any, error) {
+	var x any
+	ok := true
 	switch v.Type {
 	case bson.TypeNull, bson.TypeUndefined:
-		return nil, nil
 	case bson.TypeBoolean:
-		return v.Boolean(), nil
+		x, ok = v.BooleanOK()
 	case bson.TypeInt32:
-		return int64(v.Int32()), nil
+		var i int32
+		i, ok = v.Int32OK()
+		x = int64(i)
 	case bson.TypeInt64:
-		return v.Int64(), nil
+		x, ok = v.Int64OK()
 	case bson.TypeDouble:
-		return v.Double(), nil
+		x, ok = v.DoubleOK()
 	case bson.TypeString:
-		return v.StringValue(), nil
+		x, ok = v.StringValueOK()
 	case bson.TypeDateTime:
-		return time.UnixMilli(v.DateTime()).UTC(), nil
+		var ms int64
+		if ms, ok = v.DateTimeOK(); ok {
+			return query.CanonicalTime(time.UnixMilli(ms))
+		}
 	case bson.TypeBinary:
-		_, b := v.Binary()
-		return slices.Clone(b), nil
+		var b []byte
+		_, b, ok = v.BinaryOK()
+		x = slices.Clone(b)
 	case bson.TypeArray:
-		vals, err := v.Array().Values()
-		if err != nil {
-			return nil, err
+		if arr, isArr := v.ArrayOK(); isArr {
+			return decodeArray(arr)
 		}
-		a := make([]any, len(vals))
-		for i, e := range vals {
-			if a[i], err = decodeValue(e); err != nil {
-				return nil, err
-			}
-		}
-		return a, nil
+		ok = false
 	case bson.TypeEmbeddedDocument:
-		els, err := v.Document().Elements()
+		if doc, isDoc := v.DocumentOK(); isDoc {
+			return decodeDoc(doc)
+		}
+		ok = false
+	default:
+		return nil, fmt.Errorf("unsupported BSON type %s", v.Type)
+	}
+	if !ok {
+		return nil, fmt.Errorf("malformed BSON %s", v.Type)
+	}
+	return x, nil
+}
+
+func decodeArray(arr bson.RawArray) ([]any, error) {
+	vals, err := arr.Values()
+	if err != nil {
+		return nil, err
+	}
+	a := make([]any, len(vals))
+	for i, e := range vals {
+		if a[i], err = decodeValue(e); err != nil {
+			return nil, err
+		}
+	}
+	return a, nil
+}
+
+// decodeDoc decodes a nested document into a Doc sorted by key.
+func decodeDoc(raw bson.Raw) (taskdb.Doc, error) {
+	els, err := raw.Elements()
+	if err != nil {
+		return nil, err
+	}
+	d := make(taskdb.Doc, len(els))
+	for i, el := range els {
+		k, err := el.KeyErr()
+		if err == nil {
+			k, err = unescapeKey(k)
+		}
 		if err != nil {
 			return nil, err
 		}
-		d := make(taskdb.Doc, len(els))
-		for i, el := range els {
-			k, err := unescapeKey(el.Key())
-			if err != nil {
-				return nil, err
-			}
-			x, err := decodeValue(el.Value())
-			if err != nil {
-				return nil, err
-			}
-			d[i] = taskdb.Field{Key: k, Value: x}
+		x, err := decodeValue(el.Value())
+		if err != nil {
+			return nil, err
 		}
-		if !slices.IsSortedFunc(d, func(a, b taskdb.Field) int { return strings.Compare(a.Key, b.Key) }) {
-			slices.SortFunc(d, func(a, b taskdb.Field) int { return strings.Compare(a.Key, b.Key) })
-		}
-		return d, nil
+		d[i] = taskdb.Field{Key: k, Value: x}
 	}
-	return nil, fmt.Errorf("unsupported BSON type %s", v.Type)
+	byKey := func(a, b taskdb.Field) int { return strings.Compare(a.Key, b.Key) }
+	if !slices.IsSortedFunc(d, byKey) {
+		slices.SortFunc(d, byKey)
+	}
+	return d, checkUnique(d)
+}
+
+// checkUnique reports a key that a sorted Doc holds twice: BSON allows it,
+// taskdb documents do not.
+func checkUnique(d taskdb.Doc) error {
+	for i := 1; i < len(d); i++ {
+		if d[i].Key == d[i-1].Key {
+			return fmt.Errorf("key %q appears twice", d[i].Key)
+		}
+	}
+	return nil
 }
 
 // msTime returns t's milliseconds since the epoch rounded down (up is
