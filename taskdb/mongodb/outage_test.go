@@ -1,0 +1,93 @@
+package mongodb
+
+import (
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/dbtest"
+	"github.com/taskhub/taskhub/taskdb/query"
+)
+
+// TestOutage kills the server (SIGKILL) while a writer adds records,
+// restarts it on the same address and data directory, and checks that
+// every record whose AddRecord returned nil is stored. It needs the
+// FerretDB fixture: a server given by URI cannot be killed from here.
+func TestOutage(t *testing.T) {
+	if os.Getenv(envURI) != "" && os.Getenv(envFerretDB) == "" {
+		t.Skipf("needs %s: the test kills and restarts the server", envFerretDB)
+	}
+	bin := fixtureBinary(t)
+	dir := t.TempDir()
+	fix, err := startFixture(bin, "127.0.0.1:0", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fix.stop() })
+	addr := fix.uri[len("mongodb://") : len(fix.uri)-1]
+	db := open(t, Options{URI: fix.uri + "?serverSelectionTimeoutMS=2000", Database: "outage"})
+
+	w := dbtest.NewWorkload()
+	const n = 600
+	var acked []string
+	var failed int
+	var added atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			if err := db.AddRecord(t.Context(), w.ID(i), w.Record(i)); err != nil {
+				failed++
+				continue
+			}
+			acked = append(acked, w.ID(i))
+			added.Add(1)
+		}
+	}()
+	for added.Load() < n/3 {
+		time.Sleep(time.Millisecond)
+	}
+	fix.stop() // SIGKILL mid-load
+	time.Sleep(500 * time.Millisecond)
+	restarted, err := startFixture(bin, addr, dir)
+	if err != nil {
+		t.Fatalf("restart on %s: %v", addr, err)
+	}
+	t.Cleanup(func() { restarted.stop() })
+	<-done
+	t.Logf("%d of %d records acknowledged, %d failed during the outage", len(acked), n, failed)
+	if len(acked) <= n/3 {
+		t.Fatalf("only %d records acknowledged: the writer did not resume after the restart", len(acked))
+	}
+
+	ids := make([]any, len(acked))
+	for i, id := range acked {
+		ids[i] = id
+	}
+	q, err := query.Parse(map[string]any{taskdb.KeyMsgID: map[string]any{"$in": ids}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found, err := db.FindRecords(t.Context(), q, []string{taskdb.KeyMsgID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != len(acked) {
+		have := make(map[string]bool, len(found))
+		for _, d := range found {
+			have[d.Get(taskdb.KeyMsgID).(string)] = true
+		}
+		var lost []string
+		for _, id := range acked {
+			if !have[id] {
+				lost = append(lost, id)
+			}
+		}
+		t.Fatalf("%d acknowledged records lost, e.g. %v", len(lost), lost[:min(len(lost), 5)])
+	}
+	if _, err := db.GetRecord(t.Context(), acked[len(acked)-1]); err != nil {
+		t.Errorf("GetRecord after the restart: %v", err)
+	}
+}
