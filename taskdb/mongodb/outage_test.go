@@ -8,6 +8,7 @@ import (
 
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/dbtest"
+	"github.com/taskhub/taskhub/taskdb/mongodb/mongotest"
 	"github.com/taskhub/taskhub/taskdb/query"
 )
 
@@ -16,18 +17,17 @@ import (
 // every record whose AddRecord returned nil is stored. It needs the
 // FerretDB fixture: a server given by URI cannot be killed from here.
 func TestOutage(t *testing.T) {
-	if os.Getenv(envURI) != "" && os.Getenv(envFerretDB) == "" {
-		t.Skipf("needs %s: the test kills and restarts the server", envFerretDB)
+	if os.Getenv(mongotest.EnvURI) != "" && os.Getenv(mongotest.EnvFerretDB) == "" {
+		t.Skipf("needs %s: the test kills and restarts the server", mongotest.EnvFerretDB)
 	}
-	bin := fixtureBinary(t)
+	bin := mongotest.FerretDB(t)
 	dir := t.TempDir()
-	fix, err := startFixture(bin, "127.0.0.1:0", dir)
+	fix, err := mongotest.Start(bin, "127.0.0.1:0", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { fix.stop() })
-	addr := fix.uri[len("mongodb://") : len(fix.uri)-1]
-	db := open(t, Options{URI: fix.uri + "?serverSelectionTimeoutMS=2000", Database: "outage"})
+	t.Cleanup(fix.Stop)
+	db := open(t, Options{URI: fix.URI + "?serverSelectionTimeoutMS=2000", Database: "outage"})
 
 	w := dbtest.NewWorkload()
 	const n = 600
@@ -49,13 +49,13 @@ func TestOutage(t *testing.T) {
 	for added.Load() < n/3 {
 		time.Sleep(time.Millisecond)
 	}
-	fix.stop() // SIGKILL mid-load
+	fix.Stop() // SIGKILL mid-load
 	time.Sleep(500 * time.Millisecond)
-	restarted, err := startFixture(bin, addr, dir)
+	restarted, err := mongotest.Start(bin, fix.Addr, dir)
 	if err != nil {
-		t.Fatalf("restart on %s: %v", addr, err)
+		t.Fatalf("restart on %s: %v", fix.Addr, err)
 	}
-	t.Cleanup(func() { restarted.stop() })
+	t.Cleanup(restarted.Stop)
 	<-done
 	t.Logf("%d of %d records acknowledged, %d failed during the outage", len(acked), n, failed)
 	if len(acked) <= n/3 {

@@ -1,9 +1,9 @@
 //go:build !linux
 
-package mongodb
+package mongotest
 
 import "os/exec"
 
-// setPdeathsig is Linux only: elsewhere a crashed test run may leave the
+// setPdeathsig is Linux only: elsewhere a crashed test may leave the
 // fixture running.
 func setPdeathsig(*exec.Cmd) {}
