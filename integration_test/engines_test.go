@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/taskhub/taskhub/taskdb/mongodb/mongotest"
 )
 
 // checkResults checks the results driver.py's run got from its engines.
@@ -311,10 +313,26 @@ func TestNoDBWithEngines(t *testing.T) {
 // carries the dates as strings the hub parses and stores.
 func TestSQLiteRestart(t *testing.T) {
 	t.Parallel()
-	py := python(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db", "tasks.db")
-	cfg := writeConfig(t, dir, hubConfig(dir, "session:\n  packer: json\ndb:\n  backend: sqlite\n  sqlite:\n    path: "+db+"\n"))
+	testRestart(t, dir, "session:\n  packer: json\ndb:\n  backend: sqlite\n  sqlite:\n    path: "+db+"\n")
+}
+
+// db.backend: mongodb keeps the task history across a restart of hubd on
+// the same collection (issue 7), here on the FerretDB fixture.
+func TestMongoDBRestart(t *testing.T) {
+	t.Parallel()
+	python(t) // skips (or fails under CI) before a server is started
+	dir := t.TempDir()
+	uri := mongotest.URI(t)
+	testRestart(t, dir, "db:\n  backend: mongodb\n  mongodb:\n    uri: "+uri+"\n    database: "+mongotest.Database(t, uri)+"\n")
+}
+
+// testRestart runs tasks on hubd configured with the extra config, restarts
+// hubd, and checks that history, results and queries are intact.
+func testRestart(t *testing.T, dir, extra string) {
+	py := python(t)
+	cfg := writeConfig(t, dir, hubConfig(dir, extra))
 	conn := filepath.Join(dir, "conn")
 
 	h := startHubd(t, cfg, conn)

@@ -85,12 +85,30 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 // tasks, and a client's or an engine's tasks. _id (msg_id) has MongoDB's.
 var indexed = []string{taskdb.KeySubmitted, taskdb.KeyCompleted, taskdb.KeyClientUUID, taskdb.KeyEngineUUID}
 
+// createIndexes creates the indexes of indexed that are missing. Asking
+// for existing ones only is what lets a restarted hub (or a second one)
+// open the collection without rebuilding anything.
 func (db *DB) createIndexes(ctx context.Context) error {
-	models := make([]mongo.IndexModel, len(indexed))
-	for i, k := range indexed {
-		models[i] = mongo.IndexModel{Keys: bson.D{{Key: k, Value: 1}}}
+	specs, err := db.coll.Indexes().ListSpecifications(ctx)
+	if err != nil {
+		return err
 	}
-	_, err := db.coll.Indexes().CreateMany(ctx, models)
+	have := make(map[string]bool)
+	for _, s := range specs {
+		if els, err := s.KeysDocument.Elements(); err == nil && len(els) == 1 {
+			have[els[0].Key()] = true
+		}
+	}
+	var models []mongo.IndexModel
+	for _, k := range indexed {
+		if !have[k] {
+			models = append(models, mongo.IndexModel{Keys: bson.D{{Key: k, Value: 1}}})
+		}
+	}
+	if len(models) == 0 {
+		return nil
+	}
+	_, err = db.coll.Indexes().CreateMany(ctx, models)
 	return err
 }
 

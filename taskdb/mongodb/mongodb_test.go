@@ -1,7 +1,9 @@
 package mongodb
 
 import (
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/dbtest"
@@ -29,4 +31,40 @@ func open(tb testing.TB, opts Options) *DB {
 func TestConformance(t *testing.T) {
 	uri := mongotest.URI(t)
 	dbtest.Run(t, func(t *testing.T) taskdb.DB { return open(t, Options{URI: uri}) })
+}
+
+// TestSharedCollection opens one collection twice, as a restarted hub or
+// a second hub does: the second Open finds the indexes in place, each DB
+// sees the other's records, and insertion order holds across them.
+func TestSharedCollection(t *testing.T) {
+	uri := mongotest.URI(t)
+	name := mongotest.Database(t, uri)
+	a := open(t, Options{URI: uri, Database: name})
+	if err := a.AddRecord(t.Context(), "a1", taskdb.Record{"submitted": time.Unix(1, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, Options{URI: uri, Database: name})
+	if err := b.AddRecord(t.Context(), "b1", taskdb.Record{"submitted": time.Unix(1, 0)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.UpdateRecord(t.Context(), "b1", taskdb.Record{"stdout": "from a"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, db := range []*DB{a, b} {
+		h, err := db.History(t.Context())
+		if err != nil || !slices.Equal(h, []string{"a1", "b1"}) {
+			t.Errorf("History = %q, %v; want [a1 b1]", h, err)
+		}
+		d, err := db.GetRecord(t.Context(), "b1")
+		if err != nil || d.Get("stdout") != "from a" {
+			t.Errorf("GetRecord(b1) = %v, %v", d, err)
+		}
+	}
+	specs, err := a.coll.Indexes().ListSpecifications(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(specs) != 1+len(indexed) { // _id's and ours, once each
+		t.Errorf("%d indexes, want %d", len(specs), 1+len(indexed))
+	}
 }
