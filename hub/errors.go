@@ -21,6 +21,8 @@ func toWire(err error) *wire.Error {
 		return &wire.Error{Name: "NoData", Value: err.Error(), Err: err}
 	case errors.Is(err, taskdb.ErrNotFound):
 		return &wire.Error{Name: "KeyError", Value: err.Error(), Err: err}
+	case errors.Is(err, taskdb.ErrUnavailable):
+		return &wire.Error{Name: "DBUnavailable", Value: err.Error(), Err: err}
 	case errors.Is(err, query.ErrInvalid):
 		return &wire.Error{Name: "InvalidQuery", Value: err.Error(), Err: err}
 	default:

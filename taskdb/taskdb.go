@@ -80,6 +80,10 @@ var (
 	ErrInvalidQuery = query.ErrInvalid
 	// ErrClosed is returned by calls on a closed DB.
 	ErrClosed = errors.New("taskdb: database closed")
+	// ErrUnavailable is returned by a remote backend that cannot reach its
+	// database: by reads, and by writes once its bounded write queue is
+	// full. It is wrapped with the cause.
+	ErrUnavailable = errors.New("taskdb: database unavailable")
 )
 
 // Schema keys: the 22 keys of ipyparallel's init_record, present on every

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/internal/codec"
 	"github.com/taskhub/taskhub/taskdb/query"
 )
 
@@ -294,7 +295,7 @@ func decodeRow(r taskdb.Record, cols []int, vals []driver.Value) error {
 			if !ok {
 				return fmt.Errorf("extra column holds a %T", v)
 			}
-			m, err := decodeValue(b)
+			m, err := codec.Decode(b)
 			if err != nil {
 				return fmt.Errorf("decode extra keys: %w", err)
 			}
@@ -322,7 +323,7 @@ func decodeRow(r taskdb.Record, cols []int, vals []driver.Value) error {
 			if c.kind != kindValue {
 				return fmt.Errorf("column %s holds a blob", c.key)
 			}
-			d, err := decodeValue(x)
+			d, err := codec.Decode(x)
 			if err != nil {
 				return fmt.Errorf("decode %s: %w", c.key, err)
 			}

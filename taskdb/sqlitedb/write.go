@@ -14,6 +14,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/internal/codec"
 	"github.com/taskhub/taskhub/taskdb/query"
 )
 
@@ -95,7 +96,7 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 		}
 	}
 	if extras != nil {
-		b, err := encodeValue(extras)
+		b, err := codec.Encode(extras)
 		if err != nil {
 			return fmt.Errorf("sqlitedb: add %s: %w: %v", msgID, taskdb.ErrInvalidRecord, err)
 		}
@@ -152,7 +153,7 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 		}
 	}
 	if o.extras != nil { // checked here; the writer encodes them merged with the stored ones
-		b, err := encodeValue(o.extras)
+		b, err := codec.Encode(o.extras)
 		if err != nil {
 			return fmt.Errorf("sqlitedb: update %s: %w: %v", msgID, taskdb.ErrInvalidRecord, err)
 		}
@@ -402,7 +403,7 @@ func encodeColumn(c column, v any) (any, error) {
 	case string:
 		return x, nil
 	}
-	return encodeValue(v)
+	return codec.Encode(v)
 }
 
 // writer owns the connection that writes: it applies ops in queue order
@@ -616,14 +617,14 @@ func (w *writer) apply(o *op) error {
 			}
 			merged := map[string]any{}
 			if blob != nil {
-				v, err := decodeValue(blob)
+				v, err := codec.Decode(blob)
 				if err != nil {
 					return fmt.Errorf("decode extra keys: %w", err)
 				}
 				merged, _ = v.(map[string]any)
 			}
 			maps.Copy(merged, o.extras)
-			b, err := encodeValue(merged)
+			b, err := codec.Encode(merged)
 			if err != nil {
 				return err
 			}

@@ -1,4 +1,4 @@
-package sqlitedb
+package codec
 
 import (
 	"bytes"
@@ -29,10 +29,10 @@ var encoders = sync.Pool{New: func() any {
 	return e
 }}
 
-// encodeValue returns v, a value in the canonical value model, as
+// Encode returns v, a value in the canonical value model, as
 // msgpack. Times are msgpack timestamps; []byte is bin; integers and
 // floats keep their type.
-func encodeValue(v any) ([]byte, error) {
+func Encode(v any) ([]byte, error) {
 	e := encoders.Get().(*encoder)
 	defer encoders.Put(e)
 	e.buf.Reset()
@@ -93,10 +93,10 @@ func encodeTo(e *msgpack.Encoder, v any, depth int) error {
 	return fmt.Errorf("cannot store a %T", v)
 }
 
-// decodeValue is the inverse of encodeValue: it reads the msgpack subset
-// encodeValue writes, straight from b. Malformed input gives an error,
+// Decode is the inverse of Encode: it reads the msgpack subset
+// Encode writes, straight from b. Malformed input gives an error,
 // never a panic or an allocation larger than the input.
-func decodeValue(b []byte) (any, error) {
+func Decode(b []byte) (any, error) {
 	d := decoder{b: b}
 	v, err := d.value(0)
 	if err != nil {

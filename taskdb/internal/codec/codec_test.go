@@ -1,4 +1,4 @@
-package sqlitedb
+package codec
 
 import (
 	"math"
@@ -24,11 +24,11 @@ func codecValues() []any {
 
 func TestCodecRoundTrip(t *testing.T) {
 	for _, v := range codecValues() {
-		b, err := encodeValue(v)
+		b, err := Encode(v)
 		if err != nil {
 			t.Fatalf("encode %#v: %v", v, err)
 		}
-		got, err := decodeValue(b)
+		got, err := Decode(b)
 		if err != nil {
 			t.Fatalf("decode %#v: %v", v, err)
 		}
@@ -40,36 +40,36 @@ func TestCodecRoundTrip(t *testing.T) {
 	for range maxDepth + 1 {
 		deep = []any{deep}
 	}
-	if _, err := encodeValue(deep); err == nil {
+	if _, err := Encode(deep); err == nil {
 		t.Error("a value nested deeper than maxDepth encoded")
 	}
 	for _, bad := range [][]byte{{}, {0xc1}, {0x92, 0x01}, {0xdd, 0xff, 0xff, 0xff, 0xff}, {0x81, 0x01, 0x01}, {0x01, 0x02}} {
-		if v, err := decodeValue(bad); err == nil {
+		if v, err := Decode(bad); err == nil {
 			t.Errorf("decode % x = %#v, want an error", bad, v)
 		}
 	}
 }
 
-// FuzzDecode checks that stored bytes never make decodeValue panic or
+// FuzzDecode checks that stored bytes never make Decode panic or
 // over-allocate, and that whatever decodes re-encodes to an equal value.
 func FuzzDecode(f *testing.F) {
 	for _, v := range codecValues() {
-		b, err := encodeValue(v)
+		b, err := Encode(v)
 		if err != nil {
 			f.Fatal(err)
 		}
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		v, err := decodeValue(b)
+		v, err := Decode(b)
 		if err != nil {
 			return
 		}
-		b2, err := encodeValue(v)
+		b2, err := Encode(v)
 		if err != nil {
 			t.Fatalf("decoded %#v does not encode: %v", v, err)
 		}
-		v2, err := decodeValue(b2)
+		v2, err := Decode(b2)
 		if err != nil || !sameValue(v, v2) {
 			t.Fatalf("round trip: %v\n%#v\n%#v", err, v, v2)
 		}
@@ -111,13 +111,13 @@ func sameValue(a, b any) bool {
 // BenchmarkDecode decodes a stored result document.
 func BenchmarkDecode(b *testing.B) {
 	v := map[string]any(dbtest.NewWorkload().Result(1))
-	raw, err := encodeValue(v)
+	raw, err := Encode(v)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.SetBytes(int64(len(raw)))
 	for b.Loop() {
-		if _, err := decodeValue(raw); err != nil {
+		if _, err := Decode(raw); err != nil {
 			b.Fatal(err)
 		}
 	}
