@@ -13,6 +13,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/internal/batch"
 )
 
 // Options configures a DB. URI is required.
@@ -24,7 +25,17 @@ type Options struct {
 	// Database and Collection name where records live; defaults "taskhub"
 	// and "tasks".
 	Database, Collection string
-	// Logger receives connection and write errors; nil means slog.Default.
+	// BatchSize, FlushInterval, MaxPending and MaxPendingBytes configure
+	// the write queue (see package batch's defaults: 1000 writes, 20ms,
+	// 1,000,000 writes, 256 MiB).
+	BatchSize       int
+	FlushInterval   time.Duration
+	MaxPending      int
+	MaxPendingBytes int64
+	// CloseTimeout bounds how long Close tries to write queued writes.
+	// Default 10s.
+	CloseTimeout time.Duration
+	// Logger receives outages and rejected writes. Default: none.
 	Logger *slog.Logger
 }
 
@@ -32,17 +43,21 @@ type Options struct {
 const (
 	DefaultDatabase   = "taskhub"
 	DefaultCollection = "tasks"
+	// DefaultCloseTimeout bounds Close unless Options.CloseTimeout is set.
+	DefaultCloseTimeout = 10 * time.Second
 	// serverTimeout bounds server selection unless the URI sets it.
 	serverTimeout = 5 * time.Second
 )
 
 // DB is a taskdb.DB on a MongoDB collection. It is safe for concurrent
 // use; several DBs, in one process or several hubs, may share a
-// collection.
+// collection. Writes go through a batch.Queue: acknowledged once queued,
+// applied in order as bulk writes, buffered through outages.
 type DB struct {
 	client *mongo.Client
 	coll   *mongo.Collection
-	log    *slog.Logger
+	q      *batch.Queue
+	close  time.Duration
 	closed atomic.Bool
 	seq    atomic.Int64 // last insertion sequence handed out
 }
@@ -61,8 +76,11 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if opts.Collection == "" {
 		opts.Collection = DefaultCollection
 	}
+	if opts.CloseTimeout <= 0 {
+		opts.CloseTimeout = DefaultCloseTimeout
+	}
 	if opts.Logger == nil {
-		opts.Logger = slog.Default()
+		opts.Logger = slog.New(slog.DiscardHandler)
 	}
 	co := options.Client().SetServerSelectionTimeout(serverTimeout).ApplyURI(opts.URI)
 	client, err := mongo.Connect(co)
@@ -72,12 +90,21 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	db := &DB{
 		client: client,
 		coll:   client.Database(opts.Database).Collection(opts.Collection),
-		log:    opts.Logger,
+		close:  opts.CloseTimeout,
 	}
 	if err := db.createIndexes(ctx); err != nil {
 		client.Disconnect(context.Background())
 		return nil, fmt.Errorf("mongodb: %s.%s: %w", opts.Database, opts.Collection, err)
 	}
+	db.q = batch.New(db.apply, batch.Options{
+		BatchSize:       opts.BatchSize,
+		FlushInterval:   opts.FlushInterval,
+		MaxPending:      opts.MaxPending,
+		MaxPendingBytes: opts.MaxPendingBytes,
+		Exists:          db.exists,
+		Unavailable:     unavailable,
+		Logger:          opts.Logger.With("backend", "mongodb", "collection", opts.Database+"."+opts.Collection),
+	})
 	return db, nil
 }
 
@@ -116,15 +143,24 @@ func (db *DB) createIndexes(ctx context.Context) error {
 // dates are. It implements dbtest.TimePrecision.
 func (db *DB) TimePrecision() time.Duration { return time.Millisecond }
 
-// Close disconnects from the server. Calls after Close return ErrClosed.
+// Stats returns the write queue's counters.
+func (db *DB) Stats() batch.Stats { return db.q.Stats() }
+
+// Close writes the queued writes (for at most CloseTimeout) and
+// disconnects. It reports the writes it could not write. Calls after the
+// first return ErrClosed, as do all other calls.
 func (db *DB) Close() error {
 	if db.closed.Swap(true) {
-		return nil
+		return taskdb.ErrClosed
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), serverTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), db.close)
 	defer cancel()
-	if err := db.client.Disconnect(ctx); err != nil {
-		return fmt.Errorf("mongodb: close: %w", err)
+	err := db.q.Close(ctx)
+	if derr := db.client.Disconnect(context.Background()); err == nil {
+		err = derr
+	}
+	if err != nil {
+		return fmt.Errorf("mongodb: %w", err)
 	}
 	return nil
 }
@@ -152,14 +188,17 @@ func (db *DB) nextSeq() int64 {
 	}
 }
 
-// opErr maps a driver error: ErrClosed once Close has run, ctx's own
-// error as itself.
-func (db *DB) opErr(ctx context.Context, err error) error {
+// readErr maps a read's driver error: ctx's own error as itself,
+// ErrClosed once Close has run, ErrUnavailable when the server cannot be
+// reached.
+func (db *DB) readErr(ctx context.Context, err error) error {
 	switch {
 	case ctx.Err() != nil && errors.Is(err, ctx.Err()):
 		return ctx.Err()
 	case db.closed.Load() || errors.Is(err, mongo.ErrClientDisconnected):
 		return fmt.Errorf("%w: %v", taskdb.ErrClosed, err)
+	case unavailable(err):
+		return batch.Unavailable(err)
 	}
 	return err
 }

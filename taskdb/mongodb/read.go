@@ -18,15 +18,15 @@ import (
 // GetRecord returns the record. It returns ErrNotFound, ErrClosed or
 // ctx's error.
 func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Doc, error) {
-	if err := db.check(ctx); err != nil {
-		return nil, err
+	if err := db.sync(ctx); err != nil {
+		return nil, fmt.Errorf("mongodb: get %s: %w", msgID, err)
 	}
 	raw, err := db.coll.FindOne(ctx, bson.D{{Key: fieldID, Value: msgID}}).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, fmt.Errorf("mongodb: get %s: %w", msgID, taskdb.ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("mongodb: get %s: %w", msgID, db.opErr(ctx, err))
+		return nil, fmt.Errorf("mongodb: get %s: %w", msgID, db.readErr(ctx, err))
 	}
 	d, _, err := decodeRecord(raw)
 	if err != nil {
@@ -50,7 +50,7 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 // find returns the records q matches, in insertion order, each holding
 // msg_id and keys (all keys if keys is empty).
 func (db *DB) find(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Doc, error) {
-	if err := db.check(ctx); err != nil {
+	if err := db.sync(ctx); err != nil {
 		return nil, err
 	}
 	if q == nil {
@@ -96,6 +96,16 @@ func (db *DB) find(ctx context.Context, q *query.Filter, keys []string) ([]taskd
 	return out, nil
 }
 
+// sync is the read barrier: it returns once the writes acknowledged
+// before it are applied, so every read sees them. During an outage it
+// fails at once with ErrUnavailable.
+func (db *DB) sync(ctx context.Context) error {
+	if err := db.check(ctx); err != nil {
+		return err
+	}
+	return db.q.Sync(ctx)
+}
+
 // everything is the filter a nil *query.Filter stands for.
 var everything = query.MustParse(`{}`)
 
@@ -103,7 +113,7 @@ var everything = query.MustParse(`{}`)
 func (db *DB) scan(ctx context.Context, filter bson.D, opts *options.FindOptionsBuilder, fn func(bson.Raw) error) error {
 	cur, err := db.coll.Find(ctx, filter, opts)
 	if err != nil {
-		return db.opErr(ctx, err)
+		return db.readErr(ctx, err)
 	}
 	defer cur.Close(context.Background())
 	for cur.Next(ctx) {
@@ -112,7 +122,7 @@ func (db *DB) scan(ctx context.Context, filter bson.D, opts *options.FindOptions
 		}
 	}
 	if err := cur.Err(); err != nil {
-		return db.opErr(ctx, err)
+		return db.readErr(ctx, err)
 	}
 	return nil
 }
@@ -166,7 +176,7 @@ func (db *DB) carries(ctx context.Context, k string) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, db.opErr(ctx, err)
+		return false, db.readErr(ctx, err)
 	}
 	return true, nil
 }
@@ -174,8 +184,8 @@ func (db *DB) carries(ctx context.Context, k string) (bool, error) {
 // History returns the msg_ids of records with a submitted time, ordered by
 // it, ties in insertion order. It returns ErrClosed or ctx's error.
 func (db *DB) History(ctx context.Context) ([]string, error) {
-	if err := db.check(ctx); err != nil {
-		return nil, err
+	if err := db.sync(ctx); err != nil {
+		return nil, fmt.Errorf("mongodb: history: %w", err)
 	}
 	type entry struct {
 		id       string
