@@ -112,6 +112,13 @@ type MongoDB struct {
 	URI        string `key:"uri"`
 	Database   string `key:"database"`
 	Collection string `key:"collection"`
+	// The write queue: writes are acknowledged once queued and applied in
+	// bulk; while the server is unreachable they are buffered up to
+	// MaxPending writes and MaxPendingBytes, beyond which writes fail.
+	BatchSize       int           `key:"batch_size"`        // writes per bulk write, at most; 1..16777216
+	FlushInterval   time.Duration `key:"flush_interval"`    // longest a write waits for its batch
+	MaxPending      int           `key:"max_pending"`       // writes buffered, at most; 1..16777216
+	MaxPendingBytes ByteSize      `key:"max_pending_bytes"` // bytes of strings and buffers buffered, at most
 }
 
 // Scheduler configures the task scheduler.
@@ -168,7 +175,8 @@ func Default() Config {
 			Dict:    DictDB{RecordLimit: 1024, SizeLimit: 1 << 30, CullFraction: 0.1},
 			SQLite: SQLiteDB{Table: "tasks", Sync: "batch", BatchSize: 4096, FlushInterval: 50 * time.Millisecond,
 				PruneInterval: time.Minute},
-			MongoDB: MongoDB{Database: "taskhub", Collection: "tasks"},
+			MongoDB: MongoDB{Database: "taskhub", Collection: "tasks", BatchSize: 1000, FlushInterval: 20 * time.Millisecond,
+				MaxPending: 1_000_000, MaxPendingBytes: 256 << 20},
 		},
 		Scheduler: Scheduler{Scheme: "leastload", HWM: 1},
 		Heartbeat: Heartbeat{Period: 3 * time.Second, MaxMisses: 10},

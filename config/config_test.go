@@ -212,11 +212,15 @@ func TestLoadErrors(t *testing.T) {
 				`db.sqlite.max_records: -1 is less than 0`,
 				`db.sqlite.prune_interval: 0s is not a positive duration`,
 			}},
-		{name: "mongodb", file: "db:\n  backend: mongodb\n  mongodb: {database: a.b, collection: system.x}\n",
+		{name: "mongodb", file: "db:\n  backend: mongodb\n  mongodb: {database: a.b, collection: system.x, batch_size: 0, flush_interval: 0s, max_pending: 16777217, max_pending_bytes: 0}\n",
 			want: []string{
 				`db.mongodb.uri: is empty; db.backend: mongodb needs a connection string`,
 				`db.mongodb.database: "a.b" is not a database name`,
 				`db.mongodb.collection: "system.x" is not a collection name`,
+				`db.mongodb.batch_size: 0 is not in 1..16777216`,
+				`db.mongodb.flush_interval: 0s is not a positive duration`,
+				`db.mongodb.max_pending: 16777217 is not in 1..16777216`,
+				`db.mongodb.max_pending_bytes: 0 is less than 1`,
 			}},
 		{name: "mongodb uri", file: "db:\n  backend: mongodb\n  mongodb: {uri: \"http://u:pw@h/\", collection: \"\"}\n",
 			want: []string{
@@ -340,7 +344,7 @@ func TestUnknownEnv(t *testing.T) {
 
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := Keys()
-	if len(keys) != 51 || keys[0] != "listen.interface" || keys[len(keys)-1] != "shutdown_timeout" {
+	if len(keys) != 55 || keys[0] != "listen.interface" || keys[len(keys)-1] != "shutdown_timeout" {
 		t.Errorf("Keys() = %d keys %v", len(keys), keys)
 	}
 	if got := EnvName("db.dict.record_limit"); got != "TASKHUB_DB_DICT_RECORD_LIMIT" {

@@ -138,6 +138,10 @@ func (v *validator) mongoDB(db DB) {
 	if m.Collection == "" || strings.ContainsAny(m.Collection, "$\x00") || strings.HasPrefix(m.Collection, "system.") {
 		v.fail("db.mongodb.collection", "%q is not a collection name (not empty, no $, not starting with system.)", m.Collection)
 	}
+	v.between("db.mongodb.batch_size", m.BatchSize, 1, maxBuffer)
+	v.positive("db.mongodb.flush_interval", m.FlushInterval)
+	v.between("db.mongodb.max_pending", m.MaxPending, 1, maxBuffer)
+	v.atLeast("db.mongodb.max_pending_bytes", int(m.MaxPendingBytes), 1)
 }
 
 // ports checks that each port under listen is in 0..65535 and that no two

@@ -232,6 +232,7 @@ func openDB(ctx context.Context, c config.DB, log *slog.Logger) (taskdb.DB, erro
 		m := c.MongoDB
 		db, err := mongodb.Open(ctx, mongodb.Options{
 			URI: m.URI, Database: m.Database, Collection: m.Collection,
+			BatchSize: m.BatchSize, FlushInterval: m.FlushInterval, MaxPending: m.MaxPending, MaxPendingBytes: int64(m.MaxPendingBytes),
 			Logger: log.With("component", "mongodb"),
 		})
 		if err != nil {
