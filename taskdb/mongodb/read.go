@@ -170,15 +170,20 @@ func sortBySeq(ds []taskdb.Doc, seqs []int64) {
 
 // carries reports whether some record has the key k, null or not.
 func (db *DB) carries(ctx context.Context, k string) (bool, error) {
-	err := db.coll.FindOne(ctx, bson.D{{Key: escapeKey(k), Value: bson.D{{Key: "$exists", Value: true}}}},
-		options.FindOne().SetProjection(bson.D{{Key: fieldID, Value: 1}})).Err()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return false, nil
-	}
+	ok, err := db.any(ctx, bson.D{{Key: escapeKey(k), Value: bson.D{{Key: "$exists", Value: true}}}})
 	if err != nil {
 		return false, db.readErr(ctx, err)
 	}
-	return true, nil
+	return ok, nil
+}
+
+// any reports whether some document matches filter.
+func (db *DB) any(ctx context.Context, filter bson.D) (bool, error) {
+	err := db.coll.FindOne(ctx, filter, options.FindOne().SetProjection(bson.D{{Key: fieldID, Value: 1}})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	return err == nil, err
 }
 
 // History returns the msg_ids of records with a submitted time, ordered by

@@ -145,8 +145,7 @@ func (r rejected) Error() string { return r.BulkWriteError.Error() }
 // exists reports whether the collection holds msgID. It implements
 // batch.Options.Exists.
 func (db *DB) exists(ctx context.Context, msgID string) (bool, error) {
-	n, err := db.coll.CountDocuments(ctx, bson.D{{Key: fieldID, Value: msgID}}, options.Count().SetLimit(1))
-	return n > 0, err
+	return db.any(ctx, bson.D{{Key: fieldID, Value: msgID}})
 }
 
 // unavailable reports whether err means the server cannot be reached or
