@@ -10,6 +10,11 @@
 // as %XX. Open creates indexes on submitted, completed, client_uuid and
 // engine_uuid.
 //
+// Writes go through the shared write-behind queue (taskdb/internal/batch):
+// acknowledged once queued, applied in order as one ordered bulk write per
+// batch, buffered through outages up to a bound, then ErrUnavailable.
+// Every read first waits for the writes acknowledged before it.
+//
 // Queries are matched by the shared taskdb/query matcher, so their
 // semantics are taskdb's. The server narrows the candidates first with
 // a filter translated from the query's top-level conditions that selects
@@ -18,5 +23,5 @@
 //
 // Tests run against a real server: MongoDB (TASKHUB_TEST_MONGODB_URI) or
 // the FerretDB fixture of the taskdb/mongodb/ferretdb module
-// (TASKHUB_TEST_FERRETDB).
+// (TASKHUB_TEST_FERRETDB); see package mongotest.
 package mongodb
