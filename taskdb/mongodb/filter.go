@@ -25,12 +25,14 @@ func storedName(key string) string {
 // matches each record with q, so taskdb's semantics decide.
 //
 // What is sent, and why it is a superset:
-//   - Equality and $in on scalars, and on arrays of scalars, as $in.
+//   - Equality and $in on scalars, and on arrays of scalars, as {f: v} or
+//     $in.
 //     MongoDB equality is exact within a type, numeric across int and
 //     double, and holds for an array field containing the value, as in
 //     taskdb; null matches null and missing, as taskdb's null does.
 //     Documents are left out: MongoDB compares their keys in order.
 //   - $exists: false as {f: null}.
+//   - Conditions on distinct fields as one plain document, else in $and.
 //   - Ranges on numbers, strings, bools and times: MongoDB compares within
 //     one BSON type class (numbers exactly, strings by bytes) as taskdb
 //     does. Time bounds are widened to whole milliseconds and made
@@ -39,36 +41,47 @@ func storedName(key string) string {
 //   - Dotted paths are left out: MongoDB also reads a numeric part as a
 //     document key where taskdb indexes arrays only.
 func serverFilter(q *query.Filter) bson.D {
-	var and bson.A
+	conds := bson.D{}
+	seen := make(map[string]bool)
+	flat := true // each field once: one plain document, as a user writes it
 	for _, h := range q.Hints() {
 		if strings.Contains(h.Path, ".") {
 			continue
 		}
-		if c := hintCond(h); c != nil {
-			and = append(and, bson.D{{Key: storedName(h.Path), Value: c}})
+		if c, ok := hintCond(h); ok {
+			name := storedName(h.Path)
+			flat = flat && !seen[name]
+			seen[name] = true
+			conds = append(conds, bson.E{Key: name, Value: c})
 		}
 	}
-	switch len(and) {
-	case 0:
-		return bson.D{}
-	case 1:
-		return and[0].(bson.D)
+	if flat {
+		return conds
+	}
+	and := make(bson.A, len(conds))
+	for i, c := range conds {
+		and[i] = bson.D{c}
 	}
 	return bson.D{{Key: "$and", Value: and}}
 }
 
-// hintCond returns the operator document for one hint, or nil.
-func hintCond(h query.Hint) bson.D {
+// hintCond returns the condition for one hint, a value (equality) or an
+// operator document, or false.
+func hintCond(h query.Hint) (any, bool) {
 	if h.Eq {
 		vals := make(bson.A, len(h.Values))
 		for i, v := range h.Values {
 			x, ok := eqOperand(v)
 			if !ok {
-				return nil
+				return nil, false
 			}
 			vals[i] = x
 		}
-		return bson.D{{Key: "$in", Value: vals}}
+		if len(vals) == 1 {
+			// {f: v} is {f: {$in: [v]}}, in the form servers plan best.
+			return vals[0], true
+		}
+		return bson.D{{Key: "$in", Value: vals}}, true
 	}
 	var c bson.D
 	if op, x, ok := bound(h.Lower, h.LowerIncl, false); ok {
@@ -77,7 +90,7 @@ func hintCond(h query.Hint) bson.D {
 	if op, x, ok := bound(h.Upper, h.UpperIncl, true); ok {
 		c = append(c, bson.E{Key: op, Value: x})
 	}
-	return c
+	return c, c != nil
 }
 
 // eqOperand converts an equality operand, reporting false for those

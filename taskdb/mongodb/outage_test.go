@@ -3,6 +3,7 @@ package mongodb
 import (
 	"errors"
 	"os"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -103,5 +104,63 @@ func TestOutage(t *testing.T) {
 	}
 	if _, err := db.GetRecord(t.Context(), acked[len(acked)-1]); err != nil {
 		t.Errorf("GetRecord after the restart: %v", err)
+	}
+}
+
+// TestOutageBound stops the server and checks that writes are buffered up
+// to MaxPending, then refused with ErrUnavailable rather than dropped or
+// blocked, that reads fail with ErrUnavailable meanwhile, and that the
+// buffered writes are stored once the server is back.
+func TestOutageBound(t *testing.T) {
+	if os.Getenv(mongotest.EnvURI) != "" && os.Getenv(mongotest.EnvFerretDB) == "" {
+		t.Skipf("needs %s: the test stops and restarts the server", mongotest.EnvFerretDB)
+	}
+	bin := mongotest.FerretDB(t)
+	dir := t.TempDir()
+	fix, err := mongotest.Start(bin, "127.0.0.1:0", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(fix.Stop)
+	const bound = 20
+	db := open(t, Options{URI: fix.URI + "?serverSelectionTimeoutMS=300", Database: "bound", MaxPending: bound})
+	w := dbtest.NewWorkload()
+	fix.Stop()
+
+	var acked []string
+	for i := range 10 * bound {
+		err := db.AddRecord(t.Context(), w.ID(i), w.Record(i))
+		if errors.Is(err, taskdb.ErrUnavailable) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("add %d: %v, want nil or ErrUnavailable", i, err)
+		}
+		acked = append(acked, w.ID(i))
+	}
+	if len(acked) != bound {
+		t.Fatalf("%d writes acknowledged during the outage, want the bound %d", len(acked), bound)
+	}
+	if _, err := db.History(t.Context()); !errors.Is(err, taskdb.ErrUnavailable) {
+		t.Errorf("History during the outage: %v, want ErrUnavailable", err)
+	}
+
+	restarted, err := mongotest.Start(bin, fix.Addr, dir)
+	if err != nil {
+		t.Fatalf("restart on %s: %v", fix.Addr, err)
+	}
+	t.Cleanup(restarted.Stop)
+	var h []string
+	for try := 0; ; try++ {
+		if h, err = db.History(t.Context()); err == nil {
+			break
+		}
+		if !errors.Is(err, taskdb.ErrUnavailable) || try == 100 {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !slices.Equal(h, acked) {
+		t.Errorf("history after the outage: %d records, want the %d acknowledged", len(h), len(acked))
 	}
 }
