@@ -153,7 +153,7 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{name: "every bad value at once", file: "db:\n  backend: mongo\n  dict:\n    cull_fraction: 1.5\nscheduler:\n  scheme: fifo\n  hwm: -1\nlog:\n  level: verbose\n  format: xml\nsession:\n  packer: pickle\n  signature_scheme: hmac-sha3\n",
 			want: []string{
-				`db.backend: "mongo" is not one of dict, nodb, sqlite`,
+				`db.backend: "mongo" is not one of dict, nodb, sqlite, postgres`,
 				`db.dict.cull_fraction: 1.5 is not in (0, 1]`,
 				`scheduler.scheme: "fifo" is not one of leastload, lru, plainrandom, twobin`,
 				`scheduler.hwm: -1 is less than 0`,
@@ -181,7 +181,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "env and flags", env: map[string]string{"TASKHUB_DB_BACKEND": "mongo", "TASKHUB_LISTEN_REGISTRATION": "x"},
 			flags: map[string]string{"log.levl": "debug", "scheduler.hwm": "many"},
 			want: []string{
-				`db.backend: "mongo" is not one of dict, nodb, sqlite`,
+				`db.backend: "mongo" is not one of dict, nodb, sqlite, postgres`,
 				`listen.registration (from TASKHUB_LISTEN_REGISTRATION): "x" is not an integer`,
 				`log.levl: unknown key (did you mean log.level?)`,
 				`scheduler.hwm (from flag): "many" is not an integer`,
@@ -211,6 +211,15 @@ func TestLoadErrors(t *testing.T) {
 				`db.sqlite.max_age: -1h0m0s is negative`,
 				`db.sqlite.max_records: -1 is less than 0`,
 				`db.sqlite.prune_interval: 0s is not a positive duration`,
+			}},
+		{name: "postgres", file: "db:\n  backend: postgres\n  postgres: {table: Tasks, batch_size: 0, flush_interval: 0s, max_pending: 0, max_pending_bytes: 0}\n",
+			want: []string{
+				`db.postgres.dsn: is empty and has no default`,
+				`db.postgres.table: "Tasks" is not a table name`,
+				`db.postgres.batch_size: 0 is not in 1..16777216`,
+				`db.postgres.flush_interval: 0s is not a positive duration`,
+				`db.postgres.max_pending: 0 is less than 1`,
+				`db.postgres.max_pending_bytes: 0 is less than 1`,
 			}},
 		{name: "buffer sizes", file: "session: {replay_history: 0}\ndb: {queue: 4611686018427387904, sqlite: {batch_size: 16777217}}\n",
 			want: []string{
@@ -327,7 +336,7 @@ func TestUnknownEnv(t *testing.T) {
 
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := Keys()
-	if len(keys) != 48 || keys[0] != "listen.interface" || keys[len(keys)-1] != "shutdown_timeout" {
+	if len(keys) != 54 || keys[0] != "listen.interface" || keys[len(keys)-1] != "shutdown_timeout" {
 		t.Errorf("Keys() = %d keys %v", len(keys), keys)
 	}
 	if got := EnvName("db.dict.record_limit"); got != "TASKHUB_DB_DICT_RECORD_LIMIT" {
@@ -412,4 +421,19 @@ func FuzzLoad(f *testing.F) {
 			t.Fatalf("round trip: %v\n%s", err, cfg.YAML())
 		}
 	})
+}
+
+func TestRedactDSN(t *testing.T) {
+	for _, c := range []struct{ dsn, want string }{
+		{"", ""},
+		{"postgres://u:secret@db:5432/x?sslmode=disable", "postgres://u:<redacted>@db:5432/x?sslmode=disable"},
+		{"postgresql://u@db/x", "postgresql://u@db/x"},
+		{"postgres://db/x?password=secret&user=u", "postgres://db/x?password=<redacted>&user=u"},
+		{"host=db user=u password=secret dbname=x", "host=db user=u password=<redacted> dbname=x"},
+		{"host=db password = 'se cr\\'et' dbname=x", "host=db password = <redacted> dbname=x"},
+	} {
+		if got := RedactDSN(c.dsn); got != c.want {
+			t.Errorf("RedactDSN(%q) = %q, want %q", c.dsn, got, c.want)
+		}
+	}
 }

@@ -3,21 +3,25 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Redacted replaces a non-empty HMAC key in [Config.YAML].
+// Redacted replaces a non-empty HMAC key, and a password in
+// db.postgres.dsn, in [Config.YAML].
 const Redacted = "<redacted>"
 
 // YAML returns c as a YAML document in declaration order, with a non-empty
-// session.key replaced by [Redacted]. Loading the output gives c back,
-// except for the key.
+// session.key and a db.postgres.dsn password replaced by [Redacted].
+// Loading the output gives c back, except for those.
 func (c Config) YAML() []byte {
 	if c.Session.Key != "" {
 		c.Session.Key = Redacted
 	}
+	c.DB.Postgres.DSN = RedactDSN(c.DB.Postgres.DSN)
 	var b bytes.Buffer
 	var prev []string
 	for _, l := range leaves(&c) {
@@ -49,4 +53,25 @@ func yamlValue(v any) string {
 	default:
 		return fmt.Sprint(v)
 	}
+}
+
+// dsnPassword finds the password of a key=value connection string.
+var dsnPassword = regexp.MustCompile(`(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)`)
+
+// RedactDSN returns a PostgreSQL connection string (URL or key=value)
+// with its password replaced by [Redacted].
+func RedactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), Redacted)
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", Redacted)
+			u.RawQuery = q.Encode()
+		}
+		s, _ := url.PathUnescape(u.String())
+		return s
+	}
+	return dsnPassword.ReplaceAllString(dsn, "${1}"+Redacted)
 }
