@@ -125,13 +125,17 @@ func (db *DB) check(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// errCorrupt reports a stored doc that does not decode.
+var errCorrupt = errors.New("postgres: corrupt stored record")
+
 // unavailable reports whether err means the server cannot be reached or
 // cannot serve now (retry later), rather than that it rejected a
 // statement. Errors that are not from the server (dial, I/O, timeouts)
-// are connection failures.
+// are connection failures: when in doubt, a write is retried, not
+// dropped.
 func unavailable(err error) bool {
 	var rej *rejected
-	if errors.As(err, &rej) || errors.Is(err, context.Canceled) {
+	if errors.As(err, &rej) || errors.Is(err, errCorrupt) || errors.Is(err, context.Canceled) {
 		return false
 	}
 	var pe *pgconn.PgError

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/internal/codec"
 	"github.com/taskhub/taskhub/taskdb/query"
 )
 
@@ -81,17 +83,7 @@ func (db *DB) find(ctx context.Context, q *query.Filter, keys []string, where st
 	if err != nil {
 		return nil, readErr(err)
 	}
-	var out []taskdb.Doc
-	found := make(map[string]bool)
-	var doc []byte
-	_, err = pgx.ForEachRow(rows, []any{&doc}, func() error {
-		r, err := decodeRecord(doc)
-		if err != nil || !q.Match(r) {
-			return err
-		}
-		out = append(out, taskdb.DocOf(project(r, keys, found)))
-		return nil
-	})
+	out, found, err := collect(rows, q, keys)
 	if err != nil {
 		return nil, readErr(err)
 	}
@@ -111,18 +103,36 @@ func (db *DB) find(ctx context.Context, q *query.Filter, keys []string, where st
 	return out, nil
 }
 
-// project returns msg_id and keys of r (r itself if keys is empty),
-// noting in found the keys it holds.
-func project(r taskdb.Record, keys []string, found map[string]bool) taskdb.Record {
-	if len(keys) == 0 {
-		return r
+// collect decodes the rows' docs straight into Docs (they are stored in
+// canonical order) and returns those q matches, projected on keys, with
+// the keys found.
+func collect(rows pgx.Rows, q *query.Filter, keys []string) ([]taskdb.Doc, map[string]bool, error) {
+	defer rows.Close()
+	var out []taskdb.Doc
+	found := make(map[string]bool)
+	for rows.Next() {
+		d, err := codec.DecodeDoc(rows.RawValues()[0])
+		if err != nil {
+			return nil, nil, fmt.Errorf("%w: %v", errCorrupt, err)
+		}
+		if q.MatchDoc(d) {
+			out = append(out, project(d, keys, found))
+		}
 	}
-	out := make(taskdb.Record, len(keys)+1)
-	out[taskdb.KeyMsgID] = r[taskdb.KeyMsgID]
-	for _, k := range keys {
-		if v, ok := r[k]; ok {
-			out[k] = v
-			found[k] = true
+	return out, found, rows.Err()
+}
+
+// project returns msg_id and keys of d, in d's order (d itself if keys
+// is empty), noting in found the keys it holds.
+func project(d taskdb.Doc, keys []string, found map[string]bool) taskdb.Doc {
+	if len(keys) == 0 {
+		return d
+	}
+	out := make(taskdb.Doc, 0, len(keys)+1)
+	for _, f := range d {
+		if f.Key == taskdb.KeyMsgID || slices.Contains(keys, f.Key) {
+			out = append(out, f)
+			found[f.Key] = true
 		}
 	}
 	return out

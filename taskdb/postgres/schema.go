@@ -70,7 +70,7 @@ func ddl(t string) []string {
 	)
 	return []string{
 		"CREATE TABLE " + t + " (\n\t" + strings.Join(cols, ",\n\t") + "\n)",
-		"CREATE INDEX " + t + "_submitted ON " + t + " (submitted, seq)",
+		"CREATE INDEX " + t + "_submitted ON " + t + " (submitted, seq) INCLUDE (msg_id)", // History: index-only
 		"CREATE INDEX " + t + "_completed ON " + t + " (completed)",
 		"CREATE INDEX " + t + "_pending ON " + t + " (seq) WHERE completed IS NULL",
 		"CREATE INDEX " + t + "_client_uuid ON " + t + " (client_uuid)",

@@ -287,7 +287,7 @@ type rowSet struct {
 }
 
 func (s *rowSet) add(r taskdb.Record) error {
-	doc, err := codec.Encode(map[string]any(r))
+	doc, err := codec.Encode(taskdb.DocOf(r)) // canonical order: reads decode it as is
 	if err != nil {
 		return err
 	}
@@ -337,11 +337,11 @@ func (s *rowSet) args() []any {
 func decodeRecord(doc []byte) (taskdb.Record, error) {
 	v, err := codec.Decode(doc)
 	if err != nil {
-		return nil, fmt.Errorf("stored record: %w", err)
+		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("stored record is a %T", v)
+		return nil, fmt.Errorf("%w: a %T", errCorrupt, v)
 	}
 	return taskdb.Record(m), nil
 }
