@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/taskhub/taskhub/taskdb/postgres/pgtest"
 )
 
 // checkResults checks the results driver.py's run got from its engines.
@@ -311,10 +314,27 @@ func TestNoDBWithEngines(t *testing.T) {
 // carries the dates as strings the hub parses and stores.
 func TestSQLiteRestart(t *testing.T) {
 	t.Parallel()
-	py := python(t)
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db", "tasks.db")
-	cfg := writeConfig(t, dir, hubConfig(dir, "session:\n  packer: json\ndb:\n  backend: sqlite\n  sqlite:\n    path: "+db+"\n"))
+	checkRestart(t, dir, "session:\n  packer: json\ndb:\n  backend: sqlite\n  sqlite:\n    path: "+db+"\n")
+}
+
+// db.backend: postgres keeps the task history across a restart of hubd
+// on the same table (issue 7).
+func TestPostgresRestart(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.DSN(t)
+	table := pgtest.Table(t, dsn)
+	dir := t.TempDir()
+	checkRestart(t, dir, fmt.Sprintf("db:\n  backend: postgres\n  postgres:\n    dsn: %q\n    table: %s\n", dsn, table))
+}
+
+// checkRestart runs tasks on a hubd configured with extra (see
+// hubConfig), restarts it, and checks that history, results and queries
+// are intact.
+func checkRestart(t *testing.T, dir, extra string) {
+	py := python(t)
+	cfg := writeConfig(t, dir, hubConfig(dir, extra))
 	conn := filepath.Join(dir, "conn")
 
 	h := startHubd(t, cfg, conn)

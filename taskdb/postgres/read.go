@@ -52,8 +52,12 @@ func (db *DB) History(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: history: %w", readErr(err))
 	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		ids = append(ids, string(rows.RawValues()[0]))
+	}
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: history: %w", readErr(err))
 	}
 	return ids, nil

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -134,20 +133,22 @@ func (db *DB) apply(ctx context.Context, ops []batch.Op) (int, error) {
 				}
 			}
 		}
-		stored := make(map[string]taskdb.Record, len(need))
+		stored := make(map[string]taskdb.Doc, len(need))
 		if len(need) > 0 {
 			rows, err := tx.Query(ctx, "SELECT msg_id, doc FROM "+db.table+" WHERE msg_id = ANY($1) FOR UPDATE", need)
 			if err != nil {
 				return err
 			}
-			var id string
-			var doc []byte
-			_, err = pgx.ForEachRow(rows, []any{&id, &doc}, func() error {
-				r, err := decodeRecord(doc)
-				stored[id] = r
-				return err
-			})
-			if err != nil {
+			for rows.Next() {
+				raw := rows.RawValues()
+				d, err := codec.DecodeDoc(raw[1])
+				if err != nil {
+					rows.Close()
+					return fmt.Errorf("%w: %s: %v", errCorrupt, raw[0], err)
+				}
+				stored[string(raw[0])] = d
+			}
+			if err := rows.Err(); err != nil {
 				return err
 			}
 		}
@@ -167,17 +168,18 @@ func (db *DB) apply(ctx context.Context, ops []batch.Op) (int, error) {
 // order) and update.
 type plan struct {
 	del      []string
-	ins, upd []taskdb.Record
+	ins, upd []taskdb.Doc
 	err      error // a rejected op
 }
 
-// replay applies ops to the stored records they touch, in order.
-func replay(ops []batch.Op, stored map[string]taskdb.Record) plan {
+// replay applies ops to the stored records they touch, in order. Records
+// are Docs in canonical order (taskdb.DocOf), as stored.
+func replay(ops []batch.Op, stored map[string]taskdb.Doc) plan {
 	type state struct {
-		was   bool          // stored before the batch
-		rec   taskdb.Record // now, nil if absent
-		added bool          // added by the batch: the row is (re)inserted
-		order int           // the add's position, for insertion order
+		was   bool       // stored before the batch
+		rec   taskdb.Doc // now, nil if absent
+		added bool       // added by the batch: the row is (re)inserted
+		order int        // the add's position, for insertion order
 	}
 	states := make(map[string]*state)
 	var ids []string
@@ -195,9 +197,9 @@ func replay(ops []batch.Op, stored map[string]taskdb.Record) plan {
 		case op.Kind != batch.Add && s.rec == nil:
 			return plan{err: &rejected{op, "record not found (dropped by another hub?)"}}
 		case op.Kind == batch.Add:
-			s.rec, s.added, s.order = maps.Clone(op.Record), true, i
+			s.rec, s.added, s.order = taskdb.DocOf(op.Record), true, i
 		case op.Kind == batch.Update:
-			maps.Copy(s.rec, op.Record)
+			s.rec = merge(s.rec, taskdb.DocOf(op.Record))
 		case op.Kind == batch.Drop:
 			s.rec, s.added = nil, false
 		}
@@ -242,7 +244,7 @@ func (db *DB) write(ctx context.Context, tx pgx.Tx, p plan) error {
 		}
 	}
 	for _, w := range []struct {
-		recs []taskdb.Record
+		recs []taskdb.Doc
 		stmt string
 	}{
 		{p.ins, "INSERT INTO " + db.table + " (" + strings.Join(rowColumns, ", ") + ") SELECT " + strings.Join(vals, ", ") + " FROM " + unnest()},
@@ -254,7 +256,7 @@ func (db *DB) write(ctx context.Context, tx pgx.Tx, p plan) error {
 		var rs rowSet
 		for _, r := range w.recs {
 			if err := rs.add(r); err != nil {
-				return &rejected{batch.Op{Kind: batch.Add, ID: r[taskdb.KeyMsgID].(string)}, err.Error()}
+				return &rejected{batch.Op{Kind: batch.Add, ID: r.Get(taskdb.KeyMsgID).(string)}, err.Error()}
 			}
 		}
 		b.Queue(w.stmt, rs.args()...)
@@ -286,27 +288,28 @@ type rowSet struct {
 	docs  [][]byte
 }
 
-func (s *rowSet) add(r taskdb.Record) error {
-	doc, err := codec.Encode(taskdb.DocOf(r)) // canonical order: reads decode it as is
+func (s *rowSet) add(d taskdb.Doc) error {
+	doc, err := codec.Encode(d)
 	if err != nil {
 		return err
 	}
-	s.ids = append(s.ids, r[taskdb.KeyMsgID].(string))
+	s.ids = append(s.ids, d.Get(taskdb.KeyMsgID).(string))
 	for i, k := range timeKeys {
-		t, ok := r[k].(time.Time)
+		t, ok := d.Get(k).(time.Time)
 		s.times[i] = append(s.times[i], pgtype.Timestamptz{Time: t, Valid: ok})
 	}
 	other := false
 	for i, k := range textKeys {
-		str, ok := r[k].(string)
+		v := d.Get(k)
+		str, ok := v.(string)
 		s.texts[i] = append(s.texts[i], pgtype.Text{String: str, Valid: ok})
-		other = other || !ok && r[k] != nil
+		other = other || !ok && v != nil
 	}
 	s.other = append(s.other, other)
 	var extra []string
-	for k := range r {
-		if !taskdb.IsSchemaKey(k) {
-			extra = append(extra, k)
+	for _, f := range d {
+		if !taskdb.IsSchemaKey(f.Key) {
+			extra = append(extra, f.Key)
 		}
 	}
 	var ej pgtype.Text
@@ -333,15 +336,58 @@ func (s *rowSet) args() []any {
 	return append(a, s.other, s.extra, s.docs)
 }
 
-// decodeRecord reads a stored doc column.
-func decodeRecord(doc []byte) (taskdb.Record, error) {
-	v, err := codec.Decode(doc)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errCorrupt, err)
+// schemaRank is each schema key's position in a canonical record.
+var schemaRank = func() map[string]int {
+	m := make(map[string]int, len(taskdb.SchemaKeys))
+	for i, k := range taskdb.SchemaKeys {
+		m[k] = i
 	}
-	m, ok := v.(map[string]any)
+	return m
+}()
+
+// keyOrder compares keys in canonical record order: schema keys in
+// SchemaKeys order, then the others by name.
+func keyOrder(a, b string) int {
+	ra, ok := schemaRank[a]
 	if !ok {
-		return nil, fmt.Errorf("%w: a %T", errCorrupt, v)
+		ra = len(schemaRank)
 	}
-	return taskdb.Record(m), nil
+	rb, ok := schemaRank[b]
+	if !ok {
+		rb = len(schemaRank)
+	}
+	if ra != rb {
+		return ra - rb
+	}
+	return strings.Compare(a, b)
+}
+
+// merge returns d with the fields of f, both in canonical order, f's
+// values replacing d's.
+func merge(d, f taskdb.Doc) taskdb.Doc {
+	out := make(taskdb.Doc, 0, len(d)+len(f))
+	i, j := 0, 0
+	for i < len(d) || j < len(f) {
+		switch {
+		case j == len(f):
+			out = append(out, d[i])
+			i++
+		case i == len(d):
+			out = append(out, f[j])
+			j++
+		default:
+			c := keyOrder(d[i].Key, f[j].Key)
+			if c <= 0 {
+				if c < 0 {
+					out = append(out, d[i])
+				}
+				i++
+			}
+			if c >= 0 {
+				out = append(out, f[j])
+				j++
+			}
+		}
+	}
+	return out
 }
