@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -221,5 +222,64 @@ func TestOutage(t *testing.T) {
 	}
 	if len(updated) == 0 {
 		t.Error("no update made during the outage was stored")
+	}
+}
+
+// The server itself stops and starts again under load: writes go on
+// (buffered, none refused below the bound) and none acknowledged is lost.
+func TestServerRestart(t *testing.T) {
+	c := pgtest.NewCluster(t)
+	db := open(t, Options{DSN: c.DSN, Table: "tasks", BatchSize: 50})
+	ctx := t.Context()
+
+	var acked atomic.Int64
+	stop := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				done <- nil
+				return
+			default:
+			}
+			if err := db.AddRecord(ctx, fmt.Sprint("r", i), taskdb.Record{"submitted": time.Unix(int64(i), 0).UTC()}); err != nil {
+				done <- err
+				return
+			}
+			acked.Store(int64(i + 1))
+		}
+	}()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for !cond() {
+			if time.Now().After(deadline) {
+				close(stop)
+				t.Fatalf("waited a minute for %s", what)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitFor("writes", func() bool { return acked.Load() >= 500 })
+	c.Stop(t)
+	waitFor("the outage to be noticed", func() bool { return db.Stats().Down })
+	during := acked.Load()
+	waitFor("writes during the outage", func() bool { return acked.Load() >= during+500 })
+	c.Start(t)
+	waitFor("recovery", func() bool { return !db.Stats().Down })
+	close(stop)
+	if err := <-done; err != nil {
+		t.Fatalf("AddRecord: %v", err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	h, err := open(t, Options{DSN: c.DSN, Table: "tasks"}).History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if int64(len(h)) != acked.Load() {
+		t.Fatalf("%d records stored, %d acknowledged", len(h), acked.Load())
 	}
 }

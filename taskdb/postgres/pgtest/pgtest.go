@@ -1,5 +1,6 @@
 // Package pgtest gives tests a PostgreSQL server: the DSN in
-// TASKHUB_TEST_POSTGRES_DSN and a fresh table per test.
+// TASKHUB_TEST_POSTGRES_DSN and a fresh table per test, or a private
+// cluster from the binaries in TASKHUB_TEST_POSTGRES_BIN.
 package pgtest
 
 import (
@@ -13,23 +14,38 @@ import (
 	"github.com/jackc/pgx/v5"
 )
 
-// EnvDSN names the variable holding the test server's DSN; .ci/run sets
-// it.
-const EnvDSN = "TASKHUB_TEST_POSTGRES_DSN"
+// Environment variables naming the test server's DSN and the directory
+// of the PostgreSQL binaries (initdb, pg_ctl); .ci/run sets both.
+const (
+	EnvDSN = "TASKHUB_TEST_POSTGRES_DSN"
+	EnvBin = "TASKHUB_TEST_POSTGRES_BIN"
+)
 
 // DSN returns the test server's DSN. Without one the test is skipped, or
 // fails when the environment variable CI is "true".
 func DSN(tb testing.TB) string {
 	tb.Helper()
-	dsn := os.Getenv(EnvDSN)
-	if dsn == "" {
-		msg := "no PostgreSQL server: " + EnvDSN + " is empty"
+	return need(tb, EnvDSN, "postgres://postgres@127.0.0.1:5432/taskhub_test")
+}
+
+// Bin returns the directory of the PostgreSQL binaries, skipping or
+// failing as DSN does.
+func Bin(tb testing.TB) string {
+	tb.Helper()
+	return need(tb, EnvBin, "/usr/lib/postgresql/15/bin")
+}
+
+func need(tb testing.TB, env, example string) string {
+	tb.Helper()
+	v := os.Getenv(env)
+	if v == "" {
+		msg := "no PostgreSQL for this test: " + env + " is empty"
 		if os.Getenv("CI") == "true" {
 			tb.Fatal(msg)
 		}
-		tb.Skip(msg + " (set it to a DSN, e.g. postgres://postgres@127.0.0.1:5432/taskhub_test; CI=true makes this fail)")
+		tb.Skip(msg + " (set it, e.g. to " + example + "; CI=true makes this fail)")
 	}
-	return dsn
+	return v
 }
 
 // Table returns a table name no other test uses; the table is dropped
