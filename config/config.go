@@ -72,15 +72,16 @@ type DB struct {
 	// Queue bounds the database operations waiting to run; when it is
 	// full, routing waits for the database (records are never dropped).
 	// At most 16777216.
-	Queue   int      `key:"queue"`
-	Dict    DictDB   `key:"dict"`
-	SQLite  SQLiteDB `key:"sqlite"`
-	MongoDB MongoDB  `key:"mongodb"`
+	Queue    int        `key:"queue"`
+	Dict     DictDB     `key:"dict"`
+	SQLite   SQLiteDB   `key:"sqlite"`
+	Postgres PostgresDB `key:"postgres"`
+	MongoDB  MongoDB    `key:"mongodb"`
 }
 
 // Backends lists the values accepted for db.backend. Adding a backend
 // means adding its name here and its settings struct to DB.
-var Backends = []string{"dict", "nodb", "sqlite", "mongodb"}
+var Backends = []string{"dict", "nodb", "sqlite", "postgres", "mongodb"}
 
 // DictDB configures the in-memory backend. A limit of 0 means unlimited.
 type DictDB struct {
@@ -103,6 +104,20 @@ type SQLiteDB struct {
 	PruneInterval time.Duration `key:"prune_interval"` // how often pruning runs
 }
 
+// PostgresDB configures the PostgreSQL backend. Writes are queued and
+// written in batches; during an outage at most MaxPending writes and
+// MaxPendingBytes wait for the server, and writes beyond them fail.
+type PostgresDB struct {
+	// DSN is a libpq connection string or postgres:// URL. Prefer PGPASSWORD
+	// or ~/.pgpass to a password in it.
+	DSN             string        `key:"dsn"`
+	Table           string        `key:"table"`             // lower-case letters, digits and _
+	BatchSize       int           `key:"batch_size"`        // writes per transaction, at most; 1..16777216
+	FlushInterval   time.Duration `key:"flush_interval"`    // longest a write waits before its batch is written
+	MaxPending      int           `key:"max_pending"`       // writes buffered while the server is unreachable
+	MaxPendingBytes ByteSize      `key:"max_pending_bytes"` // bytes of those writes
+}
+
 // MongoDB configures the backend on a MongoDB collection, which several
 // hubs may share.
 type MongoDB struct {
@@ -117,8 +132,8 @@ type MongoDB struct {
 	// MaxPending writes and MaxPendingBytes, beyond which writes fail.
 	BatchSize       int           `key:"batch_size"`        // writes per bulk write, at most; 1..16777216
 	FlushInterval   time.Duration `key:"flush_interval"`    // longest a write waits for its batch
-	MaxPending      int           `key:"max_pending"`       // writes buffered, at most; 1..16777216
-	MaxPendingBytes ByteSize      `key:"max_pending_bytes"` // bytes of strings and buffers buffered, at most
+	MaxPending      int           `key:"max_pending"`       // writes buffered while the server is unreachable
+	MaxPendingBytes ByteSize      `key:"max_pending_bytes"` // bytes of those writes
 }
 
 // Scheduler configures the task scheduler.
@@ -175,6 +190,8 @@ func Default() Config {
 			Dict:    DictDB{RecordLimit: 1024, SizeLimit: 1 << 30, CullFraction: 0.1},
 			SQLite: SQLiteDB{Table: "tasks", Sync: "batch", BatchSize: 4096, FlushInterval: 50 * time.Millisecond,
 				PruneInterval: time.Minute},
+			Postgres: PostgresDB{Table: "taskhub_tasks", BatchSize: 1000, FlushInterval: 20 * time.Millisecond,
+				MaxPending: 1_000_000, MaxPendingBytes: 256 << 20},
 			MongoDB: MongoDB{Database: "taskhub", Collection: "tasks", BatchSize: 1000, FlushInterval: 20 * time.Millisecond,
 				MaxPending: 1_000_000, MaxPendingBytes: 256 << 20},
 		},

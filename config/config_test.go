@@ -153,7 +153,7 @@ func TestLoadErrors(t *testing.T) {
 	}{
 		{name: "every bad value at once", file: "db:\n  backend: mongo\n  dict:\n    cull_fraction: 1.5\nscheduler:\n  scheme: fifo\n  hwm: -1\nlog:\n  level: verbose\n  format: xml\nsession:\n  packer: pickle\n  signature_scheme: hmac-sha3\n",
 			want: []string{
-				`db.backend: "mongo" is not one of dict, nodb, sqlite, mongodb`,
+				`db.backend: "mongo" is not one of dict, nodb, sqlite, postgres, mongodb`,
 				`db.dict.cull_fraction: 1.5 is not in (0, 1]`,
 				`scheduler.scheme: "fifo" is not one of leastload, lru, plainrandom, twobin`,
 				`scheduler.hwm: -1 is less than 0`,
@@ -181,7 +181,7 @@ func TestLoadErrors(t *testing.T) {
 		{name: "env and flags", env: map[string]string{"TASKHUB_DB_BACKEND": "mongo", "TASKHUB_LISTEN_REGISTRATION": "x"},
 			flags: map[string]string{"log.levl": "debug", "scheduler.hwm": "many"},
 			want: []string{
-				`db.backend: "mongo" is not one of dict, nodb, sqlite, mongodb`,
+				`db.backend: "mongo" is not one of dict, nodb, sqlite, postgres, mongodb`,
 				`listen.registration (from TASKHUB_LISTEN_REGISTRATION): "x" is not an integer`,
 				`log.levl: unknown key (did you mean log.level?)`,
 				`scheduler.hwm (from flag): "many" is not an integer`,
@@ -212,19 +212,28 @@ func TestLoadErrors(t *testing.T) {
 				`db.sqlite.max_records: -1 is less than 0`,
 				`db.sqlite.prune_interval: 0s is not a positive duration`,
 			}},
-		{name: "mongodb", file: "db:\n  backend: mongodb\n  mongodb: {database: a.b, collection: system.x, batch_size: 0, flush_interval: 0s, max_pending: 16777217, max_pending_bytes: 0}\n",
+		{name: "postgres", file: "db:\n  backend: postgres\n  postgres: {table: Tasks, batch_size: 0, flush_interval: 0s, max_pending: 0, max_pending_bytes: 0}\n",
+			want: []string{
+				`db.postgres.dsn: is empty and has no default`,
+				`db.postgres.table: "Tasks" is not a table name`,
+				`db.postgres.batch_size: 0 is not in 1..16777216`,
+				`db.postgres.flush_interval: 0s is not a positive duration`,
+				`db.postgres.max_pending: 0 is less than 1`,
+				`db.postgres.max_pending_bytes: 0 is less than 1`,
+			}},
+		{name: "mongodb", file: "db:\n  backend: mongodb\n  mongodb: {database: a.b, collection: system.x, batch_size: 0, flush_interval: 0s, max_pending: 0, max_pending_bytes: 0}\n",
 			want: []string{
 				`db.mongodb.uri: is empty; db.backend: mongodb needs a connection string`,
 				`db.mongodb.database: "a.b" is not a database name`,
 				`db.mongodb.collection: "system.x" is not a collection name`,
 				`db.mongodb.batch_size: 0 is not in 1..16777216`,
 				`db.mongodb.flush_interval: 0s is not a positive duration`,
-				`db.mongodb.max_pending: 16777217 is not in 1..16777216`,
+				`db.mongodb.max_pending: 0 is less than 1`,
 				`db.mongodb.max_pending_bytes: 0 is less than 1`,
 			}},
 		{name: "mongodb uri", file: "db:\n  backend: mongodb\n  mongodb: {uri: \"http://u:pw@h/\", collection: \"\"}\n",
 			want: []string{
-				`db.mongodb.uri: "http://u:xxxxx@h/" is not a mongodb:// or mongodb+srv:// URI`,
+				`db.mongodb.uri: "http://u:<redacted>@h/" is not a mongodb:// or mongodb+srv:// URI`,
 				`db.mongodb.collection: "" is not a collection name`,
 			}},
 		{name: "buffer sizes", file: "session: {replay_history: 0}\ndb: {queue: 4611686018427387904, sqlite: {batch_size: 16777217}}\n",
@@ -327,7 +336,7 @@ func TestYAMLRoundTrip(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	want.Session.Key = Redacted
-	want.DB.MongoDB.URI = "mongodb://u:xxxxx@db1:27017,db2:27017/?replicaSet=rs"
+	want.DB.MongoDB.URI = "mongodb://u:" + Redacted + "@db1:27017,db2:27017/?replicaSet=rs"
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("round trip:\ngot\n%s\nwant\n%s", got.YAML(), want.YAML())
 	}
@@ -344,7 +353,7 @@ func TestUnknownEnv(t *testing.T) {
 
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := Keys()
-	if len(keys) != 55 || keys[0] != "listen.interface" || keys[len(keys)-1] != "shutdown_timeout" {
+	if len(keys) != 61 || keys[0] != "listen.interface" || keys[len(keys)-1] != "shutdown_timeout" {
 		t.Errorf("Keys() = %d keys %v", len(keys), keys)
 	}
 	if got := EnvName("db.dict.record_limit"); got != "TASKHUB_DB_DICT_RECORD_LIMIT" {
@@ -425,8 +434,39 @@ func FuzzLoad(f *testing.F) {
 		if cfg.Session.Key != "" {
 			cfg.Session.Key = Redacted
 		}
+		cfg.DB.MongoDB.URI = redactURI(cfg.DB.MongoDB.URI)
 		if err != nil || !reflect.DeepEqual(again, cfg) {
 			t.Fatalf("round trip: %v\n%s", err, cfg.YAML())
 		}
 	})
+}
+
+func TestRedactURI(t *testing.T) {
+	for _, c := range []struct{ uri, want string }{
+		{"", ""},
+		{"mongodb://db1:27017,db2:27017/?replicaSet=rs", "mongodb://db1:27017,db2:27017/?replicaSet=rs"},
+		{"mongodb://u:p%40ss@db1:27017,db2/x?authSource=admin", "mongodb://u:<redacted>@db1:27017,db2/x?authSource=admin"},
+		{"mongodb+srv://u:secret@cluster.example.com/", "mongodb+srv://u:<redacted>@cluster.example.com/"},
+		{"mongodb://u@db/", "mongodb://u@db/"},
+		{"mongodb://u:<redacted>@db/", "mongodb://u:<redacted>@db/"},
+	} {
+		if got := redactURI(c.uri); got != c.want {
+			t.Errorf("redactURI(%q) = %q, want %q", c.uri, got, c.want)
+		}
+	}
+}
+
+func TestRedactDSN(t *testing.T) {
+	for _, c := range []struct{ dsn, want string }{
+		{"", ""},
+		{"postgres://u:secret@db:5432/x?sslmode=disable", "postgres://u:<redacted>@db:5432/x?sslmode=disable"},
+		{"postgresql://u@db/x", "postgresql://u@db/x"},
+		{"postgres://db/x?password=secret&user=u", "postgres://db/x?password=<redacted>&user=u"},
+		{"host=db user=u password=secret dbname=x", "host=db user=u password=<redacted> dbname=x"},
+		{"host=db password = 'se cr\\'et' dbname=x", "host=db password = <redacted> dbname=x"},
+	} {
+		if got := RedactDSN(c.dsn); got != c.want {
+			t.Errorf("RedactDSN(%q) = %q, want %q", c.dsn, got, c.want)
+		}
+	}
 }

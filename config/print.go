@@ -4,21 +4,25 @@ import (
 	"bytes"
 	"fmt"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// Redacted replaces a non-empty HMAC key in [Config.YAML].
+// Redacted replaces a non-empty HMAC key, and a password in
+// db.postgres.dsn, in [Config.YAML].
 const Redacted = "<redacted>"
 
 // YAML returns c as a YAML document in declaration order, with a non-empty
-// session.key replaced by [Redacted] and the password in db.mongodb.uri by
-// xxxxx. Loading the output gives c back, except for those.
+// session.key and the passwords of db.postgres.dsn and db.mongodb.uri
+// replaced by [Redacted]. Loading the output gives c back, except for
+// those.
 func (c Config) YAML() []byte {
 	if c.Session.Key != "" {
 		c.Session.Key = Redacted
 	}
+	c.DB.Postgres.DSN = RedactDSN(c.DB.Postgres.DSN)
 	c.DB.MongoDB.URI = redactURI(c.DB.MongoDB.URI)
 	var b bytes.Buffer
 	var prev []string
@@ -38,17 +42,14 @@ func (c Config) YAML() []byte {
 	return b.Bytes()
 }
 
-// redactURI replaces the password of a URI by xxxxx. A string that does
-// not parse is replaced whole by [Redacted] when it may hold a password.
+// uriPassword matches the password of a URI's user info. It does not
+// parse the URI: a MongoDB URI may list several hosts, which net/url
+// refuses.
+var uriPassword = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*://[^:@/]*:)[^@/]*@`)
+
+// redactURI replaces the password of a URI by [Redacted].
 func redactURI(s string) string {
-	u, err := url.Parse(s)
-	if err != nil {
-		if strings.Contains(s, "@") {
-			return Redacted
-		}
-		return s
-	}
-	return u.Redacted()
+	return uriPassword.ReplaceAllString(s, "${1}"+Redacted+"@")
 }
 
 func yamlValue(v any) string {
@@ -64,4 +65,25 @@ func yamlValue(v any) string {
 	default:
 		return fmt.Sprint(v)
 	}
+}
+
+// dsnPassword finds the password of a key=value connection string.
+var dsnPassword = regexp.MustCompile(`(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s]+)`)
+
+// RedactDSN returns a PostgreSQL connection string (URL or key=value)
+// with its password replaced by [Redacted].
+func RedactDSN(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && (u.Scheme == "postgres" || u.Scheme == "postgresql") {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), Redacted)
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", Redacted)
+			u.RawQuery = q.Encode()
+		}
+		s, _ := url.PathUnescape(u.String())
+		return s
+	}
+	return dsnPassword.ReplaceAllString(dsn, "${1}"+Redacted)
 }

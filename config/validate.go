@@ -25,7 +25,10 @@ var (
 // zeros is then a configuration error, not an allocation that crashes hubd.
 const maxBuffer = 1 << 24
 
-var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+var (
+	tableName   = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
+	pgTableName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+)
 
 // Validate reports every invalid field of c at once, joined with
 // errors.Join; each error starts with the field's key and says what is
@@ -61,6 +64,17 @@ func (c Config) Validate() error {
 	}
 	v.atLeast("db.sqlite.max_records", sq.MaxRecords, 0)
 	v.positive("db.sqlite.prune_interval", sq.PruneInterval)
+	pg := c.DB.Postgres
+	if c.DB.Backend == "postgres" {
+		v.nonEmpty("db.postgres.dsn", pg.DSN, "set it to the server's connection string")
+	}
+	if !pgTableName.MatchString(pg.Table) {
+		v.fail("db.postgres.table", "%q is not a table name (lower-case letters, digits and _, at most 63, not starting with a digit)", pg.Table)
+	}
+	v.between("db.postgres.batch_size", pg.BatchSize, 1, maxBuffer)
+	v.positive("db.postgres.flush_interval", pg.FlushInterval)
+	v.atLeast("db.postgres.max_pending", pg.MaxPending, 1)
+	v.atLeast("db.postgres.max_pending_bytes", int(pg.MaxPendingBytes), 1)
 	v.mongoDB(c.DB)
 	v.oneOf("scheduler.scheme", c.Scheduler.Scheme, SchedulerSchemes)
 	v.atLeast("scheduler.hwm", c.Scheduler.HWM, 0)
@@ -140,7 +154,7 @@ func (v *validator) mongoDB(db DB) {
 	}
 	v.between("db.mongodb.batch_size", m.BatchSize, 1, maxBuffer)
 	v.positive("db.mongodb.flush_interval", m.FlushInterval)
-	v.between("db.mongodb.max_pending", m.MaxPending, 1, maxBuffer)
+	v.atLeast("db.mongodb.max_pending", m.MaxPending, 1)
 	v.atLeast("db.mongodb.max_pending_bytes", int(m.MaxPendingBytes), 1)
 }
 

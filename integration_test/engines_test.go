@@ -2,6 +2,7 @@ package integration_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/taskhub/taskhub/taskdb/mongodb/mongotest"
+	"github.com/taskhub/taskhub/taskdb/postgres/pgtest"
 )
 
 // checkResults checks the results driver.py's run got from its engines.
@@ -315,7 +317,17 @@ func TestSQLiteRestart(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	db := filepath.Join(dir, "db", "tasks.db")
-	testRestart(t, dir, "session:\n  packer: json\ndb:\n  backend: sqlite\n  sqlite:\n    path: "+db+"\n")
+	checkRestart(t, dir, "session:\n  packer: json\ndb:\n  backend: sqlite\n  sqlite:\n    path: "+db+"\n")
+}
+
+// db.backend: postgres keeps the task history across a restart of hubd
+// on the same table (issue 7).
+func TestPostgresRestart(t *testing.T) {
+	t.Parallel()
+	dsn := pgtest.DSN(t)
+	table := pgtest.Table(t, dsn)
+	dir := t.TempDir()
+	checkRestart(t, dir, fmt.Sprintf("db:\n  backend: postgres\n  postgres:\n    dsn: %q\n    table: %s\n", dsn, table))
 }
 
 // db.backend: mongodb keeps the task history across a restart of hubd on
@@ -323,14 +335,15 @@ func TestSQLiteRestart(t *testing.T) {
 func TestMongoDBRestart(t *testing.T) {
 	t.Parallel()
 	python(t) // skips (or fails under CI) before a server is started
-	dir := t.TempDir()
 	uri := mongotest.URI(t)
-	testRestart(t, dir, "db:\n  backend: mongodb\n  mongodb:\n    uri: "+uri+"\n    database: "+mongotest.Database(t, uri)+"\n")
+	dir := t.TempDir()
+	checkRestart(t, dir, fmt.Sprintf("db:\n  backend: mongodb\n  mongodb:\n    uri: %q\n    database: %s\n", uri, mongotest.Database(t, uri)))
 }
 
-// testRestart runs tasks on hubd configured with the extra config, restarts
-// hubd, and checks that history, results and queries are intact.
-func testRestart(t *testing.T, dir, extra string) {
+// checkRestart runs tasks on a hubd configured with extra (see
+// hubConfig), restarts it, and checks that history, results and queries
+// are intact.
+func checkRestart(t *testing.T, dir, extra string) {
 	py := python(t)
 	cfg := writeConfig(t, dir, hubConfig(dir, extra))
 	conn := filepath.Join(dir, "conn")

@@ -23,6 +23,7 @@ import (
 	"github.com/taskhub/taskhub/taskdb/dictdb"
 	"github.com/taskhub/taskhub/taskdb/mongodb"
 	"github.com/taskhub/taskhub/taskdb/nodb"
+	"github.com/taskhub/taskhub/taskdb/postgres"
 	"github.com/taskhub/taskhub/taskdb/sqlitedb"
 	"github.com/taskhub/taskhub/wire/transport"
 )
@@ -228,6 +229,17 @@ func openDB(ctx context.Context, c config.DB, log *slog.Logger) (taskdb.DB, erro
 			return nil, fmt.Errorf("db.sqlite.path %s: %w", s.Path, err)
 		}
 		return db, nil
+	case "postgres":
+		p := c.Postgres
+		db, err := postgres.Open(ctx, postgres.Options{
+			DSN: p.DSN, Table: p.Table, BatchSize: p.BatchSize, FlushInterval: p.FlushInterval,
+			MaxPending: p.MaxPending, MaxPendingBytes: int64(p.MaxPendingBytes),
+			Logger: log.With("component", "postgres"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("db.postgres (%s): %w", config.RedactDSN(p.DSN), err)
+		}
+		return db, nil
 	case "mongodb":
 		m := c.MongoDB
 		db, err := mongodb.Open(ctx, mongodb.Options{
@@ -311,6 +323,8 @@ func printBanner(w io.Writer, cfg config.Config, h *hub.Hub) {
 		backend = "nodb (stores nothing; queries fail)"
 	case "sqlite":
 		backend = fmt.Sprintf("sqlite (%s, table %s, sync %s)", cfg.DB.SQLite.Path, cfg.DB.SQLite.Table, cfg.DB.SQLite.Sync)
+	case "postgres":
+		backend = fmt.Sprintf("postgres (%s, table %s)", config.RedactDSN(cfg.DB.Postgres.DSN), cfg.DB.Postgres.Table)
 	case "mongodb":
 		backend = fmt.Sprintf("mongodb (database %s, collection %s)", cfg.DB.MongoDB.Database, cfg.DB.MongoDB.Collection)
 	}

@@ -63,7 +63,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "extra args", args: []string{"config", "print", "x"}, code: 2, stderr: []string{`unexpected arguments "x"`}},
 		{name: "missing file", args: []string{"--config", "/nonexistent/hub.yaml"}, code: 2, stderr: []string{"bad configuration", "no such file"}},
 		{name: "bad file", args: []string{"--config", bad}, code: 2, stderr: []string{
-			`db.backend: "mongo" is not one of dict, nodb, sqlite`, "listen.intrface (in " + bad + "): unknown key (did you mean listen.interface?)"}},
+			`db.backend: "mongo" is not one of dict, nodb, sqlite, postgres`, "listen.intrface (in " + bad + "): unknown key (did you mean listen.interface?)"}},
 		{name: "bad flag value", args: []string{"--log-level", "loud", "--set", "heartbeat.period=3"}, code: 2, stderr: []string{
 			`log.level: "loud" is not one of debug, info, warn, error`, `heartbeat.period (from flag): "3" is not a duration`}},
 		{name: "huge queue", args: []string{"--set", "db.queue=4611686018427387904"}, code: 2, stderr: []string{"db.queue: 4611686018427387904 is not in 1..16777216"}},

@@ -58,7 +58,7 @@ const (
 	DefaultMaxPendingBytes = 256 << 20
 	DefaultRetryMin        = 100 * time.Millisecond
 	DefaultRetryMax        = 5 * time.Second
-	DefaultApplyTimeout    = 30 * time.Second
+	DefaultApplyTimeout    = 10 * time.Second
 	DefaultSummaryInterval = 30 * time.Second
 )
 
@@ -74,6 +74,11 @@ type Options struct {
 	// applied, and the bytes of their strings and buffers.
 	MaxPending      int
 	MaxPendingBytes int64
+	// Backlog is how many writes may wait while the database is
+	// reachable: beyond it Enqueue waits for the writer, so the queue
+	// grows to MaxPending only during an outage and Close has little to
+	// flush. Default 4×BatchSize.
+	Backlog int
 	// RetryMin and RetryMax bound the backoff between retries of a batch
 	// during an outage.
 	RetryMin, RetryMax time.Duration
@@ -105,6 +110,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = DefaultMaxPending
+	}
+	if o.Backlog <= 0 {
+		o.Backlog = 4 * o.BatchSize
 	}
 	if o.MaxPendingBytes <= 0 {
 		o.MaxPendingBytes = DefaultMaxPendingBytes
@@ -194,8 +202,9 @@ func Unavailable(cause error) error {
 // applied unless the database rejects it. Add fails with taskdb.ErrExists
 // for a msg_id the queue knows; Update and Drop fail with
 // taskdb.ErrNotFound for one that neither the queue nor Options.Exists
-// knows. A full queue fails with taskdb.ErrUnavailable during an outage
-// and waits for room otherwise.
+// knows. While the database is reachable, Enqueue waits for room beyond
+// Backlog writes or MaxPendingBytes; during an outage, beyond MaxPending
+// writes or MaxPendingBytes it fails with taskdb.ErrUnavailable.
 func (q *Queue) Enqueue(ctx context.Context, op Op) error {
 	size := sizeOf(op.ID) + sizeOf(op.Record)
 	q.mu.Lock()
@@ -225,7 +234,11 @@ func (q *Queue) Enqueue(ctx context.Context, op Op) error {
 			checked = true
 			continue // the queue may have changed meanwhile
 		}
-		if q.enqueued-q.done < uint64(q.opts.MaxPending) && q.bytes+size <= q.opts.MaxPendingBytes {
+		limit := q.opts.MaxPending
+		if q.down == nil {
+			limit = min(limit, q.opts.Backlog)
+		}
+		if q.enqueued-q.done < uint64(limit) && q.bytes+size <= q.opts.MaxPendingBytes {
 			break
 		}
 		if q.down != nil {

@@ -303,7 +303,9 @@ func TestRejected(t *testing.T) {
 func TestOutage(t *testing.T) {
 	db := newFake()
 	db.setDown(true)
-	h := start(t, db, Options{BatchSize: 2, MaxPending: 5})
+	// Beyond the backlog, writes wait until the outage is known, then
+	// are buffered up to MaxPending.
+	h := start(t, db, Options{BatchSize: 2, MaxPending: 5, Backlog: 2})
 	ctx := t.Context()
 	h.enqueue(t, Add, "a", "b", "c", "d", "e")
 
@@ -366,17 +368,18 @@ func TestBoundBytes(t *testing.T) {
 	h.enqueue(t, Add, "c") // small writes still fit
 }
 
-// While the database is reachable, a full queue waits for room.
-func TestFullWaits(t *testing.T) {
+// While the database is reachable, a queue holding Backlog writes waits
+// for room.
+func TestBacklogWaits(t *testing.T) {
 	db := newFake()
 	db.gate = make(chan struct{})
-	h := start(t, db, Options{BatchSize: 1, MaxPending: 2})
+	h := start(t, db, Options{BatchSize: 1, Backlog: 2})
 	h.enqueue(t, Add, "a", "b") // a is being applied, b queued
 	errc := make(chan error)
 	go func() { errc <- h.q.Enqueue(context.Background(), Op{Kind: Add, ID: "c"}) }()
 	close(db.gate)
 	if err := <-errc; err != nil {
-		t.Fatalf("Enqueue into a full queue: %v, want it to wait", err)
+		t.Fatalf("Enqueue beyond the backlog: %v, want it to wait", err)
 	}
 	if err := h.q.Close(t.Context()); err != nil {
 		t.Fatal(err)

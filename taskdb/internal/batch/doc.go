@@ -28,8 +28,11 @@
 // when the outage starts, every SummaryInterval while it lasts, and when
 // it ends, and the queue keeps accepting writes up to MaxPending writes or
 // MaxPendingBytes. Past that bound, Enqueue fails with
-// taskdb.ErrUnavailable wrapped with the cause; while the database is
-// reachable, a full queue makes Enqueue wait for room instead.
+// taskdb.ErrUnavailable wrapped with the cause. While the database is
+// reachable, Enqueue waits for room beyond Backlog writes instead, so
+// writers go no faster than the database for long and Close has little
+// to flush; an outage is known only once an Apply fails or times out
+// (ApplyTimeout), and until then writers may wait.
 //
 // Any other failure is a write the database rejects (a constraint, an
 // update of a record that is gone): the writer applies the rest of the

@@ -10,6 +10,8 @@ import (
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
+
+	"github.com/taskhub/taskhub/taskdb"
 )
 
 // maxDepth bounds the nesting of stored values, as in dictdb.
@@ -76,6 +78,19 @@ func encodeTo(e *msgpack.Encoder, v any, depth int) error {
 			}
 		}
 		return nil
+	case taskdb.Doc:
+		if err := e.EncodeMapLen(len(x)); err != nil {
+			return err
+		}
+		for _, f := range x {
+			if err := e.EncodeString(f.Key); err != nil {
+				return err
+			}
+			if err := encodeTo(e, f.Value, depth+1); err != nil {
+				return err
+			}
+		}
+		return nil
 	case map[string]any:
 		if err := e.EncodeMapLen(len(x)); err != nil {
 			return err
@@ -108,12 +123,33 @@ func Decode(b []byte) (any, error) {
 	return v, nil
 }
 
+// DecodeDoc is Decode for a value Encode wrote from a taskdb.Doc: it
+// returns the document with its fields, and those of nested documents, in
+// stored order, so a Doc stored in canonical order (taskdb.DocOf) comes
+// back as it was without a map or a sort.
+func DecodeDoc(b []byte) (taskdb.Doc, error) {
+	d := decoder{b: b, docs: true}
+	v, err := d.value(0)
+	if err != nil {
+		return nil, err
+	}
+	if d.i != len(b) {
+		return nil, fmt.Errorf("%d trailing bytes", len(b)-d.i)
+	}
+	doc, ok := v.(taskdb.Doc)
+	if !ok {
+		return nil, fmt.Errorf("stored value is a %T, not a document", v)
+	}
+	return doc, nil
+}
+
 var errShort = errors.New("truncated value")
 
-// decoder reads msgpack from b, at i.
+// decoder reads msgpack from b, at i, with maps as Docs if docs is set.
 type decoder struct {
-	b []byte
-	i int
+	b    []byte
+	i    int
+	docs bool
 }
 
 // take returns the next n bytes.
@@ -263,6 +299,9 @@ func (d *decoder) dict(n, depth int) (any, error) {
 	if 2*n > len(d.b)-d.i {
 		return nil, errShort
 	}
+	if d.docs {
+		return d.doc(n, depth)
+	}
 	m := make(map[string]any, n)
 	for range n {
 		k, err := d.value(depth + 1)
@@ -278,6 +317,25 @@ func (d *decoder) dict(n, depth int) (any, error) {
 		}
 	}
 	return m, nil
+}
+
+func (d *decoder) doc(n, depth int) (any, error) {
+	doc := make(taskdb.Doc, n)
+	for i := range doc {
+		k, err := d.value(depth + 1)
+		if err != nil {
+			return nil, err
+		}
+		ks, ok := k.(string)
+		if !ok {
+			return nil, fmt.Errorf("map key %T is not a string", k)
+		}
+		doc[i].Key = ks
+		if doc[i].Value, err = d.value(depth + 1); err != nil {
+			return nil, err
+		}
+	}
+	return doc, nil
 }
 
 // time reads the type byte and n-byte payload of a msgpack timestamp

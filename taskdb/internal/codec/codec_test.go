@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/dbtest"
 )
 
@@ -50,6 +51,31 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
+// A Doc in canonical order comes back from DecodeDoc as it went in.
+func TestDecodeDoc(t *testing.T) {
+	w := dbtest.NewWorkload()
+	for _, r := range []taskdb.Record{w.Record(1), w.Result(1), {"msg_id": "x", "extra": map[string]any{"b": int64(1), "a": []any{map[string]any{"z": 1.5, "y": nil}}}}} {
+		d := taskdb.DocOf(r)
+		b, err := Encode(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeDoc(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, d) {
+			t.Errorf("DecodeDoc(Encode(%v)) = %v", d, got)
+		}
+		if m, err := Decode(b); err != nil || !reflect.DeepEqual(taskdb.Record(m.(map[string]any)), d.Record()) {
+			t.Errorf("Decode of a stored Doc = %v, %v; want the map %v", m, err, d.Record())
+		}
+	}
+	if _, err := DecodeDoc([]byte{0x01}); err == nil {
+		t.Error("DecodeDoc of an integer succeeded")
+	}
+}
+
 // FuzzDecode checks that stored bytes never make Decode panic or
 // over-allocate, and that whatever decodes re-encodes to an equal value.
 func FuzzDecode(f *testing.F) {
@@ -61,6 +87,11 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if d, err := DecodeDoc(b); err == nil {
+			if _, err := Encode(d); err != nil {
+				t.Fatalf("decoded %#v does not encode: %v", d, err)
+			}
+		}
 		v, err := Decode(b)
 		if err != nil {
 			return
