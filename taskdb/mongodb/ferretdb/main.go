@@ -56,7 +56,10 @@ func run(addr, dir string) error {
 		Listener:  ferretdb.ListenerConfig{TCP: addr},
 		Logger:    logger,
 		Handler:   "sqlite",
-		SQLiteURL: (&url.URL{Scheme: "file", Path: abs + "/"}).String(),
+		// synchronous(off): a test server needs no fsync. Writes reach the
+		// OS before they are acknowledged, so they survive the fixture
+		// being killed, which is what the outage tests do.
+		SQLiteURL: (&url.URL{Scheme: "file", Path: abs + "/", RawQuery: "_pragma=synchronous(off)"}).String(),
 	})
 	if err != nil {
 		return err
