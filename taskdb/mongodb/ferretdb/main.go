@@ -53,9 +53,9 @@ func run(addr, dir string) error {
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: addr},
-		Logger:    logger,
-		Handler:   "sqlite",
+		Listener: ferretdb.ListenerConfig{TCP: addr},
+		Logger:   logger,
+		Handler:  "sqlite",
 		// synchronous(off): a test server needs no fsync. Writes reach the
 		// OS before they are acknowledged, so they survive the fixture
 		// being killed, which is what the outage tests do.
