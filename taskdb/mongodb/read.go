@@ -15,8 +15,8 @@ import (
 	"github.com/taskhub/taskhub/taskdb/query"
 )
 
-// GetRecord returns the record. It returns ErrNotFound, ErrClosed or
-// ctx's error.
+// GetRecord returns the record. It returns ErrNotFound, ErrUnavailable,
+// ErrClosed or ctx's error.
 func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Doc, error) {
 	if err := db.sync(ctx); err != nil {
 		return nil, fmt.Errorf("mongodb: get %s: %w", msgID, err)
@@ -37,8 +37,8 @@ func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Doc, error) {
 
 // FindRecords returns the records q matches in insertion order, limited
 // to keys when keys is not empty. It returns ErrInvalidQuery for a key
-// that is neither a schema key nor carried by any record, ErrClosed or
-// ctx's error.
+// that is neither a schema key nor carried by any record, ErrUnavailable,
+// ErrClosed or ctx's error.
 func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Doc, error) {
 	ds, err := db.find(ctx, q, keys)
 	if err != nil {
@@ -187,7 +187,8 @@ func (db *DB) any(ctx context.Context, filter bson.D) (bool, error) {
 }
 
 // History returns the msg_ids of records with a submitted time, ordered by
-// it, ties in insertion order. It returns ErrClosed or ctx's error.
+// it, ties in insertion order. It returns ErrUnavailable, ErrClosed or
+// ctx's error.
 func (db *DB) History(ctx context.Context) ([]string, error) {
 	if err := db.sync(ctx); err != nil {
 		return nil, fmt.Errorf("mongodb: history: %w", err)
