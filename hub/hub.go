@@ -17,6 +17,7 @@ import (
 	"github.com/taskhub/taskhub/hub/connfile"
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/wire"
+	"github.com/taskhub/taskhub/wire/transport"
 )
 
 // Hub is an ipyparallel-compatible controller. Create it with New, bind
@@ -57,6 +58,8 @@ type counters struct {
 	tasks       atomic.Int64 // requests accepted (task and mux)
 	results     atomic.Int64 // requests finished
 	duplicates  atomic.Int64 // requests refused: their msg_id was pending
+	// Messages dropped for slow peers are counted by the transport, in
+	// cfg.Transport.Counters.
 }
 
 // Stats is a snapshot of the hub's counters.
@@ -67,6 +70,8 @@ type Stats struct {
 	Tasks       int64 // requests accepted and recorded: load-balanced and direct (mux)
 	Results     int64 // of those, finished: engines' results and the scheduler's own error replies
 	Duplicates  int64 // requests refused with an error reply because their msg_id was still pending
+	Dropped     int64 // messages not sent: the peer's send queue was full (Config.Transport.MaxSendQueue)
+	SlowPeers   int64 // peers disconnected: they accepted no bytes for Config.Transport.WriteTimeout
 }
 
 // Stats returns the counters. Safe for concurrent use.
@@ -78,6 +83,8 @@ func (h *Hub) Stats() Stats {
 		Tasks:       h.stats.tasks.Load(),
 		Results:     h.stats.results.Load(),
 		Duplicates:  h.stats.duplicates.Load(),
+		Dropped:     h.cfg.Transport.Counters.Dropped.Load(),
+		SlowPeers:   h.cfg.Transport.Counters.SlowPeers.Load(),
 	}
 }
 
@@ -96,6 +103,9 @@ func New(cfg Config, db taskdb.DB, log *slog.Logger) (*Hub, error) {
 	}
 	if cfg.Transport.Logger == nil {
 		cfg.Transport.Logger = log.With("component", "transport")
+	}
+	if cfg.Transport.Counters == nil {
+		cfg.Transport.Counters = new(transport.Counters)
 	}
 	key := cfg.Key
 	if key == "" && !cfg.Unsigned {
