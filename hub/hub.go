@@ -88,8 +88,10 @@ func (h *Hub) Stats() Stats {
 	}
 }
 
-// New returns a Hub storing task records in db and logging to log. It
-// fails with every invalid Config field joined. It binds nothing yet.
+// New returns a Hub storing task records in db and logging to log, the
+// transport's lines included: at most logBurst lines a second of each
+// message at Info and above, then a summary of how many were suppressed.
+// It fails with every invalid Config field joined. It binds nothing yet.
 func New(cfg Config, db taskdb.DB, log *slog.Logger) (*Hub, error) {
 	if db == nil {
 		return nil, errors.New("hub: nil taskdb.DB")
@@ -97,6 +99,7 @@ func New(cfg Config, db taskdb.DB, log *slog.Logger) (*Hub, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	log = slog.New(newThrottle(log.Handler(), newLimiter(logBurst, logInterval)))
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
