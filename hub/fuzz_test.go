@@ -21,7 +21,14 @@ type socketless struct {
 
 func newSocketless(tb testing.TB) *socketless {
 	tb.Helper()
-	h, err := New(Config{Key: "k", Packer: "json"}, dictdb.New(dictdb.Options{}), nil)
+	return newSocketlessWith(tb, Config{Key: "k", Packer: "json"}, dictdb.New(dictdb.Options{}))
+}
+
+// newSocketlessWith is newSocketless with a given configuration and
+// database.
+func newSocketlessWith(tb testing.TB, cfg Config, db taskdb.DB) *socketless {
+	tb.Helper()
+	h, err := New(cfg, db, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
