@@ -165,6 +165,7 @@ func (o *benchOut) assign(j *job, engine string) {
 }
 func (o *benchOut) fail(*job, taskFailure)             { o.failed++ }
 func (o *benchOut) armTimeout(*job) (stop func() bool) { return func() bool { return true } }
+func (o *benchOut) resolve(*job, []string)             { panic("every dependency is known") }
 
 // BenchmarkSchedulerDependencies measures the scheduler alone (no hub,
 // no sockets) with many tasks waiting on dependencies, in tasks/s
@@ -192,7 +193,7 @@ func BenchmarkSchedulerDependencies(b *testing.B) {
 
 func runDependencyShape(tb testing.TB, shape string, n int) int {
 	out := &benchOut{}
-	s := newScheduler(leastLoad, 1, out)
+	s := newScheduler(leastLoad, 1, out, newFinished(0))
 	engines := []string{"A", "B", "C", "D"}
 	for _, e := range engines {
 		s.addEngine(e)
@@ -236,13 +237,13 @@ func runDependencyShape(tb testing.TB, shape string, n int) int {
 			}
 			continue
 		}
-		if s.result(a.engine, a.msgID, true, true, nil) != resultFinal {
+		if s.result(a.engine, a.msgID, endOK, true, nil) != resultFinal {
 			tb.Fatalf("result of %s: not final", a.msgID)
 		}
 		done++
 	}
-	if out.failed != 0 || done != len(s.known) {
-		tb.Fatalf("%d tasks done, %d failed, %d submitted", done, out.failed, len(s.known))
+	if out.failed != 0 || done != s.done.len() {
+		tb.Fatalf("%d tasks done, %d failed, %d submitted", done, out.failed, s.done.len())
 	}
 	return done
 }

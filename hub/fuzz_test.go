@@ -48,7 +48,7 @@ func newSocketlessWith(tb testing.TB, cfg Config, db taskdb.DB) *socketless {
 	}
 	dbDone := make(chan struct{})
 	go h.serveDB(dbDone)
-	x.s.sched = newScheduler(x.s.pick, x.s.cfg.HWM, x.s)
+	x.s.sched = newScheduler(x.s.pick, x.s.cfg.HWM, x.s, x.s.done)
 	tb.Cleanup(func() {
 		close(h.loopDone)
 		close(h.dbq)
