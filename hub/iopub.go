@@ -62,15 +62,15 @@ func (s *state) iopub(m *wire.Message) {
 func (s *state) appendOutput(msgID, key, text string) {
 	h := s.h
 	s.do(func(ctx context.Context, db taskdb.DB) {
-		rec, err := db.GetRecord(ctx, msgID)
+		old, err := db.GetRecord(ctx, msgID)
 		switch {
 		case err == nil:
-			old, _ := rec[key].(string)
-			err = db.UpdateRecord(ctx, msgID, taskdb.Record{key: old + text})
+			prev, _ := old.Get(key).(string)
+			err = db.UpdateRecord(ctx, msgID, taskdb.Record{key: prev + text})
 		case errors.Is(err, taskdb.ErrNoData):
 			return
 		case errors.Is(err, taskdb.ErrNotFound) && !errors.Is(err, taskdb.ErrCulled):
-			rec = taskdb.EmptyRecord(msgID)
+			rec := taskdb.EmptyRecord(msgID)
 			rec[key] = text
 			err = db.AddRecord(ctx, msgID, rec)
 		}

@@ -199,7 +199,7 @@ func (s *state) resultRequest(m *wire.Message) {
 		}
 	}
 	s.do(func(ctx context.Context, db taskdb.DB) {
-		records := map[string]taskdb.Record{}
+		records := map[string]taskdb.Doc{}
 		if len(lookup) > 0 {
 			recs, err := db.FindRecords(ctx, inFilter(lookup), keys)
 			if err != nil {
@@ -207,7 +207,7 @@ func (s *state) resultRequest(m *wire.Message) {
 				return
 			}
 			for _, r := range recs {
-				records[r[taskdb.KeyMsgID].(string)] = r
+				records[r.Get(taskdb.KeyMsgID).(string)] = r
 			}
 		}
 		pending, completed := []any{}, []any{}
@@ -223,14 +223,14 @@ func (s *state) resultRequest(m *wire.Message) {
 			case !inDB:
 				h.replyErr(sockQuery, m, "result_reply", &wire.Error{Name: "KeyError", Value: "No such message: " + id})
 				return
-			case rec[taskdb.KeyCompleted] == nil:
+			case rec.Get(taskdb.KeyCompleted) == nil:
 				pending = append(pending, id)
 			case statusOnly:
 				completed = append(completed, id)
 			default:
 				completed = append(completed, id)
 				content[id] = resultContent(rec)
-				bufs = append(bufs, recordBuffers(rec[taskdb.KeyResultBuffers])...)
+				bufs = append(bufs, recordBuffers(rec.Get(taskdb.KeyResultBuffers))...)
 			}
 		}
 		content["pending"], content["completed"] = pending, completed
@@ -239,18 +239,18 @@ func (s *state) resultRequest(m *wire.Message) {
 }
 
 // resultContent is a result_request entry (§4.1).
-func resultContent(rec taskdb.Record) map[string]any {
+func resultContent(rec taskdb.Doc) map[string]any {
 	io := map[string]any{}
 	for _, k := range []string{taskdb.KeyExecuteInput, taskdb.KeyExecuteResult, taskdb.KeyError, taskdb.KeyStdout, taskdb.KeyStderr} {
-		io[k] = rec[k]
+		io[k] = rec.Get(k)
 	}
 	return map[string]any{
-		"header":          rec[taskdb.KeyHeader],
-		"metadata":        rec[taskdb.KeyMetadata],
-		"result_metadata": rec[taskdb.KeyResultMetadata],
-		"result_header":   rec[taskdb.KeyResultHeader],
-		"result_content":  rec[taskdb.KeyResultContent],
-		"received":        rec[taskdb.KeyReceived],
+		"header":          rec.Get(taskdb.KeyHeader),
+		"metadata":        rec.Get(taskdb.KeyMetadata),
+		"result_metadata": rec.Get(taskdb.KeyResultMetadata),
+		"result_header":   rec.Get(taskdb.KeyResultHeader),
+		"result_content":  rec.Get(taskdb.KeyResultContent),
+		"received":        rec.Get(taskdb.KeyReceived),
 		"io":              io,
 	}
 }
@@ -342,9 +342,10 @@ func (s *state) dbRequest(m *wire.Message) {
 		var bufs [][]byte
 		records := make([]any, len(recs))
 		for i, rec := range recs {
-			b, rb := recordBuffers(rec[taskdb.KeyBuffers]), recordBuffers(rec[taskdb.KeyResultBuffers])
-			delete(rec, taskdb.KeyBuffers)
-			delete(rec, taskdb.KeyResultBuffers)
+			b, rb := recordBuffers(rec.Get(taskdb.KeyBuffers)), recordBuffers(rec.Get(taskdb.KeyResultBuffers))
+			rec = slices.DeleteFunc(rec, func(f taskdb.Field) bool {
+				return f.Key == taskdb.KeyBuffers || f.Key == taskdb.KeyResultBuffers
+			})
 			if withBufs {
 				bufLens = append(bufLens, len(b))
 				bufs = append(bufs, b...)
@@ -353,7 +354,7 @@ func (s *state) dbRequest(m *wire.Message) {
 				resultLens = append(resultLens, len(rb))
 				bufs = append(bufs, rb...)
 			}
-			records[i] = map[string]any(rec)
+			records[i] = rec
 		}
 		h.ok(m, "db_reply", map[string]any{
 			"records": records, "buffer_lens": nilIfNil(bufLens), "result_buffer_lens": nilIfNil(resultLens),
@@ -469,7 +470,7 @@ func (s *state) resubmitRequest(m *wire.Message) {
 		if len(recs) < len(ids) {
 			found := idSet{}
 			for _, r := range recs {
-				found.add(r[taskdb.KeyMsgID].(string))
+				found.add(r.Get(taskdb.KeyMsgID).(string))
 			}
 			var missing []string
 			for _, id := range ids {
@@ -487,26 +488,26 @@ func (s *state) resubmitRequest(m *wire.Message) {
 }
 
 // resubmit submits the found records again, on the state goroutine.
-func (s *state) resubmit(req *wire.Message, recs []taskdb.Record) {
+func (s *state) resubmit(req *wire.Message, recs []taskdb.Doc) {
 	msgs := make([]*wire.Message, 0, len(recs))
 	for _, rec := range recs {
-		hm, _ := rec[taskdb.KeyHeader].(map[string]any)
-		orig, err := wire.HeaderFromMap(hm)
+		hd, _ := rec.Get(taskdb.KeyHeader).(taskdb.Doc)
+		orig, err := wire.HeaderFromMap(hd.Record())
 		if err != nil || orig.MsgType == "" {
 			s.h.replyErr(sockQuery, req, "resubmit_reply", &wire.Error{Name: "ValueError",
-				Value: fmt.Sprintf("record %s has no request header to resubmit", pyRepr(rec[taskdb.KeyMsgID].(string))), Err: err})
+				Value: fmt.Sprintf("record %s has no request header to resubmit", pyRepr(rec.Get(taskdb.KeyMsgID).(string))), Err: err})
 			return
 		}
-		content, _ := rec[taskdb.KeyContent].(map[string]any)
-		md, _ := rec[taskdb.KeyMetadata].(map[string]any)
-		n := s.h.sess.NewMessage(orig.MsgType, content, &orig)
+		content, _ := rec.Get(taskdb.KeyContent).(taskdb.Doc)
+		md, _ := rec.Get(taskdb.KeyMetadata).(taskdb.Doc)
+		n := s.h.sess.NewMessage(orig.MsgType, content.Record(), &orig)
 		hdr := orig
 		hdr.MsgID, hdr.Date = n.Header.MsgID, n.Header.Date
 		n.Header = hdr
 		if md != nil {
-			n.Metadata = md
+			n.Metadata = md.Record()
 		}
-		n.Buffers = recordBuffers(rec[taskdb.KeyBuffers])
+		n.Buffers = recordBuffers(rec.Get(taskdb.KeyBuffers))
 		n.Identities = [][]byte{[]byte(resubmitIdentity)}
 		frames, err := s.h.sess.Encode(n)
 		if err != nil {
@@ -518,7 +519,7 @@ func (s *state) resubmit(req *wire.Message, recs []taskdb.Record) {
 	}
 	resubmitted := map[string]any{}
 	for i, n := range msgs {
-		resubmitted[recs[i][taskdb.KeyMsgID].(string)] = n.Header.MsgID
+		resubmitted[recs[i].Get(taskdb.KeyMsgID).(string)] = n.Header.MsgID
 		s.submitTask(n)
 	}
 	s.h.ok(req, "resubmit_reply", map[string]any{"resubmitted": resubmitted}, nil)

@@ -109,7 +109,7 @@ func (s *state) addRecord(rec taskdb.Record) {
 			h.dbFailed("merge", msgID, err)
 			return
 		}
-		for k, v := range old {
+		for k, v := range old.Record() {
 			if !empty(v) && empty(rec[k]) {
 				rec[k] = v
 			} else if !empty(v) && k != taskdb.KeyBuffers && !reflect.DeepEqual(v, rec[k]) {

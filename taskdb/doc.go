@@ -16,6 +16,10 @@
 // ipyparallel's init_record (null when unset, "" for stdout and stderr);
 // UpdateRecord may add any other key. The TimeKeys hold null or a time.
 //
+// Reads return records as Docs: ordered documents, schema keys first,
+// which cost one allocation where a map costs a hash table. Doc.Record
+// converts one to a map.
+//
 // Null counts as absent: a query for {completed: null} or
 // {completed: {$exists: false}} finds pending tasks.
 package taskdb

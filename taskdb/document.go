@@ -2,6 +2,7 @@ package taskdb
 
 import (
 	"bytes"
+	"iter"
 	"slices"
 	"strings"
 )
@@ -35,6 +36,17 @@ func (d Doc) Lookup(key string) (any, bool) {
 
 // Len returns the number of fields. It implements query.Doc.
 func (d Doc) Len() int { return len(d) }
+
+// All yields d's fields in order.
+func (d Doc) All() iter.Seq2[string, any] {
+	return func(yield func(string, any) bool) {
+		for _, f := range d {
+			if !yield(f.Key, f.Value) {
+				return
+			}
+		}
+	}
+}
 
 // Get returns the value under key, or nil if d lacks it.
 func (d Doc) Get(key string) any {

@@ -17,7 +17,8 @@ type Record map[string]any
 // DB stores task records keyed by msg_id. Implementations must be safe for
 // concurrent use by any number of goroutines.
 //
-// Every record a DB returns is a deep copy holding only canonical types;
+// Records are written as Records and read as Docs. Every Doc a DB returns
+// is a deep copy holding only canonical types (nested documents as Docs);
 // records passed in are copied, so callers may reuse them after the call.
 type DB interface {
 	// AddRecord stores a copy of rec under msgID, filling every missing
@@ -30,7 +31,7 @@ type DB interface {
 	// GetRecord returns a deep copy of the record. It returns ErrNotFound,
 	// or ErrCulled (which wraps ErrNotFound) if the record was removed by
 	// the size or count limits, or ErrNoData if the backend stores nothing.
-	GetRecord(ctx context.Context, msgID string) (Record, error)
+	GetRecord(ctx context.Context, msgID string) (Doc, error)
 
 	// UpdateRecord merges fields into the record, replacing top-level keys.
 	// It returns ErrNotFound, ErrCulled, or ErrInvalidRecord (as for
@@ -48,10 +49,11 @@ type DB interface {
 	// FindRecords returns deep copies of the records q matches, in
 	// insertion order. With keys empty, records are complete; otherwise
 	// each holds msg_id plus exactly the keys listed (a schema key always,
-	// null when unset; an extra key only on records that carry it). A key
+	// null when unset; an extra key only on records that carry it), in the
+	// order a complete record has them (see Doc). A key
 	// that is neither a schema key nor carried by any stored record gives
 	// ErrInvalidQuery. A backend that stores nothing returns ErrNoData.
-	FindRecords(ctx context.Context, q *query.Filter, keys []string) ([]Record, error)
+	FindRecords(ctx context.Context, q *query.Filter, keys []string) ([]Doc, error)
 
 	// History returns the msg_ids of records with a submitted time,
 	// ordered by it, ties in insertion order. ErrNoData if the backend

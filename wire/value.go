@@ -3,6 +3,7 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"reflect"
 	"slices"
@@ -31,7 +32,7 @@ type emitter interface {
 var errNaN = errors.New("NaN and Inf cannot be packed")
 
 // walk emits v: the value model, Header, time.Time (as a FormatDate
-// string) and, by reflection, pointers, string-keyed maps, slices, arrays
+// string), Ordered documents and, by reflection, pointers, string-keyed maps, slices, arrays
 // and named basic types. Map keys are emitted in sorted order.
 func walk(e emitter, v any, depth int) error {
 	if depth > maxDepth {
@@ -95,8 +96,34 @@ func walk(e emitter, v any, depth int) error {
 			}
 		}
 		return e.endArray()
+	case Ordered:
+		return walkOrdered(e, v, depth)
 	}
 	return walkReflect(e, reflect.ValueOf(v), depth)
+}
+
+// Ordered is a document that keeps its keys in order, such as a
+// taskdb.Doc: it is packed as a map with its keys in that order.
+type Ordered interface {
+	Len() int
+	All() iter.Seq2[string, any]
+}
+
+func walkOrdered(e emitter, d Ordered, depth int) error {
+	if err := e.beginMap(d.Len()); err != nil {
+		return err
+	}
+	i := 0
+	for k, v := range d.All() {
+		if err := e.key(i, k); err != nil {
+			return err
+		}
+		if err := walk(e, v, depth+1); err != nil {
+			return err
+		}
+		i++
+	}
+	return e.endMap()
 }
 
 func emitFloat(e emitter, f float64) error {

@@ -2,6 +2,7 @@ package wire_test
 
 import (
 	"errors"
+	"iter"
 	"math"
 	"reflect"
 	"testing"
@@ -11,6 +12,20 @@ import (
 )
 
 type status string
+
+// pairs is an Ordered document.
+type pairs [][2]any
+
+func (p pairs) Len() int { return len(p) }
+func (p pairs) All() iter.Seq2[string, any] {
+	return func(yield func(string, any) bool) {
+		for _, kv := range p {
+			if !yield(kv[0].(string), kv[1]) {
+				return
+			}
+		}
+	}
+}
 
 // TestPackGoValues packs the Go values the hub builds and checks what a
 // decoder gets back: the value model, in both packers.
@@ -49,6 +64,8 @@ func TestPackGoValues(t *testing.T) {
 		{"nil map", map[string]any(nil), map[string]any{}, nil},
 		{"header", wire.Header{MsgID: "m", Date: d}, map[string]any{"msg_id": "m", "msg_type": "", "username": "", "session": "", "date": "2024-01-02T02:04:05.000006Z", "version": ""}, nil},
 		{"zero header", wire.Header{}, map[string]any{}, nil},
+		{"ordered", pairs{{"b", 1}, {"a", pairs{{"t", d}}}}, map[string]any{"b": int64(1), "a": map[string]any{"t": "2024-01-02T02:04:05.000006Z"}}, nil},
+		{"empty ordered", pairs(nil), map[string]any{}, nil},
 		{"error content", (&wire.Error{Name: "KeyError", Value: "no such msg"}).Content(),
 			map[string]any{"status": "error", "ename": "KeyError", "evalue": "no such msg", "traceback": []any{}, "engine_info": map[string]any{}}, nil},
 	} {
@@ -72,6 +89,15 @@ func TestPackGoValues(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// TestPackOrdered checks an Ordered document keeps its key order.
+func TestPackOrdered(t *testing.T) {
+	s := newSession(t, wire.Config{Packer: "json"})
+	b, err := s.Pack(map[string]any{"v": pairs{{"z", 1}, {"a", 2}, {"m", 3}}})
+	if want := `{"v": {"z": 1, "a": 2, "m": 3}}`; err != nil || string(b) != want {
+		t.Errorf("Pack = %s, %v; want %s", b, err, want)
 	}
 }
 

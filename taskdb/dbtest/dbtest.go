@@ -130,11 +130,11 @@ func mustUpdate(t testing.TB, db taskdb.DB, id string, rec taskdb.Record) {
 
 func mustGet(t testing.TB, db taskdb.DB, id string) taskdb.Record {
 	t.Helper()
-	r, err := db.GetRecord(context.Background(), id)
+	d, err := db.GetRecord(context.Background(), id)
 	if err != nil {
 		t.Fatalf("GetRecord(%s): %v", id, err)
 	}
-	return r
+	return record(t, d, true)
 }
 
 func mustFind(t testing.TB, db taskdb.DB, q string, keys ...string) []taskdb.Record {
@@ -143,17 +143,76 @@ func mustFind(t testing.TB, db taskdb.DB, q string, keys ...string) []taskdb.Rec
 	if err != nil {
 		t.Fatalf("ParseJSON(%s): %v", q, err)
 	}
-	rs, err := db.FindRecords(context.Background(), f, keys)
+	ds, err := db.FindRecords(context.Background(), f, keys)
 	if err != nil {
 		t.Fatalf("FindRecords(%s, %q): %v", q, keys, err)
 	}
+	rs := make([]taskdb.Record, len(ds))
+	for i, d := range ds {
+		rs[i] = record(t, d, len(keys) == 0)
+	}
 	return rs
+}
+
+// record checks that d keeps the Doc contract and returns it as a Record:
+// msg_id first, schema keys in SchemaKeys order (all of them when full),
+// then extra keys sorted, no key twice, nested documents as Docs.
+func record(t testing.TB, d taskdb.Doc, full bool) taskdb.Record {
+	t.Helper()
+	if len(d) == 0 || d[0].Key != taskdb.KeyMsgID {
+		t.Fatalf("record %v does not start with msg_id", d)
+	}
+	next, schema := 0, 0 // next schema key allowed; schema keys seen
+	for i, f := range d {
+		if j := slices.Index(taskdb.SchemaKeys[:], f.Key); j >= 0 {
+			if j < next || i > schema {
+				t.Fatalf("record %v: schema key %q out of order", d, f.Key)
+			}
+			next, schema = j+1, schema+1
+		} else if i > schema && f.Key <= d[i-1].Key {
+			t.Fatalf("record %v: extra key %q not sorted or repeated", d, f.Key)
+		}
+		checkDocValue(t, d, f.Value)
+	}
+	if full && schema != len(taskdb.SchemaKeys) {
+		t.Fatalf("record %v has %d schema keys, want all %d", d, schema, len(taskdb.SchemaKeys))
+	}
+	return d.Record()
+}
+
+// checkDocValue fails if v holds a map: nested documents in a Doc are
+// Docs, without repeated keys.
+func checkDocValue(t testing.TB, rec taskdb.Doc, v any) {
+	t.Helper()
+	switch x := v.(type) {
+	case map[string]any, taskdb.Record:
+		t.Fatalf("record %v: nested document is a %T, want a taskdb.Doc", rec, v)
+	case taskdb.Doc:
+		for i, f := range x {
+			if slices.ContainsFunc(x[:i], func(g taskdb.Field) bool { return g.Key == f.Key }) {
+				t.Fatalf("record %v: nested key %q repeated", rec, f.Key)
+			}
+			checkDocValue(t, rec, f.Value)
+		}
+	case []any:
+		for _, e := range x {
+			checkDocValue(t, rec, e)
+		}
+	}
 }
 
 func ids(rs []taskdb.Record) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {
 		out[i], _ = r["msg_id"].(string)
+	}
+	return out
+}
+
+func docIDs(ds []taskdb.Doc) []string {
+	out := make([]string, len(ds))
+	for i, d := range ds {
+		out[i], _ = d.Get(taskdb.KeyMsgID).(string)
 	}
 	return out
 }

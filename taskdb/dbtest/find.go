@@ -254,7 +254,7 @@ func testFindManyIDs(t *testing.T, db taskdb.DB) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := ids(rs); !equalIDs(got, []string{"a1", "a4"}) {
+	if got := docIDs(rs); !equalIDs(got, []string{"a1", "a4"}) {
 		t.Errorf("$in 20,000 ids = %v, want [a1 a4]", got)
 	}
 }
@@ -406,7 +406,7 @@ func testConcurrent(t *testing.T, db taskdb.DB) {
 					return
 				}
 				for _, rec := range rs {
-					rec["header"].(map[string]any)["i"] = int64(-1) // results are ours to mutate
+					rec.Get("header").(taskdb.Doc)[0].Value = int64(-1) // results are ours to mutate
 				}
 				if _, err := db.History(ctx); err != nil {
 					errs <- err

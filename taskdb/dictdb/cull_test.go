@@ -188,7 +188,7 @@ func TestCullWithoutSubmitted(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Every third add passes 100 bytes and culls the oldest down to 50.
-	if got := fmt.Sprint(rs); got != "[map[msg_id:m8] map[msg_id:m9]]" {
+	if got := fmt.Sprint(rs); got != "[[{msg_id m8}] [{msg_id m9}]]" {
 		t.Errorf("kept %v, want m8 and m9", got)
 	}
 }

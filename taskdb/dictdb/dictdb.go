@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/taskhub/taskhub/taskdb"
@@ -119,7 +121,7 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 }
 
 // GetRecord implements taskdb.DB.
-func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Record, error) {
+func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Doc, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -129,7 +131,8 @@ func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Record, error
 	if err != nil {
 		return nil, fmt.Errorf("dictdb: get %s: %w", msgID, err)
 	}
-	return r.thawAll(), nil
+	var t thawer
+	return r.thawAll(&t), nil
 }
 
 // UpdateRecord implements taskdb.DB. An update that grows the buffers
@@ -197,7 +200,7 @@ func (db *DB) DropMatchingRecords(ctx context.Context, q *query.Filter) error {
 }
 
 // FindRecords implements taskdb.DB.
-func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Record, error) {
+func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Doc, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -212,27 +215,37 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 		}
 	}
 	hits := db.find(q)
-	out := make([]taskdb.Record, len(hits))
+	out := make([]taskdb.Doc, len(hits))
+	var t thawer
 	for i, r := range hits {
-		out[i] = project(r, keys)
+		out[i] = project(&t, r, keys)
 	}
 	return out, nil
 }
 
 // project copies the record, or only msg_id and keys when keys is not
-// empty.
-func project(r *rec, keys []string) taskdb.Record {
+// empty, in the order of a full record.
+func project(t *thawer, r *rec, keys []string) taskdb.Doc {
 	if len(keys) == 0 {
-		return r.thawAll()
+		return r.thawAll(t)
 	}
-	m := make(taskdb.Record, len(keys)+1)
-	m[taskdb.KeyMsgID] = r.id
-	for _, k := range keys {
-		if v, ok := r.thawKey(k); ok {
-			m[k] = v
+	d := t.doc(len(keys) + 1)
+	for i, k := range taskdb.SchemaKeys {
+		if k == taskdb.KeyMsgID || slices.Contains(keys, k) {
+			d = append(d, field{Key: k, Value: r.thawSchema(t, i)})
 		}
 	}
-	return m
+	n := len(d)
+	for _, k := range keys {
+		if taskdb.IsSchemaKey(k) || slices.ContainsFunc(d[n:], func(f field) bool { return f.Key == k }) {
+			continue
+		}
+		if v, ok := r.rest().Lookup(k); ok {
+			d = append(d, field{Key: k, Value: t.thaw(v)})
+		}
+	}
+	slices.SortFunc(d[n:], func(a, b field) int { return strings.Compare(a.Key, b.Key) })
+	return d
 }
 
 // History implements taskdb.DB.
@@ -374,11 +387,11 @@ func (db *DB) apply(r *rec, c *change) (grew bool) {
 // countExtras adds delta to the count of each extra key in rest.
 func (db *DB) countExtras(rest doc, delta int) {
 	for _, f := range rest {
-		if k, _ := locate(f.k); k != kindExtra {
+		if k, _ := locate(f.Key); k != kindExtra {
 			continue
 		}
-		if db.extraKeys[f.k] += delta; db.extraKeys[f.k] == 0 {
-			delete(db.extraKeys, f.k)
+		if db.extraKeys[f.Key] += delta; db.extraKeys[f.Key] == 0 {
+			delete(db.extraKeys, f.Key)
 		}
 	}
 }

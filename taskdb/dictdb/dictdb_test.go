@@ -44,19 +44,19 @@ func TestFindLarge(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if r["msg_id"] != w.ID(i) || !sameKeys(r, want, keys) {
+			if r.Get("msg_id") != w.ID(i) || !sameKeys(r, want, keys) {
 				t.Fatalf("keys %v: record %d = %v, want %v", keys, i, r, want)
 			}
 		}
 	}
 }
 
-func sameKeys(got, want taskdb.Record, keys []string) bool {
+func sameKeys(got, want taskdb.Doc, keys []string) bool {
 	if len(keys) == 0 {
 		return fmt.Sprint(got) == fmt.Sprint(want)
 	}
 	for _, k := range keys {
-		if fmt.Sprint(got[k]) != fmt.Sprint(want[k]) {
+		if fmt.Sprint(got.Get(k)) != fmt.Sprint(want.Get(k)) {
 			return false
 		}
 	}

@@ -39,9 +39,9 @@ func (db *DB) intern(v any) any {
 // ok is false if d holds anything else or does not fit.
 func encodeSmall(b []byte, d doc) ([]byte, bool) {
 	for _, f := range d {
-		b = binary.AppendUvarint(b, uint64(len(f.k)))
-		b = append(b, f.k...)
-		switch x := f.v.(type) {
+		b = binary.AppendUvarint(b, uint64(len(f.Key)))
+		b = append(b, f.Key...)
+		switch x := f.Value.(type) {
 		case nil:
 			b = append(b, 'n')
 		case bool:

@@ -7,18 +7,18 @@ import (
 
 func TestEncodeSmall(t *testing.T) {
 	docs := []doc{
-		{{"a", int64(5)}},
-		{{"a", 5.0}},
-		{{"a", "5"}},
-		{{"a", true}},
-		{{"a", false}},
-		{{"a", nil}},
-		{{"a", math.NaN()}},
-		{{"a5", nil}},
-		{{"a", int64(5)}, {"b", "x"}},
-		{{"a", "\x01bs"}},
-		{{"a\x01b", "s"}},
-		{{"status", "ok"}},
+		{{Key: "a", Value: int64(5)}},
+		{{Key: "a", Value: 5.0}},
+		{{Key: "a", Value: "5"}},
+		{{Key: "a", Value: true}},
+		{{Key: "a", Value: false}},
+		{{Key: "a", Value: nil}},
+		{{Key: "a", Value: math.NaN()}},
+		{{Key: "a5", Value: nil}},
+		{{Key: "a", Value: int64(5)}, {Key: "b", Value: "x"}},
+		{{Key: "a", Value: "\x01bs"}},
+		{{Key: "a\x01b", Value: "s"}},
+		{{Key: "status", Value: "ok"}},
 	}
 	seen := map[string]int{}
 	for i, d := range docs {
@@ -32,10 +32,10 @@ func TestEncodeSmall(t *testing.T) {
 		seen[string(key)] = i
 	}
 	for _, d := range []doc{
-		{{"a", []any{}}},
-		{{"a", doc{}}},
-		{{"a", []byte("x")}},
-		{{"long", string(make([]byte, internBytes))}},
+		{{Key: "a", Value: []any{}}},
+		{{Key: "a", Value: doc{}}},
+		{{Key: "a", Value: []byte("x")}},
+		{{Key: "long", Value: string(make([]byte, internBytes))}},
 	} {
 		if _, ok := encodeSmall(nil, d); ok {
 			t.Errorf("%v encoded, want refused", d)
@@ -45,15 +45,15 @@ func TestEncodeSmall(t *testing.T) {
 
 func TestInternShares(t *testing.T) {
 	db := New(Options{})
-	a, b := doc{{"status", "ok"}}, doc{{"status", "ok"}}
+	a, b := doc{{Key: "status", Value: "ok"}}, doc{{Key: "status", Value: "ok"}}
 	x, y := db.intern(a), db.intern(b)
 	if &x.(doc)[0] != &y.(doc)[0] {
 		t.Error("equal small documents are not shared")
 	}
-	if z := db.intern(doc{{"status", "error"}}); &z.(doc)[0] == &x.(doc)[0] {
+	if z := db.intern(doc{{Key: "status", Value: "error"}}); &z.(doc)[0] == &x.(doc)[0] {
 		t.Error("different documents shared")
 	}
-	big := doc{{"a", int64(1)}, {"b", int64(2)}, {"c", int64(3)}}
+	big := doc{{Key: "a", Value: int64(1)}, {Key: "b", Value: int64(2)}, {Key: "c", Value: int64(3)}}
 	if got := db.intern(big); &got.(doc)[0] != &big[0] {
 		t.Error("a document over internFields was replaced")
 	}

@@ -156,10 +156,10 @@ func testModel(t *testing.T, seed uint64) {
 	}
 }
 
-func idsOf(rs []taskdb.Record) []string {
+func idsOf(rs []taskdb.Doc) []string {
 	var out []string
 	for _, r := range rs {
-		out = append(out, r["msg_id"].(string))
+		out = append(out, r.Get("msg_id").(string))
 	}
 	return out
 }

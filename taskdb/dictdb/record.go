@@ -167,7 +167,7 @@ func (r *rec) Len() int { return len(taskdb.SchemaKeys) + r.extras() }
 func (r *rec) extras() int {
 	n := 0
 	for _, f := range r.rest() {
-		if k, _ := locate(f.k); k == kindExtra {
+		if k, _ := locate(f.Key); k == kindExtra {
 			n++
 		}
 	}
@@ -181,30 +181,48 @@ func timeValue(us int64) any {
 	return time.UnixMicro(us).UTC()
 }
 
-// thawKey returns a copy of the value under key and whether the record
-// has it.
-func (r *rec) thawKey(key string) (any, bool) {
-	v, ok := r.Lookup(key)
-	return thaw(v), ok
+// thawAll returns a deep copy of the whole record: the schema keys in
+// order, then the extra keys, which rest keeps sorted.
+func (r *rec) thawAll(t *thawer) taskdb.Doc {
+	rest := r.rest()
+	d := t.doc(len(taskdb.SchemaKeys) + len(rest))
+	for i, k := range taskdb.SchemaKeys {
+		d = append(d, field{Key: k, Value: r.thawSchema(t, i)})
+	}
+	for _, f := range rest {
+		if k, _ := locate(f.Key); k == kindExtra {
+			d = append(d, field{Key: f.Key, Value: t.thaw(f.Value)})
+		}
+	}
+	return d
 }
 
-// thawAll returns a deep copy of the whole record.
-func (r *rec) thawAll() taskdb.Record {
-	m := make(taskdb.Record, len(taskdb.SchemaKeys)+len(r.rest()))
-	m[taskdb.KeyMsgID] = r.id
-	for i, v := range r.vals {
-		m[slotKeys[i]] = thaw(v)
+// schemaLoc is where a rec stores each of taskdb.SchemaKeys.
+var schemaLoc = func() (l [len(taskdb.SchemaKeys)]struct {
+	kind kind
+	i    int
+}) {
+	for i, k := range taskdb.SchemaKeys {
+		l[i].kind, l[i].i = locate(k)
 	}
-	for i, t := range r.times {
-		m[timeKeys[i]] = timeValue(t)
+	return l
+}()
+
+// thawSchema returns a copy of the value of taskdb.SchemaKeys[i].
+func (r *rec) thawSchema(t *thawer, i int) any {
+	switch l := schemaLoc[i]; l.kind {
+	case kindMsgID:
+		return r.id
+	case kindSlot:
+		return t.thaw(r.vals[l.i])
+	case kindTime:
+		return timeValue(r.times[l.i])
 	}
-	for _, k := range sparseKeys {
-		m[k] = taskdb.Default(k)
+	k := taskdb.SchemaKeys[i]
+	if v, ok := r.rest().Lookup(k); ok {
+		return t.thaw(v)
 	}
-	for _, f := range r.rest() {
-		m[f.k] = thaw(f.v)
-	}
-	return m
+	return taskdb.Default(k)
 }
 
 // change is one frozen key of a write.
@@ -268,7 +286,7 @@ func newRec(id string, fields taskdb.Record) (*rec, error) {
 			r.times[c.i] = c.t
 		case c.kind == kindSparse && c.v == taskdb.Default(k): // types differ or are comparable: no panic
 		default:
-			rest = append(rest, field{k: k, v: c.v})
+			rest = append(rest, field{Key: k, Value: c.v})
 		}
 	}
 	sortFields(rest)

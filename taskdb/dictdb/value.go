@@ -16,12 +16,10 @@ import (
 // numbers, times) are immutable already and shared with the caller.
 
 // field is one key of a doc.
-type field struct {
-	k string
-	v any
-}
+type field = taskdb.Field
 
-// doc is a frozen document. Its fields are sorted by key.
+// doc is a frozen document. Its fields are sorted by key. It has the
+// layout of a taskdb.Doc, so thawing one is a copy.
 type doc []field
 
 // docLinear is the size up to which doc lookups scan instead of bisecting.
@@ -31,17 +29,17 @@ const docLinear = 16
 func (d doc) Lookup(key string) (any, bool) {
 	if len(d) <= docLinear {
 		for i := range d {
-			if d[i].k == key {
-				return d[i].v, true
+			if d[i].Key == key {
+				return d[i].Value, true
 			}
 		}
 		return nil, false
 	}
-	i, ok := slices.BinarySearchFunc(d, key, func(f field, k string) int { return strings.Compare(f.k, k) })
+	i, ok := slices.BinarySearchFunc(d, key, func(f field, k string) int { return strings.Compare(f.Key, k) })
 	if !ok {
 		return nil, false
 	}
-	return d[i].v, true
+	return d[i].Value, true
 }
 
 // Len implements query.Doc.
@@ -49,25 +47,25 @@ func (d doc) Len() int { return len(d) }
 
 // with returns a copy of d with key set to v, keeping d unchanged.
 func (d doc) with(key string, v any) doc {
-	i, ok := slices.BinarySearchFunc(d, key, func(f field, k string) int { return strings.Compare(f.k, k) })
+	i, ok := slices.BinarySearchFunc(d, key, func(f field, k string) int { return strings.Compare(f.Key, k) })
 	out := make(doc, len(d), len(d)+1)
 	copy(out, d)
 	if ok {
-		out[i].v = v
+		out[i].Value = v
 		return out
 	}
-	return slices.Insert(out, i, field{k: key, v: v})
+	return slices.Insert(out, i, field{Key: key, Value: v})
 }
 
 // sortFields sorts a small doc by key; insertion sort beats the generic
 // sort for the handful of keys message headers have.
 func sortFields(d doc) {
 	if len(d) > docLinear {
-		slices.SortFunc(d, func(a, b field) int { return strings.Compare(a.k, b.k) })
+		slices.SortFunc(d, func(a, b field) int { return strings.Compare(a.Key, b.Key) })
 		return
 	}
 	for i := 1; i < len(d); i++ {
-		for j := i; j > 0 && d[j].k < d[j-1].k; j-- {
+		for j := i; j > 0 && d[j].Key < d[j-1].Key; j-- {
 			d[j], d[j-1] = d[j-1], d[j]
 		}
 	}
@@ -147,35 +145,89 @@ func freezeMap(key string, m map[string]any, depth int) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		d = append(d, field{k: k, v: f})
+		d = append(d, field{Key: k, Value: f})
 	}
 	sortFields(d)
 	return d, nil
 }
 
-// thaw returns a mutable deep copy of a frozen value in canonical types.
-func thaw(v any) any {
+// thawer copies frozen values out for one read. It carves the results'
+// documents, arrays and byte strings out of a few growing chunks instead
+// of allocating each on its own: a record is a dozen small objects, and
+// allocating and collecting those dominated large reads. Results share
+// chunks, so one result kept alive keeps its neighbours' memory too.
+type thawer struct {
+	fields []field
+	anys   []any
+	bytes  []byte
+	next   int // size of the next chunk, in fields
+}
+
+// Chunk sizes: the first chunk holds a record or two, later ones double
+// up to maxChunk fields (128 KiB).
+const (
+	minChunk = 64
+	maxChunk = 4096
+)
+
+// doc returns an empty document with room for n fields.
+func (t *thawer) doc(n int) taskdb.Doc {
+	if len(t.fields) < n {
+		t.next = min(max(2*t.next, minChunk), maxChunk)
+		t.fields = make([]field, max(n, t.next))
+	}
+	d := t.fields[:0:n]
+	t.fields = t.fields[n:]
+	return d
+}
+
+func (t *thawer) array(n int) []any {
+	if len(t.anys) < n {
+		t.anys = make([]any, max(n, t.next/4, minChunk))
+	}
+	a := t.anys[:n:n]
+	t.anys = t.anys[n:]
+	return a
+}
+
+func (t *thawer) clone(b []byte) []byte {
+	n := len(b)
+	if len(t.bytes) < n {
+		if n > maxChunk {
+			return bytes.Clone(b)
+		}
+		t.bytes = make([]byte, max(n, 8*t.next))
+	}
+	c := t.bytes[:n:n]
+	t.bytes = t.bytes[n:]
+	copy(c, b)
+	return c
+}
+
+// thaw returns a deep copy of a frozen value for a result: documents
+// become taskdb.Docs.
+func (t *thawer) thaw(v any) any {
 	switch x := v.(type) {
 	case doc:
 		if x == nil {
-			return map[string]any(nil)
+			return taskdb.Doc(nil)
 		}
-		m := make(map[string]any, len(x))
+		d := t.doc(len(x))
 		for _, f := range x {
-			m[f.k] = thaw(f.v)
+			d = append(d, field{Key: f.Key, Value: t.thaw(f.Value)})
 		}
-		return m
+		return d
 	case []any:
 		if x == nil {
 			return x
 		}
-		out := make([]any, len(x))
+		out := t.array(len(x))
 		for i, e := range x {
-			out[i] = thaw(e)
+			out[i] = t.thaw(e)
 		}
 		return out
 	case []byte:
-		return bytes.Clone(x)
+		return t.clone(x)
 	}
 	return v
 }

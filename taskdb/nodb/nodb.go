@@ -21,7 +21,7 @@ func New() DB { return DB{} }
 func (DB) AddRecord(context.Context, string, taskdb.Record) error { return nil }
 
 // GetRecord returns taskdb.ErrNoData.
-func (DB) GetRecord(_ context.Context, msgID string) (taskdb.Record, error) {
+func (DB) GetRecord(_ context.Context, msgID string) (taskdb.Doc, error) {
 	return nil, fmt.Errorf("nodb: get %s: %w", msgID, taskdb.ErrNoData)
 }
 
@@ -35,7 +35,7 @@ func (DB) DropRecord(context.Context, string) error { return nil }
 func (DB) DropMatchingRecords(context.Context, *query.Filter) error { return nil }
 
 // FindRecords returns taskdb.ErrNoData.
-func (DB) FindRecords(context.Context, *query.Filter, []string) ([]taskdb.Record, error) {
+func (DB) FindRecords(context.Context, *query.Filter, []string) ([]taskdb.Doc, error) {
 	return nil, fmt.Errorf("nodb: find: %w", taskdb.ErrNoData)
 }
 

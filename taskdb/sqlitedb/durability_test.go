@@ -24,7 +24,7 @@ import (
 // snapshot is what a restart must preserve.
 type snapshot struct {
 	history []string
-	records []taskdb.Record
+	records []taskdb.Doc
 	pending []string
 }
 
@@ -44,7 +44,7 @@ func snap(t *testing.T, db taskdb.DB) snapshot {
 	}
 	var p []string
 	for _, r := range pend {
-		p = append(p, r["msg_id"].(string))
+		p = append(p, r.Get("msg_id").(string))
 	}
 	return snapshot{h, all, p}
 }
@@ -136,9 +136,9 @@ func TestTimeZones(t *testing.T) {
 		}
 		var got []string
 		for _, r := range rs {
-			got = append(got, r["msg_id"].(string))
-			if s := r["submitted"].(time.Time); s.Location() != time.UTC {
-				t.Errorf("%s: submitted comes back in %v, want UTC", r["msg_id"], s.Location())
+			got = append(got, r.Get("msg_id").(string))
+			if s := r.Get("submitted").(time.Time); s.Location() != time.UTC {
+				t.Errorf("%s: submitted comes back in %v, want UTC", r.Get("msg_id"), s.Location())
 			}
 		}
 		if !sameSet(got, c.want) {
@@ -195,8 +195,8 @@ func TestReadersDuringWrites(t *testing.T) {
 								return
 							}
 							r, err := db.GetRecord(ctx, w.ID(i))
-							if err != nil || r["completed"] == nil {
-								t.Errorf("own update not visible: %v %v", r["completed"], err)
+							if err != nil || r.Get("completed") == nil {
+								t.Errorf("own update not visible: %v %v", r.Get("completed"), err)
 								return
 							}
 						}
@@ -373,12 +373,12 @@ func TestGetQueued(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := db.UpdateRecord(ctx, "a", taskdb.Record{"stdout": r["stdout"].(string) + "x", "extra_key": int64(i)}); err != nil {
+		if err := db.UpdateRecord(ctx, "a", taskdb.Record{"stdout": r.Get("stdout").(string) + "x", "extra_key": int64(i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	r, err := db.GetRecord(ctx, "a")
-	if err != nil || r["stdout"] != "xxxx" || r["extra_key"] != int64(2) {
+	if err != nil || r.Get("stdout") != "xxxx" || r.Get("extra_key") != int64(2) {
 		t.Fatalf("GetRecord = %v, %v; want stdout xxxx, extra_key 2", r, err)
 	}
 	if n := db.Stats().Commits; n != 0 {
@@ -390,7 +390,7 @@ func TestGetQueued(t *testing.T) {
 	if n := db.Stats().Commits; n != 1 {
 		t.Errorf("%d commits after FindRecords, want 1", n)
 	}
-	if r, err := db.GetRecord(ctx, "a"); err != nil || r["stdout"] != "xxxx" { // from a reader connection
+	if r, err := db.GetRecord(ctx, "a"); err != nil || r.Get("stdout") != "xxxx" { // from a reader connection
 		t.Errorf("GetRecord after the commit = %v, %v", r, err)
 	}
 }
@@ -416,7 +416,7 @@ func TestFindByIDWithoutCommit(t *testing.T) {
 		t.Errorf("find a: %d records, %v, %d commits; want 1 record without a second commit", len(rs), err, db.Stats().Commits)
 	}
 	rs, err = db.FindRecords(ctx, query.MustParse(`{"msg_id":"b"}`), nil)
-	if err != nil || len(rs) != 1 || rs[0]["stdout"] != "new" || db.Stats().Commits != 2 {
+	if err != nil || len(rs) != 1 || rs[0].Get("stdout") != "new" || db.Stats().Commits != 2 {
 		t.Errorf("find b: %v, %v, %d commits; want b with its queued update, committed", rs, err, db.Stats().Commits)
 	}
 }
@@ -440,7 +440,7 @@ func TestQueueBytes(t *testing.T) {
 		t.Errorf("%d commits for 6.4 MB through a 1 MiB budget, want at least 6", n)
 	}
 	r, err := db.GetRecord(ctx, "99")
-	if err != nil || len(r["buffers"].([]any)[0].([]byte)) != len(buf) {
+	if err != nil || len(r.Get("buffers").([]any)[0].([]byte)) != len(buf) {
 		t.Errorf("GetRecord = %v", err)
 	}
 }

@@ -100,7 +100,7 @@ func TestSecondTable(t *testing.T) {
 				}
 			}
 			rs, err := db.FindRecords(t.Context(), nil, []string{"msg_id"})
-			if err != nil || len(rs) != 1 || rs[0]["msg_id"] != table+"-1" {
+			if err != nil || len(rs) != 1 || rs[0].Get("msg_id") != table+"-1" {
 				t.Errorf("round %d, table %s: %v, %v; want only %s-1", round, table, rs, err, table)
 			}
 			db.Close()

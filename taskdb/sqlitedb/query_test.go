@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -117,8 +118,8 @@ func TestCatalogQueries(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, r := range want {
-			delete(r, "client_uuid")
+		for i, r := range want {
+			want[i] = slices.DeleteFunc(r, func(f taskdb.Field) bool { return f.Key == "client_uuid" })
 		}
 		if !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: catalog gives %d records, SQL %d:\n%v\n%v", f, len(got), len(want), got, want)
@@ -177,8 +178,8 @@ func TestPushdown(t *testing.T) {
 		}
 		var want []string
 		for _, r := range all {
-			if f.Match(r) {
-				want = append(want, r["msg_id"].(string))
+			if f.MatchDoc(r) {
+				want = append(want, r.Get("msg_id").(string))
 			}
 		}
 		rs, err := db.FindRecords(ctx, f, nil)
@@ -187,7 +188,7 @@ func TestPushdown(t *testing.T) {
 		}
 		var got []string
 		for _, r := range rs {
-			got = append(got, r["msg_id"].(string))
+			got = append(got, r.Get("msg_id").(string))
 		}
 		if !reflect.DeepEqual(got, want) {
 			where, _ := db.whereSQL(f)

@@ -19,7 +19,15 @@ import (
 
 // GetRecord returns a copy of the record. It returns ErrNotFound (also for
 // a record removed by retention), ErrClosed or ctx's error.
-func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Record, error) {
+func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Doc, error) {
+	r, err := db.get(ctx, msgID)
+	if err != nil {
+		return nil, err
+	}
+	return taskdb.DocOf(r), nil
+}
+
+func (db *DB) get(ctx context.Context, msgID string) (taskdb.Record, error) {
 	if err := db.check(ctx); err != nil {
 		return nil, err
 	}
@@ -52,12 +60,16 @@ func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Record, error
 // order, limited to keys when keys is not empty. It returns
 // ErrInvalidQuery for a key that is neither a schema key nor carried by
 // any record, ErrClosed or ctx's error.
-func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Record, error) {
+func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Doc, error) {
 	rs, err := db.find(ctx, q, keys)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitedb: find: %w", err)
 	}
-	return rs, nil
+	out := make([]taskdb.Doc, len(rs))
+	for i, r := range rs {
+		out[i] = taskdb.DocOf(r)
+	}
+	return out, nil
 }
 
 // History returns the msg_ids of records with a submitted time, ordered by
