@@ -194,25 +194,36 @@ var dependencyKeys = []string{taskdb.KeyQueue, taskdb.KeyCompleted, taskdb.KeyEn
 
 // finishedTask reads how a finished load-balanced task ended from its
 // record; ok is false for any other record.
-func finishedTask(rec taskdb.Record) (msgID string, st taskState, ok bool) {
-	msgID, _ = rec[taskdb.KeyMsgID].(string)
-	if rec[taskdb.KeyQueue] != "task" || rec[taskdb.KeyCompleted] == nil {
+func finishedTask(rec taskdb.Doc) (msgID string, st taskState, ok bool) {
+	msgID, _ = rec.Get(taskdb.KeyMsgID).(string)
+	if rec.Get(taskdb.KeyQueue) != "task" || rec.Get(taskdb.KeyCompleted) == nil {
 		return msgID, st, false
 	}
-	engine, _ := rec[taskdb.KeyEngineUUID].(string)
-	md, _ := rec[taskdb.KeyResultMetadata].(map[string]any)
-	content, _ := rec[taskdb.KeyResultContent].(map[string]any)
-	return msgID, taskState{done: true, ok: endOf(resultStatus(md, content)) == endOK, engine: engine}, true
+	engine, _ := rec.Get(taskdb.KeyEngineUUID).(string)
+	end := endOf(resultStatus(rec.Get(taskdb.KeyResultMetadata), rec.Get(taskdb.KeyResultContent)))
+	return msgID, taskState{done: true, ok: end == endOK, engine: engine}, true
 }
 
 // resultStatus is a result's status: its metadata's, else its
-// content's (the scheduler's own failures have empty metadata).
-func resultStatus(md, content map[string]any) string {
-	if st, _ := md["status"].(string); st != "" {
+// content's (the scheduler's own failures have empty metadata). Each is
+// a message's map or a record's Doc.
+func resultStatus(md, content any) string {
+	if st := statusOf(md); st != "" {
 		return st
 	}
-	st, _ := content["status"].(string)
-	return st
+	return statusOf(content)
+}
+
+func statusOf(v any) string {
+	var st any
+	switch v := v.(type) {
+	case map[string]any:
+		st = v["status"]
+	case taskdb.Doc:
+		st = v.Get("status")
+	}
+	s, _ := st.(string)
+	return s
 }
 
 // armTimeout implements schedOutput.
