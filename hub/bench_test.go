@@ -98,23 +98,32 @@ func (c *client) pipeline(tb testing.TB, n, window int) []time.Duration {
 	return lat
 }
 
-// BenchmarkFinishedTaskMemory runs load-balanced and direct tasks through
-// the hub's state (no sockets; the nodb backend, which keeps nothing) and
-// reports the heap that stays in use per finished task.
+// BenchmarkFinishedTaskMemory runs 100,000 load-balanced and direct
+// tasks through the hub's state (no sockets; the nodb backend, which
+// keeps nothing) and reports the heap that stays in use per task, with
+// the hub remembering every finished task or the last 10,000.
 func BenchmarkFinishedTaskMemory(b *testing.B) {
 	const n = 100_000
-	for b.Loop() {
-		x := newSocketlessWith(b, Config{Key: "k", Packer: "json"}, nodb.New())
-		x.s.beat(time.Now())
-		x.register(b, "engine-0")
-		runtime.GC()
-		var before, after runtime.MemStats
-		runtime.ReadMemStats(&before)
-		x.runTasks(b, "engine-0", n)
-		x.flush()
-		runtime.GC()
-		runtime.ReadMemStats(&after)
-		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "heap-B/task")
+	for _, limit := range []int{-1, 10_000} {
+		name := fmt.Sprint("task_memory=", limit)
+		if limit < 0 {
+			name = "task_memory=unlimited"
+		}
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				x := newSocketlessWith(b, Config{Key: "k", Packer: "json", TaskMemory: limit}, nodb.New())
+				x.s.beat(time.Now())
+				x.register(b, "engine-0")
+				runtime.GC()
+				var before, after runtime.MemStats
+				runtime.ReadMemStats(&before)
+				x.runTasks(b, "engine-0", n)
+				x.flush()
+				runtime.GC()
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/n, "heap-B/task")
+			}
+		})
 	}
 }
 
@@ -129,8 +138,9 @@ func (x *socketless) register(tb testing.TB, uuid string) {
 	}
 }
 
-// runTasks runs n tasks one at a time on engine, every fourth a direct
-// (mux) request, the others load-balanced, each answered ok.
+// runTasks runs n tasks one at a time, every fourth a direct (mux)
+// request to engine, the others load-balanced, each answered ok by the
+// engine it went to.
 func (x *socketless) runTasks(tb testing.TB, engine string, n int) {
 	tb.Helper()
 	sess := x.h.sess
@@ -143,7 +153,11 @@ func (x *socketless) runTasks(tb testing.TB, engine string, n int) {
 			x.s.directReply(sockEngineMux, encoded(tb, sess, r, engine, "client"))
 		} else {
 			x.s.submitTask(encoded(tb, sess, req, "client"))
-			x.s.taskResult(encoded(tb, sess, r, engine, "client"))
+			t := x.s.pending[req.Header.MsgID]
+			if t == nil || t.engine == "" {
+				tb.Fatalf("task %d not assigned", i)
+			}
+			x.s.taskResult(encoded(tb, sess, r, t.engine, "client"))
 		}
 		if x.s.pending[req.Header.MsgID] != nil {
 			tb.Fatalf("task %d still pending", i)
