@@ -308,9 +308,9 @@ func (s *scheduler) submit(j *job) {
 		return
 	}
 	j.deps = make(map[string]taskState, len(j.after.ids)+len(j.follow.ids))
-	for _, d := range []dependency{j.after, j.follow} {
+	for i, d := range []dependency{j.after, j.follow} {
 		for id := range d.ids {
-			if _, seen := j.deps[id]; seen || slices.Contains(j.unknown, id) {
+			if i == 1 && j.after.ids.has(id) {
 				continue
 			}
 			if st, ok := s.lookup(id); ok {
