@@ -183,8 +183,8 @@ func (o *benchOut) resolve(*job, []string)             { panic("every dependency
 
 // BenchmarkSchedulerDependencies measures the scheduler alone (no hub,
 // no sockets) with many tasks waiting on dependencies, in tasks/s
-// through the scheduler. Each op runs every task to completion on 4
-// engines with hwm 1, answering in assignment order.
+// through the scheduler and CPU per task. Each op runs every task to
+// completion on 4 engines with hwm 1, answering in assignment order.
 //
 //   - pairs: n parents, then n children each after a random parent.
 //   - blocked: n children after one parent that runs until the end,
@@ -196,10 +196,13 @@ func BenchmarkSchedulerDependencies(b *testing.B) {
 		for _, n := range []int{1_000, 10_000} {
 			b.Run(fmt.Sprintf("%s/n=%d", shape, n), func(b *testing.B) {
 				var tasks int
+				cpu0 := processCPU(b)
 				for b.Loop() {
 					tasks = runDependencyShape(b, shape, n)
 				}
+				cpu := processCPU(b) - cpu0
 				b.ReportMetric(float64(tasks*b.N)/b.Elapsed().Seconds(), "tasks/s")
+				b.ReportMetric(float64(cpu.Nanoseconds())/float64(tasks*b.N), "cpu-ns/task")
 			})
 		}
 	}

@@ -80,9 +80,9 @@ type job struct {
 	unknown []string
 
 	elem      *list.Element // position in the wait list; nil when not waiting
-	ready     bool          // waiting with after met: in the ready queues of the engines it may use
+	ready     bool          // waiting with after met: in the free queue, or in those of the engines it may use
 	readyGen  uint32        // counts the times it became ready: older queue entries are stale
-	queues    []*readyQueue // the queues holding its current entries
+	queues    []*readyQueue // the engine queues holding its current entries (none when free)
 	timerGen  int           // invalidates stale timeout events
 	stopTimer func() bool   // withdraws the armed timeout; nil if none
 }
@@ -395,9 +395,7 @@ func (s *scheduler) consider(j *job) {
 		return
 	}
 	var queues []*readyQueue
-	if j.free() {
-		queues = []*readyQueue{&s.free}
-	} else {
+	if !j.free() {
 		for _, e := range s.engines {
 			if s.eligible(j, e) {
 				queues = append(queues, &e.ready)
@@ -412,6 +410,10 @@ func (s *scheduler) consider(j *job) {
 	s.unready(j)
 	j.ready = true
 	j.readyGen++
+	if j.free() {
+		s.free.push(j)
+		return
+	}
 	for _, q := range queues {
 		q.push(j)
 	}
@@ -456,12 +458,17 @@ func (s *scheduler) wait(j *job) {
 	}
 }
 
-// unready takes j out of the ready queues (its entries go stale).
+// unready takes j out of the ready queues (its entries go stale). A
+// job's freedom cannot change while it is ready: only a failed run adds
+// to its blacklist.
 func (s *scheduler) unready(j *job) {
 	if !j.ready {
 		return
 	}
 	j.ready = false
+	if j.free() {
+		s.free.dropped()
+	}
 	for _, q := range j.queues {
 		q.dropped()
 	}
@@ -665,13 +672,14 @@ type readyQueue struct {
 }
 
 type readyEntry struct {
+	seq uint64 // j.seq, kept here for the heap's comparisons
 	j   *job
 	gen uint32
 }
 
 func (e readyEntry) live() bool { return e.j.ready && e.j.readyGen == e.gen }
 
-func (q *readyQueue) push(j *job) { heap.Push(&q.h, readyEntry{j, j.readyGen}) }
+func (q *readyQueue) push(j *job) { heap.Push(&q.h, readyEntry{j.seq, j, j.readyGen}) }
 
 // head returns the oldest ready job in q, or nil.
 func (q *readyQueue) head() *job {
@@ -700,7 +708,7 @@ func (q *readyQueue) dropped() {
 type readyHeap []readyEntry
 
 func (h readyHeap) Len() int           { return len(h) }
-func (h readyHeap) Less(a, b int) bool { return h[a].j.seq < h[b].j.seq }
+func (h readyHeap) Less(a, b int) bool { return h[a].seq < h[b].seq }
 func (h readyHeap) Swap(a, b int)      { h[a], h[b] = h[b], h[a] }
 func (h *readyHeap) Push(x any)        { *h = append(*h, x.(readyEntry)) }
 func (h *readyHeap) Pop() any {
