@@ -92,7 +92,7 @@ type Config struct {
 	Transport transport.Options
 
 	// TaskMemory is how many finished tasks the hub remembers (their
-	// outcome and engine, about 150 bytes each), for dependencies,
+	// outcome and engine, under 200 bytes each), for dependencies,
 	// status-only result requests and queue status; the oldest is
 	// forgotten first, and the hub then asks the task database. 0 means
 	// DefaultTaskMemory; a negative value means no limit.
