@@ -35,6 +35,13 @@
 // assignment, result and output complete it (see package taskdb). A
 // database error is logged and counted in Stats, never fatal to a task.
 //
+// # Memory
+//
+// A pending task's bookkeeping lives until its result. Of finished tasks
+// the hub remembers only the last Config.TaskMemory (how and where each
+// ended); a dependency on an older one is looked up in the task database
+// on the DB goroutine, and the scheduler hears the answer as an event.
+//
 // # Lifecycle
 //
 //	h, err := hub.New(cfg, db, log)
