@@ -80,6 +80,8 @@
 //   - A send to a ROUTER peer that has gone is silently dropped.
 //   - zmq4's automatic reconnect must never be set on a listening socket:
 //     it would dial its own endpoint when a peer leaves.
+//   - A PUB socket's writer goroutine is never stopped: it outlives
+//     Close, one per PUB socket.
 //   - Messages are held in memory whole, and zmq4 allocates a frame's
 //     body as soon as its header arrives: a peer announcing MaxFrameSize
 //     bytes costs that much (virtual) memory before sending them. Choose
