@@ -71,7 +71,7 @@ type Stats struct {
 	Results     int64 // of those, finished: engines' results and the scheduler's own error replies
 	Duplicates  int64 // requests refused with an error reply because their msg_id was still pending
 	Dropped     int64 // messages not sent: the peer's send queue was full (Config.Transport.MaxSendQueue)
-	SlowPeers   int64 // peers disconnected: they accepted no bytes for Config.Transport.WriteTimeout
+	SlowPeers   int64 // peers disconnected: a write to them (up to 1 MiB) took over Config.Transport.WriteTimeout
 }
 
 // Stats returns the counters. Safe for concurrent use.

@@ -106,7 +106,7 @@ func bind(ctx context.Context, cfg Config) ([numSockets]*hubSocket, error) {
 		return socks, fmt.Errorf("hub: transport: %w", err)
 	}
 	// Requests to engines are queued without a bound; an engine that
-	// accepts nothing for WriteTimeout is still disconnected.
+	// does not read for WriteTimeout is still disconnected.
 	unbounded := cfg.Transport
 	unbounded.MaxSendQueue = math.MaxInt64
 	requestScheme, err := transport.Register(unbounded)

@@ -47,8 +47,9 @@
 //     is dropped, until the queue is down to half of that: Write returns
 //     ErrQueueFull, which zmq4's ROUTER Send returns and its PUB ignores,
 //     and the peer stays connected. Each such episode is logged once, and
-//     Options.Counters counts the messages. A peer that accepts no bytes
-//     for WriteTimeout is disconnected and logged: it is most likely gone,
+//     Options.Counters counts the messages. A peer that does not take a
+//     write (up to 1 MiB) within WriteTimeout, having stopped or nearly
+//     stopped reading, is disconnected and logged: it is most likely gone,
 //     and it holds up to MaxSendQueue bytes of memory.
 //   - Reads took two syscalls per frame. Reads are buffered, and writes
 //     are coalesced: a message goes out in one syscall as soon as its last

@@ -20,7 +20,7 @@ type Options struct {
 	MaxFrameSize     int64         // 0 → 64 MiB: bytes of one received frame
 	MaxMessageSize   int64         // 0 → 256 MiB: bytes of all frames of one received message
 	HandshakeTimeout time.Duration // 0 → 5 s: to receive the peer's greeting and READY
-	WriteTimeout     time.Duration // 0 → 10 s: a peer that accepts no bytes for this long is disconnected
+	WriteTimeout     time.Duration // 0 → 10 s: each write to a peer (up to 1 MiB) must complete within it, or the peer is disconnected
 	MaxSendQueue     int64         // 0 → 64 MiB: bytes queued to one peer at which messages to it are dropped
 	Logger           *slog.Logger  // nil → discard
 	Counters         *Counters     // nil → not counted; else updated by every connection
@@ -32,8 +32,8 @@ type Counters struct {
 	// Dropped counts messages not sent because the peer's send queue held
 	// MaxSendQueue bytes (see ErrQueueFull).
 	Dropped atomic.Int64
-	// SlowPeers counts connections closed because the peer accepted no
-	// bytes for WriteTimeout.
+	// SlowPeers counts connections closed because a write to the peer
+	// did not complete within WriteTimeout.
 	SlowPeers atomic.Int64
 }
 

@@ -394,7 +394,7 @@ func TestNonReadingPeer(t *testing.T) {
 		return dropped
 	}
 
-	// A peer that accepts no bytes for WriteTimeout is disconnected.
+	// A peer that does not take a write within WriteTimeout is disconnected.
 	t.Run("write timeout", func(t *testing.T) {
 		var ct Counters
 		r := startRouter(t, Options{WriteTimeout: 300 * time.Millisecond, MaxSendQueue: 1 << 30, Counters: &ct})
