@@ -28,7 +28,8 @@ import (
 type Hub struct {
 	cfg  Config
 	db   taskdb.DB
-	log  *slog.Logger
+	log  *slog.Logger // throttled by logs
+	logs *limiter
 	sess *wire.Session
 	key  string
 
@@ -99,7 +100,8 @@ func New(cfg Config, db taskdb.DB, log *slog.Logger) (*Hub, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	log = slog.New(newThrottle(log.Handler(), newLimiter(logBurst, logInterval)))
+	logs := newLimiter(logBurst, logInterval)
+	log = slog.New(newThrottle(log.Handler(), logs))
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
@@ -129,6 +131,7 @@ func New(cfg Config, db taskdb.DB, log *slog.Logger) (*Hub, error) {
 		cfg:      cfg,
 		db:       db,
 		log:      log,
+		logs:     logs,
 		sess:     sess,
 		key:      key,
 		inbox:    make(chan inbound, 1024),
@@ -320,6 +323,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.mu.Lock()
 	h.removeFiles()
 	h.mu.Unlock()
+	h.logs.flushAll()
 	h.log.Info("stopped", "stats", h.Stats())
 	return errors.Join(errs...)
 }

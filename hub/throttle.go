@@ -133,6 +133,23 @@ func (l *limiter) flush(k logKey, gen uint64) {
 	}
 }
 
+// flushAll ends every window now, emitting the summaries due, so that
+// none is left for a timer after the hub stopped.
+func (l *limiter) flushAll() {
+	now := l.now()
+	var sums []func()
+	l.mu.Lock()
+	for k, w := range l.keys {
+		if sum := l.rollLocked(k, w, now); sum != nil {
+			sums = append(sums, sum)
+		}
+	}
+	l.mu.Unlock()
+	for _, sum := range sums {
+		sum()
+	}
+}
+
 // rollLocked starts a new window for k at now, and returns the summary of
 // the old one to emit once l.mu is released, or nil if it suppressed
 // nothing.

@@ -122,6 +122,14 @@ func TestThrottle(t *testing.T) {
 			log.Warn("w")
 			clk.advance(0)
 		}, slices.Concat(rep(3, "WARN w"), []string{"WARN suppressed repeated log lines log_message=w suppressed=1 interval=1s", "WARN w"})},
+		{"flushAll emits what is due at once; the timer then nothing", func(log *slog.Logger, clk *fakeClock) {
+			for range 5 {
+				log.Warn("w")
+			}
+			log.Error("e")
+			log.Handler().(*throttle).l.flushAll()
+			clk.advance(time.Second)
+		}, slices.Concat(rep(3, "WARN w"), []string{"ERROR e", "WARN suppressed repeated log lines log_message=w suppressed=2 interval=1s"})},
 		{"keys are level and message", func(log *slog.Logger, clk *fakeClock) {
 			for range 4 {
 				log.Warn("a")
