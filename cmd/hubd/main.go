@@ -249,6 +249,10 @@ func hubConfig(c config.Config, log *slog.Logger) hub.Config {
 	if hwm == 0 {
 		hwm = -1 // unlimited, in hub.Config's terms
 	}
+	taskMemory := c.TaskMemory
+	if taskMemory == 0 {
+		taskMemory = -1 // unlimited, likewise
+	}
 	l := c.Listen
 	return hub.Config{
 		IP: l.Interface,
@@ -283,6 +287,7 @@ func hubConfig(c config.Config, log *slog.Logger) hub.Config {
 			Logger:           log.With("component", "transport"),
 		},
 		DBQueue:         c.DB.Queue,
+		TaskMemory:      taskMemory,
 		ShutdownTimeout: c.ShutdownTimeout,
 	}
 }

@@ -131,7 +131,8 @@ func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Doc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dictdb: get %s: %w", msgID, err)
 	}
-	return r.thawAll(), nil
+	var t thawer
+	return r.thawAll(&t), nil
 }
 
 // UpdateRecord implements taskdb.DB. An update that grows the buffers
@@ -215,22 +216,23 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 	}
 	hits := db.find(q)
 	out := make([]taskdb.Doc, len(hits))
+	var t thawer
 	for i, r := range hits {
-		out[i] = project(r, keys)
+		out[i] = project(&t, r, keys)
 	}
 	return out, nil
 }
 
 // project copies the record, or only msg_id and keys when keys is not
 // empty, in the order of a full record.
-func project(r *rec, keys []string) taskdb.Doc {
+func project(t *thawer, r *rec, keys []string) taskdb.Doc {
 	if len(keys) == 0 {
-		return r.thawAll()
+		return r.thawAll(t)
 	}
-	d := make(taskdb.Doc, 0, len(keys)+1)
+	d := t.doc(len(keys) + 1)
 	for i, k := range taskdb.SchemaKeys {
 		if k == taskdb.KeyMsgID || slices.Contains(keys, k) {
-			d = append(d, field{Key: k, Value: r.thawSchema(i)})
+			d = append(d, field{Key: k, Value: r.thawSchema(t, i)})
 		}
 	}
 	n := len(d)
@@ -239,7 +241,7 @@ func project(r *rec, keys []string) taskdb.Doc {
 			continue
 		}
 		if v, ok := r.rest().Lookup(k); ok {
-			d = append(d, field{Key: k, Value: thaw(v)})
+			d = append(d, field{Key: k, Value: t.thaw(v)})
 		}
 	}
 	slices.SortFunc(d[n:], func(a, b field) int { return strings.Compare(a.Key, b.Key) })

@@ -183,15 +183,15 @@ func timeValue(us int64) any {
 
 // thawAll returns a deep copy of the whole record: the schema keys in
 // order, then the extra keys, which rest keeps sorted.
-func (r *rec) thawAll() taskdb.Doc {
+func (r *rec) thawAll(t *thawer) taskdb.Doc {
 	rest := r.rest()
-	d := make(taskdb.Doc, len(taskdb.SchemaKeys), len(taskdb.SchemaKeys)+len(rest))
+	d := t.doc(len(taskdb.SchemaKeys) + len(rest))
 	for i, k := range taskdb.SchemaKeys {
-		d[i] = field{Key: k, Value: r.thawSchema(i)}
+		d = append(d, field{Key: k, Value: r.thawSchema(t, i)})
 	}
 	for _, f := range rest {
 		if k, _ := locate(f.Key); k == kindExtra {
-			d = append(d, field{Key: f.Key, Value: thaw(f.Value)})
+			d = append(d, field{Key: f.Key, Value: t.thaw(f.Value)})
 		}
 	}
 	return d
@@ -209,18 +209,18 @@ var schemaLoc = func() (l [len(taskdb.SchemaKeys)]struct {
 }()
 
 // thawSchema returns a copy of the value of taskdb.SchemaKeys[i].
-func (r *rec) thawSchema(i int) any {
+func (r *rec) thawSchema(t *thawer, i int) any {
 	switch l := schemaLoc[i]; l.kind {
 	case kindMsgID:
 		return r.id
 	case kindSlot:
-		return thaw(r.vals[l.i])
+		return t.thaw(r.vals[l.i])
 	case kindTime:
 		return timeValue(r.times[l.i])
 	}
 	k := taskdb.SchemaKeys[i]
 	if v, ok := r.rest().Lookup(k); ok {
-		return thaw(v)
+		return t.thaw(v)
 	}
 	return taskdb.Default(k)
 }

@@ -151,30 +151,83 @@ func freezeMap(key string, m map[string]any, depth int) (any, error) {
 	return d, nil
 }
 
+// thawer copies frozen values out for one read. It carves the results'
+// documents, arrays and byte strings out of a few growing chunks instead
+// of allocating each on its own: a record is a dozen small objects, and
+// allocating and collecting those dominated large reads. Results share
+// chunks, so one result kept alive keeps its neighbours' memory too.
+type thawer struct {
+	fields []field
+	anys   []any
+	bytes  []byte
+	next   int // size of the next chunk, in fields
+}
+
+// Chunk sizes: the first chunk holds a record or two, later ones double
+// up to maxChunk fields (128 KiB).
+const (
+	minChunk = 64
+	maxChunk = 4096
+)
+
+// doc returns an empty document with room for n fields.
+func (t *thawer) doc(n int) taskdb.Doc {
+	if len(t.fields) < n {
+		t.next = min(max(2*t.next, minChunk), maxChunk)
+		t.fields = make([]field, max(n, t.next))
+	}
+	d := t.fields[:0:n]
+	t.fields = t.fields[n:]
+	return d
+}
+
+func (t *thawer) array(n int) []any {
+	if len(t.anys) < n {
+		t.anys = make([]any, max(n, t.next/4, minChunk))
+	}
+	a := t.anys[:n:n]
+	t.anys = t.anys[n:]
+	return a
+}
+
+func (t *thawer) clone(b []byte) []byte {
+	n := len(b)
+	if len(t.bytes) < n {
+		if n > maxChunk {
+			return bytes.Clone(b)
+		}
+		t.bytes = make([]byte, max(n, 8*t.next))
+	}
+	c := t.bytes[:n:n]
+	t.bytes = t.bytes[n:]
+	copy(c, b)
+	return c
+}
+
 // thaw returns a deep copy of a frozen value for a result: documents
 // become taskdb.Docs.
-func thaw(v any) any {
+func (t *thawer) thaw(v any) any {
 	switch x := v.(type) {
 	case doc:
 		if x == nil {
 			return taskdb.Doc(nil)
 		}
-		d := make(taskdb.Doc, len(x))
-		for i, f := range x {
-			d[i] = field{Key: f.Key, Value: thaw(f.Value)}
+		d := t.doc(len(x))
+		for _, f := range x {
+			d = append(d, field{Key: f.Key, Value: t.thaw(f.Value)})
 		}
 		return d
 	case []any:
 		if x == nil {
 			return x
 		}
-		out := make([]any, len(x))
+		out := t.array(len(x))
 		for i, e := range x {
-			out[i] = thaw(e)
+			out[i] = t.thaw(e)
 		}
 		return out
 	case []byte:
-		return bytes.Clone(x)
+		return t.clone(x)
 	}
 	return v
 }
