@@ -215,7 +215,9 @@ func textSQL(c string, h query.Hint, param func(any) string) string {
 		case nil:
 			null = true
 		case string:
-			strs = append(strs, v)
+			if isText(v) { // others are stored as other (msg_id: never)
+				strs = append(strs, v)
+			}
 		}
 	}
 	var or []string
@@ -243,6 +245,9 @@ func rangeSQL[T any](c string, h query.Hint, param func(any) string) string {
 			continue
 		}
 		if _, ok := b.v.(T); !ok {
+			return ""
+		}
+		if s, ok := b.v.(string); ok && !isText(s) {
 			return ""
 		}
 		and = append(and, c+b.op+param(b.v))

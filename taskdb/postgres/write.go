@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -26,6 +27,9 @@ import (
 func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) error {
 	if err := db.check(ctx); err != nil {
 		return err
+	}
+	if !isText(msgID) {
+		return fmt.Errorf("postgres: add %q: %w: msg_id must be UTF-8 without NUL", msgID, taskdb.ErrInvalidRecord)
 	}
 	r := taskdb.EmptyRecord(msgID)
 	if err := normalize(msgID, r, rec); err != nil {
@@ -302,13 +306,16 @@ func (s *rowSet) add(d taskdb.Doc) error {
 	for i, k := range textKeys {
 		v := d.Get(k)
 		str, ok := v.(string)
+		ok = ok && isText(str)
 		s.texts[i] = append(s.texts[i], pgtype.Text{String: str, Valid: ok})
 		other = other || !ok && v != nil
 	}
 	s.other = append(s.other, other)
 	var extra []string
 	for _, f := range d {
-		if !taskdb.IsSchemaKey(f.Key) {
+		// jsonb cannot hold the others: a projection on such a key
+		// finds it only in the records a query returns.
+		if !taskdb.IsSchemaKey(f.Key) && isText(f.Key) {
 			extra = append(extra, f.Key)
 		}
 	}
@@ -334,6 +341,12 @@ func (s *rowSet) args() []any {
 		a = append(a, t)
 	}
 	return append(a, s.other, s.extra, s.docs)
+}
+
+// isText reports whether PostgreSQL's text type can hold s: valid UTF-8
+// without NUL. Other strings stay in doc only.
+func isText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // schemaRank is each schema key's position in a canonical record.
