@@ -93,12 +93,16 @@ func TestSchema(t *testing.T) {
 	// A DB that does not know the record (another hub) adds it again: the
 	// batch rejects it, and the stored record is untouched.
 	third := open(t, Options{DSN: dsn, Table: ours})
+	mustAdd(third, "b") // same batch: written once the duplicate is set aside
 	mustAdd(third, "a")
 	if _, err := third.History(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if s := third.Stats(); s.Rejected != 1 {
-		t.Errorf("stats %+v, want the duplicate add rejected", s)
+	if s := third.Stats(); s.Rejected != 1 || s.Applied != 1 {
+		t.Errorf("stats %+v, want the duplicate add rejected, the other applied once", s)
+	}
+	if _, err := third.GetRecord(ctx, "b"); err != nil {
+		t.Errorf("the add batched with the duplicate: %v", err)
 	}
 	if d, err := third.GetRecord(ctx, "a"); err != nil || d.Get("stdout") != "x" {
 		t.Errorf("GetRecord = %v, %v; want the updated record", d, err)
