@@ -132,6 +132,12 @@ func TestOddStrings(t *testing.T) {
 	if err := db.AddRecord(ctx, "b\x00", nil); !errors.Is(err, taskdb.ErrInvalidRecord) {
 		t.Errorf("AddRecord with a NUL in msg_id: %v, want ErrInvalidRecord", err)
 	}
+	if _, err := db.GetRecord(ctx, "b\x00"); !errors.Is(err, taskdb.ErrNotFound) {
+		t.Errorf("GetRecord with a NUL in msg_id: %v, want ErrNotFound", err)
+	}
+	if err := db.UpdateRecord(ctx, "b\x00", nil); !errors.Is(err, taskdb.ErrNotFound) {
+		t.Errorf("UpdateRecord with a NUL in msg_id: %v, want ErrNotFound", err)
+	}
 	if s := db.Stats(); s.Rejected != 0 {
 		t.Errorf("stats %+v, want nothing rejected", s)
 	}

@@ -18,7 +18,11 @@ import (
 // GetRecord returns a copy of the record. It returns ErrNotFound,
 // ErrUnavailable, ErrClosed or ctx's error.
 func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Doc, error) {
-	ds, err := db.find(ctx, nil, nil, "msg_id = $1", msgID)
+	where, args := "msg_id = $1", []any{msgID}
+	if !isText(msgID) { // never stored
+		where, args = "false", nil
+	}
+	ds, err := db.find(ctx, nil, nil, where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: get %s: %w", msgID, err)
 	}

@@ -105,6 +105,9 @@ func normalize(msgID string, dst, src taskdb.Record) error {
 
 // exists reports whether the table holds msgID.
 func (db *DB) exists(ctx context.Context, msgID string) (bool, error) {
+	if !isText(msgID) { // never stored
+		return false, nil
+	}
 	var found bool
 	err := db.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+db.table+" WHERE msg_id = $1)", msgID).Scan(&found)
 	return found, err
