@@ -2,14 +2,17 @@ package sqlitedb
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
-	"sync"
+	"slices"
+	"strings"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
+
+	"github.com/taskhub/taskhub/taskdb"
 )
 
 // maxDepth bounds the nesting of stored values, as in dictdb.
@@ -17,103 +20,282 @@ const maxDepth = 100
 
 var errDepth = errors.New("nested deeper than 100 levels")
 
-// encoder is a pooled msgpack encoder writing into its own buffer.
-type encoder struct {
-	buf bytes.Buffer
-	enc *msgpack.Encoder
-}
-
-var encoders = sync.Pool{New: func() any {
-	e := &encoder{}
-	e.enc = msgpack.NewEncoder(&e.buf)
-	return e
-}}
-
 // encodeValue returns v, a value in the canonical value model, as
-// msgpack. Times are msgpack timestamps; []byte is bin; integers and
-// floats keep their type.
-func encodeValue(v any) ([]byte, error) {
-	e := encoders.Get().(*encoder)
-	defer encoders.Put(e)
-	e.buf.Reset()
-	if err := encodeTo(e.enc, v, 0); err != nil {
-		return nil, err
-	}
-	return bytes.Clone(e.buf.Bytes()), nil
-}
+// msgpack: times are msgpack timestamps, []byte is bin, integers and
+// floats keep their type, and map keys are sorted, so that a map decodes
+// into a taskdb.Doc in key order.
+func encodeValue(v any) ([]byte, error) { return appendValue(nil, v, 0) }
 
-func encodeTo(e *msgpack.Encoder, v any, depth int) error {
+func appendValue(b []byte, v any, depth int) ([]byte, error) {
 	if depth > maxDepth {
-		return errDepth
+		return b, errDepth
 	}
 	switch x := v.(type) {
 	case nil:
-		return e.EncodeNil()
+		return append(b, msgpcode.Nil), nil
 	case bool:
-		return e.EncodeBool(x)
+		if x {
+			return append(b, msgpcode.True), nil
+		}
+		return append(b, msgpcode.False), nil
 	case int64:
-		return e.EncodeInt(x)
+		return appendInt(b, x), nil
 	case float64:
-		return e.EncodeFloat64(x)
+		return binary.BigEndian.AppendUint64(append(b, msgpcode.Double), math.Float64bits(x)), nil
 	case string:
-		return e.EncodeString(x)
+		return appendString(b, x), nil
 	case []byte:
-		// EncodeBytes writes nil for a nil slice; a byte string is never null.
-		if err := e.EncodeBytesLen(len(x)); err != nil {
-			return err
-		}
-		_, err := e.Writer().Write(x)
-		return err
+		b = appendLen(b, len(x), 0, 0, msgpcode.Bin8, msgpcode.Bin16, msgpcode.Bin32)
+		return append(b, x...), nil
 	case time.Time:
-		return e.EncodeTime(x)
+		return appendTime(b, x), nil
 	case []any:
-		if err := e.EncodeArrayLen(len(x)); err != nil {
-			return err
-		}
+		b = appendLen(b, len(x), msgpcode.FixedArrayLow, 16, 0, msgpcode.Array16, msgpcode.Array32)
+		var err error
 		for _, el := range x {
-			if err := encodeTo(e, el, depth+1); err != nil {
-				return err
+			if b, err = appendValue(b, el, depth+1); err != nil {
+				return b, err
 			}
 		}
-		return nil
+		return b, nil
 	case map[string]any:
-		if err := e.EncodeMapLen(len(x)); err != nil {
-			return err
+		b = appendMapLen(b, len(x))
+		var small [16]string
+		keys := small[:0]
+		for k := range x {
+			keys = append(keys, k)
 		}
-		for k, el := range x {
-			if err := e.EncodeString(k); err != nil {
-				return err
-			}
-			if err := encodeTo(e, el, depth+1); err != nil {
-				return err
+		slices.Sort(keys)
+		var err error
+		for _, k := range keys {
+			b = appendString(b, k)
+			if b, err = appendValue(b, x[k], depth+1); err != nil {
+				return b, err
 			}
 		}
-		return nil
+		return b, nil
 	}
-	return fmt.Errorf("cannot store a %T", v)
+	return b, fmt.Errorf("cannot store a %T", v)
 }
 
-// decodeValue is the inverse of encodeValue: it reads the msgpack subset
-// encodeValue writes, straight from b. Malformed input gives an error,
-// never a panic or an allocation larger than the input.
-func decodeValue(b []byte) (any, error) {
+// appendLen appends the header of a str, bin, array or map of n
+// elements: the fix form (fix|n) when n < fixMax, else the 8-bit form
+// (c8, if not 0), else the 16-bit or 32-bit form.
+func appendLen(b []byte, n int, fix byte, fixMax int, c8, c16, c32 byte) []byte {
+	switch {
+	case n < fixMax:
+		return append(b, fix|byte(n))
+	case n <= math.MaxUint8 && c8 != 0:
+		return append(b, c8, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, c16), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, c32), uint32(n))
+}
+
+func appendMapLen(b []byte, n int) []byte {
+	return appendLen(b, n, msgpcode.FixedMapLow, 16, 0, msgpcode.Map16, msgpcode.Map32)
+}
+
+func appendString(b []byte, s string) []byte {
+	b = appendLen(b, len(s), msgpcode.FixedStrLow, 32, msgpcode.Str8, msgpcode.Str16, msgpcode.Str32)
+	return append(b, s...)
+}
+
+// appendInt writes x in the shortest msgpack form.
+func appendInt(b []byte, x int64) []byte {
+	switch {
+	case x >= 0 && x <= int64(msgpcode.PosFixedNumHigh):
+		return append(b, byte(x))
+	case x < 0 && x >= -32:
+		return append(b, byte(int8(x)))
+	case x >= math.MinInt8 && x <= math.MaxInt8:
+		return append(b, msgpcode.Int8, byte(int8(x)))
+	case x >= math.MinInt16 && x <= math.MaxInt16:
+		return binary.BigEndian.AppendUint16(append(b, msgpcode.Int16), uint16(int16(x)))
+	case x >= math.MinInt32 && x <= math.MaxInt32:
+		return binary.BigEndian.AppendUint32(append(b, msgpcode.Int32), uint32(int32(x)))
+	}
+	return binary.BigEndian.AppendUint64(append(b, msgpcode.Int64), uint64(x))
+}
+
+// appendTime writes a msgpack timestamp (extension -1): 4 bytes for whole
+// seconds from 1970 to 2106, 8 for other times in that range, else 12.
+func appendTime(b []byte, t time.Time) []byte {
+	sec, nsec := uint64(t.Unix()), uint64(t.Nanosecond())
+	switch {
+	case sec>>34 != 0:
+		b = append(b, msgpcode.Ext8, 12, 0xff)
+		return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(b, uint32(nsec)), sec)
+	case nsec == 0 && sec>>32 == 0:
+		return binary.BigEndian.AppendUint32(append(b, msgpcode.FixExt4, 0xff), uint32(sec))
+	}
+	return binary.BigEndian.AppendUint64(append(b, msgpcode.FixExt8, 0xff), nsec<<34|sec)
+}
+
+// A doc is the msgpack map in a row's doc column: the record's keys that
+// have no typed column, in taskdb.Doc order (schema keys in SchemaKeys
+// order, then extra keys sorted). Schema keys at their default value are
+// left out; extra keys are always kept.
+
+// schemaIndex maps a schema key to its index in taskdb.SchemaKeys.
+var schemaIndex = func() map[string]int {
+	m := make(map[string]int, len(taskdb.SchemaKeys))
+	for i, k := range taskdb.SchemaKeys {
+		m[k] = i
+	}
+	return m
+}()
+
+// docCompare orders keys as a taskdb.Doc does.
+func docCompare(a, b string) int {
+	i, aSchema := schemaIndex[a]
+	j, bSchema := schemaIndex[b]
+	switch {
+	case aSchema && bSchema:
+		return i - j
+	case aSchema:
+		return -1
+	case bSchema:
+		return 1
+	}
+	return strings.Compare(a, b)
+}
+
+// field is a key and its encoded value.
+type field struct {
+	key string
+	raw []byte
+}
+
+// isDefault reports whether raw encodes the default value of schema key k
+// (null, or "" for stdout and stderr), which a doc leaves out.
+func isDefault(k string, raw []byte) bool {
+	if _, ok := schemaIndex[k]; !ok {
+		return false
+	}
+	if taskdb.Default(k) == "" {
+		return len(raw) == 1 && raw[0] == msgpcode.FixedStrLow
+	}
+	return len(raw) == 1 && raw[0] == msgpcode.Nil
+}
+
+// appendDoc appends fs, sorted in Doc order without repeated keys, as a
+// doc: schema keys at their default are left out.
+func appendDoc(b []byte, fs []field) []byte { return appendMap(b, fs, false) }
+
+// appendFields appends fs, sorted in Doc order without repeated keys, as
+// a patch for mergeDoc: schema keys at their default are kept, since they
+// reset the stored value.
+func appendFields(b []byte, fs []field) []byte { return appendMap(b, fs, true) }
+
+func appendMap(b []byte, fs []field, defaults bool) []byte {
+	n := 0
+	for _, f := range fs {
+		if defaults || !isDefault(f.key, f.raw) {
+			n++
+		}
+	}
+	b = appendMapLen(b, n)
+	for _, f := range fs {
+		if defaults || !isDefault(f.key, f.raw) {
+			b = append(appendString(b, f.key), f.raw...)
+		}
+	}
+	return b
+}
+
+// docFields splits a doc (or a patch: any msgpack map with string keys in
+// Doc order) into its fields, without decoding the values.
+func docFields(b []byte) ([]field, error) {
 	d := decoder{b: b}
+	n, err := d.mapLen()
+	if err != nil {
+		return nil, err
+	}
+	fs := make([]field, 0, n)
+	for range n {
+		k, err := d.key()
+		if err != nil {
+			return nil, err
+		}
+		if len(fs) > 0 && docCompare(fs[len(fs)-1].key, k) >= 0 {
+			return nil, fmt.Errorf("key %q out of order", k)
+		}
+		start := d.i
+		if err := d.skip(0); err != nil {
+			return nil, err
+		}
+		fs = append(fs, field{k, d.b[start:d.i]})
+	}
+	if d.i != len(b) {
+		return nil, fmt.Errorf("%d trailing bytes", len(b)-d.i)
+	}
+	return fs, nil
+}
+
+// mergeDoc returns the doc old with the fields of patch (a doc that may
+// hold schema keys at their default) set.
+func mergeDoc(old, patch []byte) ([]byte, error) {
+	a, err := docFields(old)
+	if err != nil {
+		return nil, fmt.Errorf("stored doc: %w", err)
+	}
+	p, err := docFields(patch)
+	if err != nil {
+		return nil, fmt.Errorf("patch: %w", err)
+	}
+	out := make([]field, 0, len(a)+len(p))
+	i, j := 0, 0
+	for i < len(a) || j < len(p) {
+		switch {
+		case j == len(p):
+			out, i = append(out, a[i]), i+1
+		case i == len(a):
+			out, j = append(out, p[j]), j+1
+		default:
+			switch c := docCompare(a[i].key, p[j].key); {
+			case c < 0:
+				out, i = append(out, a[i]), i+1
+			case c > 0:
+				out, j = append(out, p[j]), j+1
+			default:
+				out, i, j = append(out, p[j]), i+1, j+1
+			}
+		}
+	}
+	return appendDoc(make([]byte, 0, len(old)+len(patch)), out), nil
+}
+
+// decodeValue is the inverse of encodeValue, with maps as map[string]any
+// in any key order: it reads the msgpack subset encodeValue writes,
+// straight from b. Malformed input gives an error, never a panic or an
+// allocation larger than the input.
+func decodeValue(b []byte) (any, error) { return decodeAll(decoder{b: b}) }
+
+// decodeDocValue is decodeValue with maps as taskdb.Docs, whose keys must
+// be sorted (as encodeValue writes them) and unique.
+func decodeDocValue(b []byte) (any, error) { return decodeAll(decoder{b: b, docs: true}) }
+
+func decodeAll(d decoder) (any, error) {
 	v, err := d.value(0)
 	if err != nil {
 		return nil, err
 	}
-	if d.i != len(b) {
-		return nil, fmt.Errorf("%d trailing bytes", len(b)-d.i)
+	if d.i != len(d.b) {
+		return nil, fmt.Errorf("%d trailing bytes", len(d.b)-d.i)
 	}
 	return v, nil
 }
 
 var errShort = errors.New("truncated value")
 
-// decoder reads msgpack from b, at i.
+// decoder reads msgpack from b, at i. With docs, maps decode into
+// taskdb.Docs.
 type decoder struct {
-	b []byte
-	i int
+	b    []byte
+	i    int
+	docs bool
 }
 
 // take returns the next n bytes.
@@ -150,6 +332,105 @@ func (d *decoder) length(n int) (int, error) {
 		return 0, fmt.Errorf("length %d exceeds the %d bytes left", u, len(d.b)-d.i)
 	}
 	return int(u), nil
+}
+
+// mapLen reads a map header.
+func (d *decoder) mapLen() (int, error) {
+	p, err := d.take(1)
+	if err != nil {
+		return 0, err
+	}
+	switch c := p[0]; {
+	case c >= msgpcode.FixedMapLow && c <= msgpcode.FixedMapHigh:
+		return int(c & msgpcode.FixedMapMask), nil
+	case c == msgpcode.Map16 || c == msgpcode.Map32:
+		return d.length(2 << (c - msgpcode.Map16))
+	default:
+		return 0, fmt.Errorf("msgpack code %#x is not a map", c)
+	}
+}
+
+// key reads a map key, which must be a string.
+func (d *decoder) key() (string, error) {
+	p, err := d.take(1)
+	if err != nil {
+		return "", err
+	}
+	c, n := p[0], 0
+	switch {
+	case c >= msgpcode.FixedStrLow && c <= msgpcode.FixedStrHigh:
+		n = int(c & msgpcode.FixedStrMask)
+	case c == msgpcode.Str8 || c == msgpcode.Str16 || c == msgpcode.Str32:
+		if n, err = d.length(1 << (c - msgpcode.Str8)); err != nil {
+			return "", err
+		}
+	default:
+		return "", fmt.Errorf("map key with msgpack code %#x is not a string", c)
+	}
+	s, err := d.take(n)
+	return string(s), err
+}
+
+// skip moves past one value without decoding it.
+func (d *decoder) skip(depth int) error {
+	if depth > maxDepth {
+		return errDepth
+	}
+	p, err := d.take(1)
+	if err != nil {
+		return err
+	}
+	c := p[0]
+	n, items := 0, 0 // bytes and nested values that follow
+	switch {
+	case c <= msgpcode.PosFixedNumHigh || c >= msgpcode.NegFixedNumLow:
+	case c >= msgpcode.FixedStrLow && c <= msgpcode.FixedStrHigh:
+		n = int(c & msgpcode.FixedStrMask)
+	case c >= msgpcode.FixedArrayLow && c <= msgpcode.FixedArrayHigh:
+		items = int(c & msgpcode.FixedArrayMask)
+	case c >= msgpcode.FixedMapLow && c <= msgpcode.FixedMapHigh:
+		items = 2 * int(c&msgpcode.FixedMapMask)
+	default:
+		switch c {
+		case msgpcode.Nil, msgpcode.False, msgpcode.True:
+		case msgpcode.Uint8, msgpcode.Uint16, msgpcode.Uint32, msgpcode.Uint64:
+			n = 1 << (c - msgpcode.Uint8)
+		case msgpcode.Int8, msgpcode.Int16, msgpcode.Int32, msgpcode.Int64:
+			n = 1 << (c - msgpcode.Int8)
+		case msgpcode.Float:
+			n = 4
+		case msgpcode.Double:
+			n = 8
+		case msgpcode.Str8, msgpcode.Str16, msgpcode.Str32:
+			n, err = d.length(1 << (c - msgpcode.Str8))
+		case msgpcode.Bin8, msgpcode.Bin16, msgpcode.Bin32:
+			n, err = d.length(1 << (c - msgpcode.Bin8))
+		case msgpcode.Array16, msgpcode.Array32:
+			items, err = d.length(2 << (c - msgpcode.Array16))
+		case msgpcode.Map16, msgpcode.Map32:
+			items, err = d.length(2 << (c - msgpcode.Map16))
+			items *= 2
+		case msgpcode.FixExt4, msgpcode.FixExt8:
+			n = 1 + 4<<(c-msgpcode.FixExt4)
+		case msgpcode.Ext8:
+			n, err = d.length(1)
+			n++
+		default:
+			return fmt.Errorf("unsupported msgpack code %#x", c)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := d.take(n); err != nil {
+		return err
+	}
+	for range items {
+		if err := d.skip(depth + 1); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (d *decoder) value(depth int) (any, error) {
@@ -263,17 +544,30 @@ func (d *decoder) dict(n, depth int) (any, error) {
 	if 2*n > len(d.b)-d.i {
 		return nil, errShort
 	}
+	if d.docs {
+		doc := make(taskdb.Doc, n)
+		for i := range doc {
+			k, err := d.key()
+			if err != nil {
+				return nil, err
+			}
+			if i > 0 && k <= doc[i-1].Key {
+				return nil, fmt.Errorf("map key %q not sorted or repeated", k)
+			}
+			doc[i].Key = k
+			if doc[i].Value, err = d.value(depth + 1); err != nil {
+				return nil, err
+			}
+		}
+		return doc, nil
+	}
 	m := make(map[string]any, n)
 	for range n {
-		k, err := d.value(depth + 1)
+		k, err := d.key()
 		if err != nil {
 			return nil, err
 		}
-		ks, ok := k.(string)
-		if !ok {
-			return nil, fmt.Errorf("map key %T is not a string", k)
-		}
-		if m[ks], err = d.value(depth + 1); err != nil {
+		if m[k], err = d.value(depth + 1); err != nil {
 			return nil, err
 		}
 	}
@@ -281,7 +575,7 @@ func (d *decoder) dict(n, depth int) (any, error) {
 }
 
 // time reads the type byte and n-byte payload of a msgpack timestamp
-// (extension -1) as EncodeTime writes it: 4, 8 or 12 bytes.
+// (extension -1): 4, 8 or 12 bytes.
 func (d *decoder) time(n int) (any, error) {
 	p, err := d.take(1)
 	if err != nil {
