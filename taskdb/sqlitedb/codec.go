@@ -20,12 +20,20 @@ const maxDepth = 100
 
 var errDepth = errors.New("nested deeper than 100 levels")
 
+// errNotCanonical reports a value outside the canonical value model: the
+// caller normalizes it (query.Normalize) and encodes it again.
+var errNotCanonical = errors.New("not a canonical value")
+
 // encodeValue returns v, a value in the canonical value model, as
 // msgpack: times are msgpack timestamps, []byte is bin, integers and
 // floats keep their type, and map keys are sorted, so that a map decodes
 // into a taskdb.Doc in key order.
 func encodeValue(v any) ([]byte, error) { return appendValue(nil, v, 0) }
 
+// appendValue appends v as encodeValue encodes it. For any value outside
+// the canonical model (another type, a time below microseconds or outside
+// years 1-9999) it returns errNotCanonical, so that callers can encode
+// canonical values without copying them first.
 func appendValue(b []byte, v any, depth int) ([]byte, error) {
 	if depth > maxDepth {
 		return b, errDepth
@@ -48,6 +56,9 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 		b = appendLen(b, len(x), 0, 0, msgpcode.Bin8, msgpcode.Bin16, msgpcode.Bin32)
 		return append(b, x...), nil
 	case time.Time:
+		if y := x.UTC().Year(); y < 1 || y > 9999 || x.Nanosecond()%1000 != 0 {
+			return b, errNotCanonical
+		}
 		return appendTime(b, x), nil
 	case []any:
 		b = appendLen(b, len(x), msgpcode.FixedArrayLow, 16, 0, msgpcode.Array16, msgpcode.Array32)
@@ -75,7 +86,7 @@ func appendValue(b []byte, v any, depth int) ([]byte, error) {
 		}
 		return b, nil
 	}
-	return b, fmt.Errorf("cannot store a %T", v)
+	return b, errNotCanonical
 }
 
 // appendLen appends the header of a str, bin, array or map of n
@@ -575,7 +586,7 @@ func (d *decoder) dict(n, depth int) (any, error) {
 }
 
 // time reads the type byte and n-byte payload of a msgpack timestamp
-// (extension -1): 4, 8 or 12 bytes.
+// (extension -1): 4, 8 or 12 bytes, holding a canonical time.
 func (d *decoder) time(n int) (any, error) {
 	p, err := d.take(1)
 	if err != nil {
@@ -611,8 +622,12 @@ func (d *decoder) time(n int) (any, error) {
 	default:
 		return nil, fmt.Errorf("timestamp of %d bytes", n)
 	}
-	if nsec >= 1e9 {
+	if nsec >= 1e9 || nsec%1000 != 0 {
 		return nil, fmt.Errorf("timestamp with %d nanoseconds", nsec)
 	}
-	return time.Unix(sec, nsec).UTC(), nil
+	t := time.Unix(sec, nsec).UTC()
+	if y := t.Year(); y < 1 || y > 9999 {
+		return nil, fmt.Errorf("timestamp in year %d", y)
+	}
+	return t, nil
 }

@@ -1,12 +1,17 @@
 package sqlitedb
 
 import (
+	"bytes"
+	"database/sql/driver"
+	"errors"
 	"math"
 	"reflect"
 	"testing"
 	"time"
 
+	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/dbtest"
+	"github.com/taskhub/taskhub/taskdb/query"
 )
 
 func codecValues() []any {
@@ -50,8 +55,41 @@ func TestCodecRoundTrip(t *testing.T) {
 	}
 }
 
-// FuzzDecode checks that stored bytes never make decodeValue panic or
-// over-allocate, and that whatever decodes re-encodes to an equal value.
+// TestEncodeNormalizes checks that a row encodes values outside the
+// canonical model as their normalized form, and canonical ones as is.
+func TestEncodeNormalizes(t *testing.T) {
+	type name string
+	at := time.Date(2024, 5, 6, 7, 8, 9, 123_456_789, time.FixedZone("x", 3600))
+	for _, v := range append(codecValues(),
+		int(3), int32(-4), []string{"a"}, map[string]string{"k": "v"}, name("n"), at,
+		map[string]any{"n": int(1), "t": at, "l": []any{uint8(2)}}, [][]byte{{1}}) {
+		norm, err := query.Normalize(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := encodeValue(norm)
+		if err != nil {
+			t.Fatalf("encode %#v: %v", norm, err)
+		}
+		var r row
+		if err := r.put("k", v); err != nil {
+			t.Fatalf("put %#v: %v", v, err)
+		}
+		if got := r.fields()[0].raw; !bytes.Equal(got, want) {
+			t.Errorf("put %#v encodes % x, want % x", v, got, want)
+		}
+	}
+	var r row
+	if err := r.put("k", struct{}{}); !errors.Is(err, taskdb.ErrInvalidRecord) {
+		t.Errorf("put of a struct: %v, want ErrInvalidRecord", err)
+	}
+}
+
+// FuzzDecode checks that stored bytes never make the decoders panic or
+// over-allocate; that skip agrees with decodeValue on where a value ends;
+// that the Doc decoder accepts only what decodeValue accepts; that
+// whatever decodes re-encodes to an equal value, in both forms; and that a
+// decoded map stored as a doc reads back and merges with itself unchanged.
 func FuzzDecode(f *testing.F) {
 	for _, v := range codecValues() {
 		b, err := encodeValue(v)
@@ -62,6 +100,14 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		v, err := decodeValue(b)
+		d := decoder{b: b}
+		if serr := d.skip(0); err == nil && (serr != nil || d.i != len(b)) {
+			t.Fatalf("skip: %v at %d of %d, but the value decodes", serr, d.i, len(b))
+		}
+		dv, derr := decodeDocValue(b)
+		if derr == nil && err != nil {
+			t.Fatalf("decodes as Docs (%v) but not as maps: %v", dv, err)
+		}
 		if err != nil {
 			return
 		}
@@ -72,6 +118,31 @@ func FuzzDecode(f *testing.F) {
 		v2, err := decodeValue(b2)
 		if err != nil || !sameValue(v, v2) {
 			t.Fatalf("round trip: %v\n%#v\n%#v", err, v, v2)
+		}
+		dv2, err := decodeDocValue(b2)
+		if err != nil || derr == nil && !sameValue(dv, dv2) {
+			t.Fatalf("round trip as Docs: %v\n%#v\n%#v", err, dv, dv2)
+		}
+		m, ok := v.(map[string]any)
+		if !ok {
+			return
+		}
+		var r row
+		for k, x := range m {
+			if _, typed := columnIndex[k]; !typed {
+				if err := r.put(k, x); err != nil {
+					t.Fatalf("put %q: %v", k, err)
+				}
+			}
+		}
+		fs := r.fields()
+		doc := appendDoc(nil, fs)
+		if _, err := decodeRow([]int{colSeq, colDoc}, []driver.Value{int64(1), doc}, nil); err != nil {
+			t.Fatalf("doc of %#v does not read back: %v", m, err)
+		}
+		merged, err := mergeDoc(doc, appendFields(nil, fs))
+		if err != nil || !bytes.Equal(merged, doc) {
+			t.Fatalf("merging a doc with itself: %v\n% x\n% x", err, merged, doc)
 		}
 	})
 }
@@ -89,6 +160,17 @@ func sameValue(a, b any) bool {
 		}
 		for i := range x {
 			if !sameValue(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	case taskdb.Doc:
+		y, ok := b.(taskdb.Doc)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if x[i].Key != y[i].Key || !sameValue(x[i].Value, y[i].Value) {
 				return false
 			}
 		}

@@ -6,6 +6,7 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -56,13 +57,15 @@ func opSize(args []any) int64 {
 	return n
 }
 
-// row turns a record's canonical values into column values: the typed
-// columns, and the other keys encoded for the doc column.
+// row turns a record's values into column values: the typed columns,
+// and the other keys encoded for the doc column.
 type row struct {
-	cols  [len(columns)]any
-	set   uint64 // bit i: cols[i] was set
-	buf   []byte // the encoded values of the doc keys
-	spans []span // where each doc key's value is in buf
+	cols   [len(columns)]any
+	set    uint64                       // bit i: cols[i] was set
+	buf    []byte                       // the encoded values of the doc keys
+	schema [len(taskdb.SchemaKeys)]span // where schema key i's value is in buf
+	inDoc  uint32                       // bit i: schema[i] is set
+	extras []span                       // the other keys
 }
 
 type span struct {
@@ -70,9 +73,14 @@ type span struct {
 	lo, hi int
 }
 
-// put sets key k to the canonical value v.
+// put sets key k to v, normalizing v (taskdb.Normalize) if it is not
+// canonical already.
 func (r *row) put(k string, v any) error {
 	if i, ok := columnIndex[k]; ok {
+		v, err := taskdb.Normalize(k, v)
+		if err != nil {
+			return err
+		}
 		x, err := encodeColumn(columns[i], v)
 		if err != nil {
 			return fmt.Errorf("%w: key %q: %v", taskdb.ErrInvalidRecord, k, err)
@@ -83,32 +91,49 @@ func (r *row) put(k string, v any) error {
 	}
 	lo := len(r.buf)
 	var err error
-	if r.buf, err = appendValue(r.buf, v, 0); err != nil {
+	if r.buf, err = appendValue(r.buf, v, 0); errors.Is(err, errNotCanonical) {
+		if v, err = taskdb.Normalize(k, v); err != nil {
+			return err
+		}
+		r.buf, err = appendValue(r.buf[:lo], v, 0)
+	}
+	if err != nil {
 		return fmt.Errorf("%w: key %q: %v", taskdb.ErrInvalidRecord, k, err)
 	}
-	r.spans = append(r.spans, span{k, lo, len(r.buf)})
+	s := span{k, lo, len(r.buf)}
+	if i, ok := schemaIndex[k]; ok {
+		r.schema[i] = s
+		r.inDoc |= 1 << i
+	} else {
+		r.extras = append(r.extras, s)
+	}
 	return nil
 }
 
 // fields returns the doc keys with their encoded values, in Doc order.
 func (r *row) fields() []field {
-	fs := make([]field, len(r.spans))
-	for i, s := range r.spans {
-		fs[i] = field{s.key, r.buf[s.lo:s.hi]}
+	fs := make([]field, 0, bits.OnesCount32(r.inDoc)+len(r.extras))
+	for i, s := range r.schema {
+		if r.inDoc&(1<<i) != 0 {
+			fs = append(fs, field{s.key, r.buf[s.lo:s.hi]})
+		}
 	}
-	slices.SortFunc(fs, func(a, b field) int { return docCompare(a.key, b.key) })
+	slices.SortFunc(r.extras, func(a, b span) int { return strings.Compare(a.key, b.key) })
+	for _, s := range r.extras {
+		fs = append(fs, field{s.key, r.buf[s.lo:s.hi]})
+	}
 	return fs
 }
 
-// putRecord puts every key of rec, normalized, checking that a msg_id key
-// matches msgID.
+// putRecord puts every key of rec, checking that a msg_id key matches
+// msgID.
 func (r *row) putRecord(msgID string, rec taskdb.Record) error {
 	for k, v := range rec {
-		v, err := taskdb.Normalize(k, v)
-		if err != nil {
-			return err
-		}
 		if k == taskdb.KeyMsgID {
+			v, err := taskdb.Normalize(k, v)
+			if err != nil {
+				return err
+			}
 			if v != msgID {
 				return fmt.Errorf("%w: msg_id %v differs from the record's id", taskdb.ErrInvalidRecord, v)
 			}
@@ -127,7 +152,8 @@ func (r *row) insertArgs(msgID string) []any {
 	args := make([]any, colDoc+1)
 	copy(args, r.cols[:])
 	args[0] = msgID
-	args[colDoc] = appendDoc(make([]byte, 0, len(r.buf)+16*len(r.spans)+8), r.fields())
+	fs := r.fields()
+	args[colDoc] = appendDoc(make([]byte, 0, len(r.buf)+16*len(fs)+8), fs)
 	return args
 }
 
@@ -179,9 +205,9 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 			o.args = append(o.args, r.cols[i])
 		}
 	}
-	if len(r.spans) > 0 { // merged into the stored doc by the writer's UPDATE
+	if fs := r.fields(); len(fs) > 0 { // merged into the stored doc by the writer's UPDATE
 		o.cols |= 1 << colDoc
-		o.args = append(o.args, appendFields(make([]byte, 0, len(r.buf)+16*len(r.spans)+8), r.fields()))
+		o.args = append(o.args, appendFields(make([]byte, 0, len(r.buf)+16*len(fs)+8), fs))
 	}
 	db.noteBlobs(r.cols[:])
 	o.size = opSize(o.args)
