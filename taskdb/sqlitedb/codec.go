@@ -285,8 +285,54 @@ func mergeDoc(old, patch []byte) ([]byte, error) {
 func decodeValue(b []byte) (any, error) { return decodeAll(decoder{b: b}) }
 
 // decodeDocValue is decodeValue with maps as taskdb.Docs, whose keys must
-// be sorted (as encodeValue writes them) and unique.
-func decodeDocValue(b []byte) (any, error) { return decodeAll(decoder{b: b, docs: true}) }
+// be sorted (as encodeValue writes them) and unique. The values it returns
+// share b: its strings are substrings of one copy of b, and its byte
+// strings are slices of b itself, so the caller must not change or reuse b.
+func decodeDocValue(b []byte) (any, error) { return decodeAll(docDecoder(b, &carver{})) }
+
+// docDecoder returns a decoder of Docs whose values share b (see
+// decodeDocValue): one allocation for every string of a row. Its Docs and
+// arrays are carved out of c's chunks.
+func docDecoder(b []byte, c *carver) decoder { return decoder{b: b, s: string(b), docs: true, c: c} }
+
+// carver hands out the Docs and arrays of one read from a few growing
+// chunks instead of allocating each on its own: a record is a dozen small
+// objects, and allocating and collecting those dominates large reads.
+// Results share chunks, so one result kept alive keeps its neighbours'
+// memory too.
+type carver struct {
+	fields []taskdb.Field
+	anys   []any
+	next   int // size of the next chunk, in fields
+}
+
+// Chunk sizes: the first chunk holds a record or two, later ones double
+// up to maxChunk fields (128 KiB).
+const (
+	minChunk = 64
+	maxChunk = 4096
+)
+
+// doc returns an empty Doc with room for n fields.
+func (c *carver) doc(n int) taskdb.Doc {
+	if len(c.fields) < n {
+		c.next = min(max(2*c.next, minChunk), maxChunk)
+		c.fields = make([]taskdb.Field, max(n, c.next))
+	}
+	d := c.fields[:0:n]
+	c.fields = c.fields[n:]
+	return d
+}
+
+// array returns an array of n elements.
+func (c *carver) array(n int) []any {
+	if len(c.anys) < n {
+		c.anys = make([]any, max(n, c.next/4, minChunk))
+	}
+	a := c.anys[:n:n]
+	c.anys = c.anys[n:]
+	return a
+}
 
 func decodeAll(d decoder) (any, error) {
 	v, err := d.value(0)
@@ -302,11 +348,14 @@ func decodeAll(d decoder) (any, error) {
 var errShort = errors.New("truncated value")
 
 // decoder reads msgpack from b, at i. With docs, maps decode into
-// taskdb.Docs.
+// taskdb.Docs, strings are substrings of s (a copy of b) and byte strings
+// share b.
 type decoder struct {
 	b    []byte
+	s    string
 	i    int
 	docs bool
+	c    *carver // with docs
 }
 
 // take returns the next n bytes.
@@ -378,8 +427,20 @@ func (d *decoder) key() (string, error) {
 	default:
 		return "", fmt.Errorf("map key with msgpack code %#x is not a string", c)
 	}
-	s, err := d.take(n)
-	return string(s), err
+	return d.string(n)
+}
+
+// string reads n bytes as a string.
+func (d *decoder) string(n int) (string, error) {
+	i := d.i
+	p, err := d.take(n)
+	if err != nil {
+		return "", err
+	}
+	if d.docs {
+		return d.s[i : i+n], nil
+	}
+	return string(p), nil
 }
 
 // skip moves past one value without decoding it.
@@ -507,6 +568,9 @@ func (d *decoder) value(depth int) (any, error) {
 			return nil, err
 		}
 		p, err := d.take(n)
+		if d.docs {
+			return p[:n:n], err
+		}
 		return bytes.Clone(p), err
 	case msgpcode.Array16, msgpcode.Array32:
 		n, err := d.length(2 << (c - msgpcode.Array16))
@@ -533,15 +597,20 @@ func (d *decoder) value(depth int) (any, error) {
 }
 
 func (d *decoder) str(n int) (any, error) {
-	p, err := d.take(n)
-	return string(p), err
+	s, err := d.string(n)
+	return s, err
 }
 
 func (d *decoder) array(n, depth int) (any, error) {
 	if n > len(d.b)-d.i {
 		return nil, errShort
 	}
-	a := make([]any, n)
+	var a []any
+	if d.docs {
+		a = d.c.array(n)
+	} else {
+		a = make([]any, n)
+	}
 	for i := range a {
 		var err error
 		if a[i], err = d.value(depth + 1); err != nil {
@@ -556,7 +625,7 @@ func (d *decoder) dict(n, depth int) (any, error) {
 		return nil, errShort
 	}
 	if d.docs {
-		doc := make(taskdb.Doc, n)
+		doc := d.c.doc(n)[:n]
 		for i := range doc {
 			k, err := d.key()
 			if err != nil {

@@ -137,7 +137,7 @@ func FuzzDecode(f *testing.F) {
 		}
 		fs := r.fields()
 		doc := appendDoc(nil, fs)
-		if _, err := decodeRow([]int{colSeq, colDoc}, []driver.Value{int64(1), doc}, nil); err != nil {
+		if _, err := decodeRow([]int{colSeq, colDoc}, []driver.Value{int64(1), doc}, nil, &carver{}); err != nil {
 			t.Fatalf("doc of %#v does not read back: %v", m, err)
 		}
 		merged, err := mergeDoc(doc, appendFields(nil, fs))

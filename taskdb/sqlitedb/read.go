@@ -212,6 +212,7 @@ func (db *DB) scan(ctx context.Context, cols []int, need func(string) bool, stmt
 // the driver watches ctx only while the query starts.
 func (db *DB) collect(ctx context.Context, rows driver.Rows, cols []int, need func(string) bool, q *query.Filter, keep func(taskdb.Doc) taskdb.Doc) ([]taskdb.Doc, error) {
 	vals := make([]driver.Value, len(cols))
+	c := &carver{}
 	var out []taskdb.Doc
 	var seqs []int64
 	sorted := true
@@ -226,7 +227,7 @@ func (db *DB) collect(ctx context.Context, rows driver.Rows, cols []int, need fu
 		} else if err != nil {
 			return nil, db.readErr(err)
 		}
-		d, err := decodeRow(cols, vals, need)
+		d, err := decodeRow(cols, vals, need, c)
 		if err != nil {
 			return nil, err
 		}
@@ -289,8 +290,9 @@ var wantAll func(string) bool
 // decodeRow builds a record from the SQL values of cols (colSeq first): the
 // typed columns read, then, if the doc column is read, every other schema
 // key (at its default when the doc leaves it out) and the extra keys, of
-// those need accepts (all if need is nil). The fields are in Doc order.
-func decodeRow(cols []int, vals []driver.Value, need func(string) bool) (taskdb.Doc, error) {
+// those need accepts (all if need is nil). The fields are in Doc order;
+// the Docs and arrays come from c, and the values share vals' blobs.
+func decodeRow(cols []int, vals []driver.Value, need func(string) bool, c *carver) (taskdb.Doc, error) {
 	var typed [len(columns)]any
 	var has uint64
 	var dec *decoder
@@ -302,9 +304,10 @@ func decodeRow(cols []int, vals []driver.Value, need func(string) bool) (taskdb.
 			if !ok {
 				return nil, fmt.Errorf("doc column holds a %T", vals[j])
 			}
-			dec = &decoder{b: b, docs: true}
+			d := docDecoder(b, c)
+			dec = &d
 		default:
-			v, err := columnValue(columns[i], vals[j])
+			v, err := columnValue(columns[i], vals[j], c)
 			if err != nil {
 				return nil, err
 			}
@@ -312,7 +315,7 @@ func decodeRow(cols []int, vals []driver.Value, need func(string) bool) (taskdb.
 		}
 	}
 	if dec == nil {
-		d := make(taskdb.Doc, 0, bits.OnesCount64(has))
+		d := c.doc(bits.OnesCount64(has))
 		for i, c := range columns {
 			if has&(1<<i) != 0 {
 				d = append(d, taskdb.Field{Key: c.key, Value: typed[i]})
@@ -328,7 +331,7 @@ func decodeRow(cols []int, vals []driver.Value, need func(string) bool) (taskdb.
 	if need != nil {
 		size = bits.OnesCount64(has) + n
 	}
-	d := make(taskdb.Doc, 0, size)
+	d := c.doc(size)
 	key, more, first := "", false, true
 	// next reads the next doc key into key; more is false after the last.
 	next := func() error {
@@ -405,7 +408,7 @@ func decodeRow(cols []int, vals []driver.Value, need func(string) bool) (taskdb.
 }
 
 // columnValue converts the SQL value of typed column c to the record's.
-func columnValue(c column, v driver.Value) (any, error) {
+func columnValue(c column, v driver.Value, cv *carver) (any, error) {
 	switch x := v.(type) {
 	case nil:
 		return nil, nil
@@ -419,7 +422,7 @@ func columnValue(c column, v driver.Value) (any, error) {
 		}
 	case []byte:
 		if c.kind == kindValue {
-			d, err := decodeDocValue(x)
+			d, err := decodeAll(docDecoder(x, cv))
 			if err != nil {
 				return nil, fmt.Errorf("decode %s: %w", c.key, err)
 			}

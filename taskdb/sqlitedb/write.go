@@ -676,7 +676,7 @@ func (w *writer) get(o *op) error {
 		dv = append(dv, v)
 	}
 	var err error
-	o.rec, err = decodeRow(allColumns, dv, nil)
+	o.rec, err = decodeRow(allColumns, dv, nil, &carver{})
 	if err != nil {
 		return fmt.Errorf("sqlitedb: get %s: %w", o.id, err)
 	}
