@@ -53,7 +53,7 @@ func fixtureOps(tb testing.TB, db taskdb.DB) {
 // copyV1 copies testdata/v1.db, written by this package at schema
 // version 1 (commit 9decb8f) applying fixtureOps to table tasks and one
 // record to table other, into a temporary directory.
-func copyV1(t *testing.T) string {
+func copyV1(t testing.TB) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "v1.db"))
 	if err != nil {
@@ -172,4 +172,53 @@ func TestMigrateCrash(t *testing.T) {
 	}
 	sdb.Close()
 	checkMigrated(t, path)
+}
+
+// BenchmarkMigrateV1 measures the migration of a v1 file of 100k records
+// (the fixture's records repeated): the cost of the first start after an
+// upgrade.
+func BenchmarkMigrateV1(b *testing.B) {
+	const n = 100_000
+	src := copyV1(b)
+	sdb, err := sql.Open("sqlite", "file:"+src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	cols := strings.Split(v1Columns, ",")
+	cols[0], cols[1] = "seq + ?", "msg_id || ?"
+	copyRows := "INSERT INTO tasks SELECT " + strings.Join(cols, ", ") + " FROM tasks WHERE seq < 1000"
+	for k := 1; ; k++ {
+		var have int
+		if err := sdb.QueryRow("SELECT count(*) FROM tasks").Scan(&have); err != nil {
+			b.Fatal(err)
+		}
+		if have >= n {
+			break
+		}
+		if _, err := sdb.Exec(copyRows, k*1000, fmt.Sprint("-", k)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := sdb.Close(); err != nil {
+		b.Fatal(err)
+	}
+	orig, err := os.ReadFile(src)
+	if err != nil {
+		b.Fatal(err)
+	}
+	path := filepath.Join(b.TempDir(), "tasks.db")
+	for b.Loop() {
+		b.StopTimer()
+		if err := os.WriteFile(path, orig, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		db := openOnly(b, Options{Path: path})
+		b.StopTimer()
+		if err := db.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+	}
+	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/migration")
 }
