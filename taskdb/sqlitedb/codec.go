@@ -301,9 +301,10 @@ func docDecoder(b []byte, c *carver) decoder { return decoder{b: b, s: string(b)
 // Results share chunks, so one result kept alive keeps its neighbours'
 // memory too.
 type carver struct {
-	fields []taskdb.Field
-	anys   []any
-	next   int // size of the next chunk, in fields
+	fields  []taskdb.Field
+	anys    []any
+	next    int        // size of the next chunk, in fields
+	scratch taskdb.Doc // where decodeRow builds a record
 }
 
 // Chunk sizes: the first chunk holds a record or two, later ones double

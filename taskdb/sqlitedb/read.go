@@ -327,11 +327,9 @@ func decodeRow(cols []int, vals []driver.Value, need func(string) bool, c *carve
 	if err != nil {
 		return nil, fmt.Errorf("decode doc: %w", err)
 	}
-	size := len(taskdb.SchemaKeys) + n
-	if need != nil {
-		size = bits.OnesCount64(has) + n
-	}
-	d := c.doc(size)
+	// Built in c's scratch Doc, since how many of the doc's keys are extra
+	// keys shows only at the end, then copied to an exact-size Doc.
+	d := c.scratch[:0]
 	key, more, first := "", false, true
 	// next reads the next doc key into key; more is false after the last.
 	next := func() error {
@@ -404,7 +402,10 @@ func decodeRow(cols []int, vals []driver.Value, need func(string) bool, c *carve
 	if dec.i != len(dec.b) {
 		return nil, fmt.Errorf("decode doc: %d trailing bytes", len(dec.b)-dec.i)
 	}
-	return d, nil
+	out := append(c.doc(len(d)), d...)
+	clear(d)
+	c.scratch = d[:0]
+	return out, nil
 }
 
 // columnValue converts the SQL value of typed column c to the record's.
