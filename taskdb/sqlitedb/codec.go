@@ -284,15 +284,12 @@ func mergeDoc(old, patch []byte) ([]byte, error) {
 // allocation larger than the input.
 func decodeValue(b []byte) (any, error) { return decodeAll(decoder{b: b}) }
 
-// decodeDocValue is decodeValue with maps as taskdb.Docs, whose keys must
-// be sorted (as encodeValue writes them) and unique. The values it returns
-// share b: its strings are substrings of one copy of b, and its byte
-// strings are slices of b itself, so the caller must not change or reuse b.
-func decodeDocValue(b []byte) (any, error) { return decodeAll(docDecoder(b, &carver{})) }
-
-// docDecoder returns a decoder of Docs whose values share b (see
-// decodeDocValue): one allocation for every string of a row. Its Docs and
-// arrays are carved out of c's chunks.
+// docDecoder returns a decoder like decodeValue's, but with maps as
+// taskdb.Docs, whose keys must be sorted (as encodeValue writes them) and
+// unique. The values it returns share b: its strings are substrings of one
+// copy of b (one allocation for every string of a row), and its byte
+// strings are slices of b itself, so the caller must not change or reuse
+// b. Its Docs and arrays are carved out of c's chunks.
 func docDecoder(b []byte, c *carver) decoder { return decoder{b: b, s: string(b), docs: true, c: c} }
 
 // carver hands out the Docs and arrays of one read from a few growing

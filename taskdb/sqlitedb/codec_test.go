@@ -87,6 +87,9 @@ func TestEncodeNormalizes(t *testing.T) {
 	}
 }
 
+// decodeDocValue decodes b as the read path does, with maps as Docs.
+func decodeDocValue(b []byte) (any, error) { return decodeAll(docDecoder(b, &carver{})) }
+
 // FuzzDecode checks that stored bytes never make the decoders panic or
 // over-allocate; that skip agrees with decodeValue on where a value ends;
 // that the Doc decoder accepts only what decodeValue accepts; that

@@ -89,7 +89,8 @@ func (db *DB) find(ctx context.Context, q *query.Filter, keys []string) ([]taskd
 			return nil, err
 		}
 	}
-	cols, need := allColumns, wantAll
+	cols := allColumns
+	var need func(string) bool // nil: every doc key
 	if len(keys) > 0 {
 		cols, need = neededColumns(q, keys)
 	}
@@ -284,9 +285,6 @@ var typedColumn = func() (m [len(taskdb.SchemaKeys)]int) {
 	return m
 }()
 
-// wantAll is the need of scans returning complete records.
-var wantAll func(string) bool
-
 // decodeRow builds a record from the SQL values of cols (colSeq first): the
 // typed columns read, then, if the doc column is read, every other schema
 // key (at its default when the doc leaves it out) and the extra keys, of
@@ -467,7 +465,7 @@ func coveredByCatalog(q *query.Filter, keys []string) bool {
 func neededColumns(q *query.Filter, keys []string) ([]int, func(string) bool) {
 	fields, ok := topFields(q)
 	if !ok {
-		return allColumns, wantAll
+		return allColumns, nil
 	}
 	var set [colDoc + 1]bool
 	set[0] = true
