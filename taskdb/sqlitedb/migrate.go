@@ -57,7 +57,7 @@ func migrateV1(ctx context.Context, conn *sql.Conn, log *slog.Logger) error {
 // the new table its name.
 func migrateTable(ctx context.Context, conn *sql.Conn, t string, log *slog.Logger) error {
 	start := time.Now()
-	tmp := t + "_v2"
+	tmp := `"` + t + `-v2"` // quoted: no table name Options accept has a hyphen
 	if _, err := conn.ExecContext(ctx, createTable(tmp)); err != nil {
 		return err
 	}
