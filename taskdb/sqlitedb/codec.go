@@ -158,37 +158,47 @@ var schemaIndex = func() map[string]int {
 	return m
 }()
 
+// extraRank is the rank of every extra key: after the schema keys.
+const extraRank = len(taskdb.SchemaKeys)
+
+// rank returns k's index in taskdb.SchemaKeys, or extraRank.
+func rank(k string) int {
+	if i, ok := schemaIndex[k]; ok {
+		return i
+	}
+	return extraRank
+}
+
 // docCompare orders keys as a taskdb.Doc does.
-func docCompare(a, b string) int {
-	i, aSchema := schemaIndex[a]
-	j, bSchema := schemaIndex[b]
-	switch {
-	case aSchema && bSchema:
-		return i - j
-	case aSchema:
-		return -1
-	case bSchema:
-		return 1
+func docCompare(a, b string) int { return compareRanked(rank(a), a, rank(b), b) }
+
+// compareRanked orders keys of known ranks as a taskdb.Doc does.
+func compareRanked(ra int, a string, rb int, b string) int {
+	if ra != rb || ra != extraRank {
+		return ra - rb
 	}
 	return strings.Compare(a, b)
 }
 
-// field is a key and its encoded value.
+// field is a key, its rank and its encoded value.
 type field struct {
-	key string
-	raw []byte
+	key  string
+	rank int
+	raw  []byte
 }
 
-// isDefault reports whether raw encodes the default value of schema key k
+func (f field) compare(g field) int { return compareRanked(f.rank, f.key, g.rank, g.key) }
+
+// isDefault reports whether f is a schema key holding its default value
 // (null, or "" for stdout and stderr), which a doc leaves out.
-func isDefault(k string, raw []byte) bool {
-	if _, ok := schemaIndex[k]; !ok {
+func (f field) isDefault() bool {
+	switch {
+	case f.rank == extraRank:
 		return false
+	case taskdb.Default(f.key) == "":
+		return len(f.raw) == 1 && f.raw[0] == msgpcode.FixedStrLow
 	}
-	if taskdb.Default(k) == "" {
-		return len(raw) == 1 && raw[0] == msgpcode.FixedStrLow
-	}
-	return len(raw) == 1 && raw[0] == msgpcode.Nil
+	return len(f.raw) == 1 && f.raw[0] == msgpcode.Nil
 }
 
 // appendDoc appends fs, sorted in Doc order without repeated keys, as a
@@ -203,13 +213,13 @@ func appendFields(b []byte, fs []field) []byte { return appendMap(b, fs, true) }
 func appendMap(b []byte, fs []field, defaults bool) []byte {
 	n := 0
 	for _, f := range fs {
-		if defaults || !isDefault(f.key, f.raw) {
+		if defaults || !f.isDefault() {
 			n++
 		}
 	}
 	b = appendMapLen(b, n)
 	for _, f := range fs {
-		if defaults || !isDefault(f.key, f.raw) {
+		if defaults || !f.isDefault() {
 			b = append(appendString(b, f.key), f.raw...)
 		}
 	}
@@ -219,7 +229,7 @@ func appendMap(b []byte, fs []field, defaults bool) []byte {
 // docFields splits a doc (or a patch: any msgpack map with string keys in
 // Doc order) into its fields, without decoding the values.
 func docFields(b []byte) ([]field, error) {
-	d := decoder{b: b}
+	d := decoder{b: b, s: string(b), docs: true} // keys are substrings of s
 	n, err := d.mapLen()
 	if err != nil {
 		return nil, err
@@ -230,14 +240,16 @@ func docFields(b []byte) ([]field, error) {
 		if err != nil {
 			return nil, err
 		}
-		if len(fs) > 0 && docCompare(fs[len(fs)-1].key, k) >= 0 {
+		f := field{key: k, rank: rank(k)}
+		if len(fs) > 0 && fs[len(fs)-1].compare(f) >= 0 {
 			return nil, fmt.Errorf("key %q out of order", k)
 		}
 		start := d.i
 		if err := d.skip(0); err != nil {
 			return nil, err
 		}
-		fs = append(fs, field{k, d.b[start:d.i]})
+		f.raw = d.b[start:d.i]
+		fs = append(fs, f)
 	}
 	if d.i != len(b) {
 		return nil, fmt.Errorf("%d trailing bytes", len(b)-d.i)
@@ -265,7 +277,7 @@ func mergeDoc(old, patch []byte) ([]byte, error) {
 		case i == len(a):
 			out, j = append(out, p[j]), j+1
 		default:
-			switch c := docCompare(a[i].key, p[j].key); {
+			switch c := a[i].compare(p[j]); {
 			case c < 0:
 				out, i = append(out, a[i]), i+1
 			case c > 0:

@@ -221,3 +221,23 @@ func BenchmarkDecodeRow(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }
+
+// BenchmarkMergeDoc merges a workload result into a stored record's doc,
+// as the writer's UPDATE does for each UpdateRecord.
+func BenchmarkMergeDoc(b *testing.B) {
+	w := dbtest.NewWorkload()
+	var rec, res row
+	if err := rec.putRecord(w.ID(1), w.Record(1)); err != nil {
+		b.Fatal(err)
+	}
+	if err := res.putRecord(w.ID(1), w.Result(1)); err != nil {
+		b.Fatal(err)
+	}
+	doc := appendDoc(nil, rec.fields())
+	patch := appendFields(nil, res.fields())
+	for b.Loop() {
+		if _, err := mergeDoc(doc, patch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -115,12 +115,12 @@ func (r *row) fields() []field {
 	fs := make([]field, 0, bits.OnesCount32(r.inDoc)+len(r.extras))
 	for i, s := range r.schema {
 		if r.inDoc&(1<<i) != 0 {
-			fs = append(fs, field{s.key, r.buf[s.lo:s.hi]})
+			fs = append(fs, field{s.key, i, r.buf[s.lo:s.hi]})
 		}
 	}
 	slices.SortFunc(r.extras, func(a, b span) int { return strings.Compare(a.key, b.key) })
 	for _, s := range r.extras {
-		fs = append(fs, field{s.key, r.buf[s.lo:s.hi]})
+		fs = append(fs, field{s.key, extraRank, r.buf[s.lo:s.hi]})
 	}
 	return fs
 }
