@@ -90,8 +90,8 @@ func TestEncodeNormalizes(t *testing.T) {
 // decodeDocValue decodes b as the read path does, with maps as Docs.
 func decodeDocValue(b []byte) (any, error) { return decodeAll(docDecoder(b, &carver{})) }
 
-// FuzzDecode checks that stored bytes never make the decoders panic or
-// over-allocate; that skip agrees with decodeValue on where a value ends;
+// FuzzDecode checks that stored bytes never make the decoders (values,
+// rows, merges) panic or over-allocate; that skip agrees with decodeValue on where a value ends;
 // that the Doc decoder accepts only what decodeValue accepts; that
 // whatever decodes re-encodes to an equal value, in both forms; and that a
 // decoded map stored as a doc reads back and merges with itself unchanged.
@@ -104,6 +104,15 @@ func FuzzDecode(f *testing.F) {
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// As a stored doc: decodeRow and mergeDoc may fail, never panic,
+		// and a doc decodeRow reads splits into fields.
+		if _, err := decodeRow([]int{colSeq, colDoc}, []driver.Value{int64(1), bytes.Clone(b)}, nil, &carver{}); err == nil {
+			if _, err := docFields(b); err != nil {
+				t.Fatalf("decodeRow reads % x, docFields fails: %v", b, err)
+			}
+		}
+		mergeDoc(b, b) //nolint:errcheck // must not panic
+
 		v, err := decodeValue(b)
 		d := decoder{b: b}
 		if serr := d.skip(0); err == nil && (serr != nil || d.i != len(b)) {
