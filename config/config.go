@@ -23,6 +23,7 @@ type Config struct {
 	Engine          Engine        `key:"engine"`
 	Transport       Transport     `key:"transport"`
 	Log             Log           `key:"log"`
+	TaskMemory      int           `key:"task_memory"`      // finished tasks remembered; older ones are read from the DB; 0: unlimited
 	ShutdownTimeout time.Duration `key:"shutdown_timeout"` // graceful shutdown bound
 }
 
@@ -165,7 +166,7 @@ type Transport struct {
 	MaxFrameSize     ByteSize      `key:"max_frame_size"`
 	HandshakeTimeout time.Duration `key:"handshake_timeout"`
 	WriteTimeout     time.Duration `key:"write_timeout"`
-	MaxSendQueue     ByteSize      `key:"max_send_queue"` // bytes queued to one peer before it is dropped
+	MaxSendQueue     ByteSize      `key:"max_send_queue"` // bytes queued to one peer at which messages to it are dropped
 }
 
 // Log configures the daemon's log output on stderr.
@@ -201,6 +202,7 @@ func Default() Config {
 		Transport: Transport{MaxMessageSize: 256 << 20, MaxFrameSize: 64 << 20, HandshakeTimeout: 5 * time.Second,
 			WriteTimeout: 10 * time.Second, MaxSendQueue: 64 << 20},
 		Log:             Log{Level: "info", Format: "text"},
+		TaskMemory:      100_000,
 		ShutdownTimeout: 10 * time.Second,
 	}
 }

@@ -353,7 +353,7 @@ func TestUnknownEnv(t *testing.T) {
 
 func TestKeysAndEnvNames(t *testing.T) {
 	keys := Keys()
-	if len(keys) != 61 || keys[0] != "listen.interface" || keys[len(keys)-1] != "shutdown_timeout" {
+	if len(keys) != 62 || keys[0] != "listen.interface" || keys[len(keys)-1] != "shutdown_timeout" {
 		t.Errorf("Keys() = %d keys %v", len(keys), keys)
 	}
 	if got := EnvName("db.dict.record_limit"); got != "TASKHUB_DB_DICT_RECORD_LIMIT" {

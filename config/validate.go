@@ -94,6 +94,7 @@ func (c Config) Validate() error {
 	v.atLeast("transport.max_send_queue", int(c.Transport.MaxSendQueue), 1)
 	v.oneOf("log.level", c.Log.Level, LogLevels)
 	v.oneOf("log.format", c.Log.Format, LogFormats)
+	v.atLeast("task_memory", c.TaskMemory, 0)
 	v.positive("shutdown_timeout", c.ShutdownTimeout)
 	return errors.Join(v.errs...)
 }

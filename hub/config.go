@@ -18,6 +18,7 @@ const (
 	DefaultDeadEngineGrace     = 5 * time.Second
 	DefaultRegistrationTimeout = 30 * time.Second
 	DefaultDBQueue             = 1 << 16
+	DefaultTaskMemory          = 100_000
 	DefaultShutdownTimeout     = 5 * time.Second
 )
 
@@ -90,6 +91,13 @@ type Config struct {
 	// through (frame and message limits, handshake and write timeouts).
 	Transport transport.Options
 
+	// TaskMemory is how many finished tasks the hub remembers (their
+	// outcome and engine, under 200 bytes each), for dependencies,
+	// status-only result requests and queue status; the oldest is
+	// forgotten first, and the hub then asks the task database. 0 means
+	// DefaultTaskMemory; a negative value means no limit.
+	TaskMemory int
+
 	// DBQueue bounds the queue of pending task-database operations. When
 	// it is full, routing waits for the database (records are never
 	// dropped). Default 65536.
@@ -137,6 +145,9 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.HeartbeatMaxMisses = DefaultHeartbeatMaxMisses
 	} else if cfg.HeartbeatMaxMisses < 0 {
 		errs = append(errs, fmt.Errorf("hub: HeartbeatMaxMisses %d < 0", cfg.HeartbeatMaxMisses))
+	}
+	if cfg.TaskMemory == 0 {
+		cfg.TaskMemory = DefaultTaskMemory
 	}
 	if cfg.DBQueue == 0 {
 		cfg.DBQueue = DefaultDBQueue

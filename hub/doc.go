@@ -25,6 +25,12 @@
 // queued before them, and send their replies to the query socket's owner.
 // Timers post closures back to the state goroutine.
 //
+// No send waits for a peer: wire/transport queues each connection's
+// messages for its own writer and, when a slow peer's queue is full,
+// drops them (never requests to engines) and counts them in Stats. Log
+// lines are rate-limited per message, so a flood of bad messages cannot
+// flood the log.
+//
 // Routed traffic (requests, results, IOPub) is relayed as the exact frames
 // received, with identity frames swapped; the hub decodes it (verifying
 // the signature) only to route and record it, and never re-signs it.
@@ -34,6 +40,13 @@
 // Every request becomes a task record the moment it arrives, and its
 // assignment, result and output complete it (see package taskdb). A
 // database error is logged and counted in Stats, never fatal to a task.
+//
+// # Memory
+//
+// A pending task's bookkeeping lives until its result. Of finished tasks
+// the hub remembers only the last Config.TaskMemory (how and where each
+// ended); a dependency on an older one is looked up in the task database
+// on the DB goroutine, and the scheduler hears the answer as an event.
 //
 // # Lifecycle
 //

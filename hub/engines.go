@@ -155,7 +155,7 @@ func (s *state) strand(e *engine) {
 			continue
 		}
 		delete(s.pending, msgID)
-		s.completed.add(msgID)
+		s.done.add(msgID, e.uuid, endFailed, false)
 		s.updateRecord(msgID, map[string]any{
 			"result_content": engineError(e, msgID).Content(),
 			"result_header":  map[string]any{"engine": e.uuid, "date": t},

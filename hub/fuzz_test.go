@@ -21,7 +21,14 @@ type socketless struct {
 
 func newSocketless(tb testing.TB) *socketless {
 	tb.Helper()
-	h, err := New(Config{Key: "k", Packer: "json"}, dictdb.New(dictdb.Options{}), nil)
+	return newSocketlessWith(tb, Config{Key: "k", Packer: "json"}, dictdb.New(dictdb.Options{}))
+}
+
+// newSocketlessWith is newSocketless with a given configuration and
+// database.
+func newSocketlessWith(tb testing.TB, cfg Config, db taskdb.DB) *socketless {
+	tb.Helper()
+	h, err := New(cfg, db, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -41,7 +48,7 @@ func newSocketless(tb testing.TB) *socketless {
 	}
 	dbDone := make(chan struct{})
 	go h.serveDB(dbDone)
-	x.s.sched = newScheduler(x.s.pick, x.s.cfg.HWM, x.s)
+	x.s.sched = newScheduler(x.s.pick, x.s.cfg.HWM, x.s, x.s.done)
 	tb.Cleanup(func() {
 		close(h.loopDone)
 		close(h.dbq)

@@ -85,15 +85,23 @@ func (s *state) queueRequest(m *wire.Message) {
 		return
 	}
 	verbose, _ := m.Content["verbose"].(bool)
+	var completed map[string][]string
+	if verbose {
+		uuids := make([]string, len(es))
+		for i, e := range es {
+			uuids[i] = e.uuid
+		}
+		completed = s.done.listOn(uuids)
+	}
 	content := map[string]any{}
 	for _, e := range es {
 		if verbose {
 			content[strconv.Itoa(e.id)] = map[string]any{
-				"queue": ordered(e.queue), "tasks": ordered(e.tasks), "completed": slices.Clone(e.completed),
+				"queue": ordered(e.queue), "tasks": ordered(e.tasks), "completed": completed[e.uuid],
 			}
 		} else {
 			content[strconv.Itoa(e.id)] = map[string]any{
-				"queue": len(e.queue), "tasks": len(e.tasks), "completed": len(e.completed),
+				"queue": len(e.queue), "tasks": len(e.tasks), "completed": s.done.completedOn(e.uuid),
 			}
 		}
 	}
@@ -174,7 +182,7 @@ func (s *state) resultRequest(m *wire.Message) {
 		switch {
 		case s.pending[id] != nil:
 			mem[i] = isPending
-		case s.completed.has(id):
+		case s.done.has(id):
 			mem[i] = isCompleted
 		}
 	}
@@ -375,11 +383,7 @@ func (s *state) purgeRequest(m *wire.Message) {
 			return
 		}
 		filters = append(filters, query.MustParse(`{"completed": {"$ne": null}}`))
-		s.completed = idSet{}
-		for _, e := range s.reg.live {
-			e.completed = nil
-		}
-		s.sched.forgetDone(nil)
+		s.done.forgetAll()
 	default:
 		ids, ok := []string{}, true
 		if v != nil {
@@ -414,15 +418,9 @@ func (s *state) purgeRequest(m *wire.Message) {
 		}
 		if len(ids) > 0 {
 			filters = append(filters, inFilter(ids))
-			drop := idSet{}
 			for _, id := range ids {
-				drop.add(id)
-				delete(s.completed, id)
+				s.done.forget(id)
 			}
-			for _, e := range s.reg.live {
-				e.completed = slices.DeleteFunc(e.completed, drop.has)
-			}
-			s.sched.forgetDone(ids)
 		}
 		for _, e := range es {
 			f, err := query.Parse(map[string]any{
@@ -434,11 +432,7 @@ func (s *state) purgeRequest(m *wire.Message) {
 				return
 			}
 			filters = append(filters, f)
-			for _, id := range e.completed {
-				delete(s.completed, id)
-			}
-			s.sched.forgetDone(e.completed)
-			e.completed = nil
+			s.done.forgetEngine(e.uuid)
 		}
 	}
 	h := s.h

@@ -18,9 +18,8 @@ type engine struct {
 	uuid     string
 	deadline time.Time // registration must complete by then (pending only)
 
-	queue     map[string]uint64 // direct (mux) msg_ids awaiting results, by arrival
-	tasks     map[string]uint64 // load-balanced msg_ids assigned, by arrival
-	completed []string          // finished msg_ids, in completion order
+	queue map[string]uint64 // direct (mux) msg_ids awaiting results, by arrival
+	tasks map[string]uint64 // load-balanced msg_ids assigned, by arrival
 }
 
 // registry implements the engine id rules (§5) without the reference's

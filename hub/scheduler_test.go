@@ -22,6 +22,9 @@ func (l *schedLog) armTimeout(j *job) func() bool {
 	l.events = append(l.events, "timer "+j.msgID)
 	return func() bool { l.events = append(l.events, "stop "+j.msgID); return true }
 }
+func (l *schedLog) resolve(j *job, ids []string) {
+	l.events = append(l.events, "resolve "+j.msgID+" "+strings.Join(ids, ","))
+}
 
 // expect fails the test unless the log since the last take is want;
 // what, if not empty, says which step is checked.
@@ -93,25 +96,25 @@ func TestSchemes(t *testing.T) {
 
 func TestSchedulerHWMAndLRU(t *testing.T) {
 	l := &schedLog{}
-	s := newScheduler(leastLoad, 1, l)
+	s := newScheduler(leastLoad, 1, l, newFinished(0))
 	s.addEngine("A")
 	s.addEngine("B") // front: B, A
 	for i := range 3 {
 		s.submit(newJobFor(fmt.Sprint("t", i)))
 	}
 	l.expect(t, "", "assign t0 B; assign t1 A")
-	if got := s.result("A", "t1", true, true, nil); got != resultFinal {
+	if got := s.result("A", "t1", endOK, true, nil); got != resultFinal {
 		t.Fatalf("result outcome %v", got)
 	}
 	l.expect(t, "after a result", "assign t2 A")
-	if got := s.result("A", "nope", true, true, nil); got != resultUnknown {
+	if got := s.result("A", "nope", endOK, true, nil); got != resultUnknown {
 		t.Fatalf("unknown result outcome %v", got)
 	}
 }
 
 func TestSchedulerUnlimitedHWM(t *testing.T) {
 	l := &schedLog{}
-	s := newScheduler(leastLoad, 0, l)
+	s := newScheduler(leastLoad, 0, l, newFinished(0))
 	s.addEngine("A")
 	for i := range 3 {
 		s.submit(newJobFor(fmt.Sprint("t", i)))
@@ -121,7 +124,7 @@ func TestSchedulerUnlimitedHWM(t *testing.T) {
 
 func TestSchedulerTargets(t *testing.T) {
 	l := &schedLog{}
-	s := newScheduler(leastLoad, 1, l)
+	s := newScheduler(leastLoad, 1, l, newFinished(0))
 	s.addEngine("A")
 	s.addEngine("B")
 	j := newJobFor("t0")
@@ -141,39 +144,39 @@ func TestSchedulerTargets(t *testing.T) {
 
 func TestSchedulerRetries(t *testing.T) {
 	l := &schedLog{}
-	s := newScheduler(lru, 1, l)
+	s := newScheduler(lru, 1, l, newFinished(0))
 	s.addEngine("A")
 	s.addEngine("B")
 	j := newJobFor("t0")
 	j.retries = 1
 	s.submit(j)
 	l.expect(t, "", "assign t0 B")
-	if got := s.result("B", "t0", false, true, nil); got != resultRetried {
+	if got := s.result("B", "t0", endFailed, true, nil); got != resultRetried {
 		t.Fatalf("first failure: %v", got)
 	}
 	if got := l.take(); got != "assign t0 A" {
 		t.Fatalf("retry went to %q, want A (B blacklisted)", got)
 	}
-	if got := s.result("A", "t0", false, true, nil); got != resultFinal {
+	if got := s.result("A", "t0", endFailed, true, nil); got != resultFinal {
 		t.Fatalf("second failure: %v", got)
 	}
 }
 
 func TestSchedulerUnmetDependenciesBlacklist(t *testing.T) {
 	l := &schedLog{}
-	s := newScheduler(lru, 1, l)
+	s := newScheduler(lru, 1, l, newFinished(0))
 	s.addEngine("A")
 	j := newJobFor("t0")
 	j.targets = idSet{"A": {}}
 	s.submit(j)
 	l.take()
-	s.result("A", "t0", false, false, nil)
+	s.result("A", "t0", endFailed, false, nil)
 	l.expect(t, "", "fail t0 ImpossibleDependency")
 }
 
 func TestSchedulerAfterFollow(t *testing.T) {
 	l := &schedLog{}
-	s := newScheduler(lru, 0, l)
+	s := newScheduler(lru, 0, l, newFinished(0))
 	s.addEngine("A")
 	s.addEngine("B")
 	s.submit(newJobFor("p")) // -> B
@@ -184,7 +187,7 @@ func TestSchedulerAfterFollow(t *testing.T) {
 	j.follow = dep("p")
 	s.submit(j)
 	l.expect(t, "", "assign p B")
-	s.result("B", "p", true, true, nil)
+	s.result("B", "p", endOK, true, nil)
 	// after: any engine (A is least recently used); follow: where p ran.
 	l.expect(t, "", "assign a A; assign f B")
 
@@ -194,7 +197,9 @@ func TestSchedulerAfterFollow(t *testing.T) {
 	unknown := newJobFor("u")
 	unknown.follow = dep("never-submitted")
 	s.submit(unknown)
-	l.expect(t, "", "fail self InvalidDependency; fail u InvalidDependency")
+	l.expect(t, "", "fail self InvalidDependency; resolve u never-submitted")
+	s.resolved("u", nil)
+	l.expect(t, "not in the database either", "fail u InvalidDependency")
 
 	// a failed dependency makes success-only dependents impossible
 	s.submit(newJobFor("x"))
@@ -202,7 +207,7 @@ func TestSchedulerAfterFollow(t *testing.T) {
 	j.after = dep("x")
 	s.submit(j)
 	l.take()
-	s.result(engineOf(t, s, "x"), "x", false, true, nil)
+	s.result(engineOf(t, s, "x"), "x", endFailed, true, nil)
 	l.expect(t, "", "fail y ImpossibleDependency")
 	// ...and a new dependent is refused at once
 	j = newJobFor("z")
@@ -220,13 +225,13 @@ func TestSchedulerAfterFollow(t *testing.T) {
 
 func TestSchedulerFollowImpossible(t *testing.T) {
 	l := &schedLog{}
-	s := newScheduler(lru, 0, l)
+	s := newScheduler(lru, 0, l, newFinished(0))
 	s.addEngine("A")
 	s.addEngine("B")
 	s.submit(newJobFor("p")) // B
 	s.submit(newJobFor("q")) // A
-	s.result("B", "p", true, true, nil)
-	s.result("A", "q", true, true, nil)
+	s.result("B", "p", endOK, true, nil)
+	s.result("A", "q", endOK, true, nil)
 	l.take()
 	j := newJobFor("f")
 	j.follow = dep("p", "q")
@@ -236,7 +241,7 @@ func TestSchedulerFollowImpossible(t *testing.T) {
 
 func TestSchedulerTimeout(t *testing.T) {
 	l := &schedLog{}
-	s := newScheduler(lru, 1, l)
+	s := newScheduler(lru, 1, l, newFinished(0))
 	j := newJobFor("t")
 	j.timeout = 1
 	s.submit(j) // no engines: waits
@@ -258,7 +263,7 @@ func TestSchedulerTimeout(t *testing.T) {
 
 func TestSchedulerStranded(t *testing.T) {
 	l := &schedLog{}
-	s := newScheduler(lru, 0, l)
+	s := newScheduler(lru, 0, l, newFinished(0))
 	s.addEngine("A")
 	s.addEngine("B")
 	for i := range 4 {
@@ -276,14 +281,14 @@ func TestSchedulerStranded(t *testing.T) {
 		t.Fatalf("stranded %v", ids)
 	}
 	for _, id := range ids {
-		if got := s.result("B", id, false, true, nil); got != resultFinal {
+		if got := s.result("B", id, endFailed, true, nil); got != resultFinal {
 			t.Fatalf("%s: %v (no retries)", id, got)
 		}
 	}
 	s.removeEngine("A")
 	s.addEngine("C")
 	for _, j := range s.stranded("A") {
-		if got := s.result("A", j.msgID, false, true, nil); got != resultRetried {
+		if got := s.result("A", j.msgID, endFailed, true, nil); got != resultRetried {
 			t.Fatalf("%s: %v, want a retry", j.msgID, got)
 		}
 	}
@@ -291,7 +296,7 @@ func TestSchedulerStranded(t *testing.T) {
 		t.Fatalf("retries went to %q", got)
 	}
 	for _, id := range []string{"t1", "t3"} {
-		s.result("C", id, true, true, nil)
+		s.result("C", id, endOK, true, nil)
 	}
 	s.removeEngine("C") // idle: no result will ever forget it
 	if len(s.gone) != 0 {
@@ -303,15 +308,15 @@ func TestSchedulerStranded(t *testing.T) {
 // reference reverses them, §10.19).
 func TestSchedulerQueueOrder(t *testing.T) {
 	l := &schedLog{}
-	s := newScheduler(lru, 1, l)
+	s := newScheduler(lru, 1, l, newFinished(0))
 	for i := range 4 {
 		s.submit(newJobFor(fmt.Sprint("t", i)))
 	}
 	s.addEngine("A")
 	s.addEngine("B")
 	l.expect(t, "", "assign t0 A; assign t1 B")
-	s.result("A", "t0", true, true, nil)
-	s.result("B", "t1", true, true, nil)
+	s.result("A", "t0", endOK, true, nil)
+	s.result("B", "t1", endOK, true, nil)
 	l.expect(t, "", "assign t2 A; assign t3 B")
 }
 
@@ -379,36 +384,57 @@ func TestDependencyMetUnreachable(t *testing.T) {
 	}
 }
 
-func TestSchedulerForgetDone(t *testing.T) {
+// TestSchedulerForgotten: a waiting job keeps how its dependencies ended
+// when the hub forgets them; a new job that names a forgotten (or never
+// seen) msg_id waits for the task database's answer.
+func TestSchedulerForgotten(t *testing.T) {
 	l := &schedLog{}
-	s := newScheduler(lru, 0, l)
+	s := newScheduler(lru, 0, l, newFinished(2))
 	s.addEngine("A")
-	for _, id := range []string{"a", "b", "c"} {
-		s.submit(newJobFor(id))
-		s.result("A", id, true, true, nil)
-	}
-	s.submit(newJobFor("p")) // pending: not forgotten
-	j := newJobFor("w")      // waits on p and c
+	s.submit(newJobFor("p")) // pending: never forgotten
+	s.submit(newJobFor("c"))
+	j := newJobFor("w") // waits on p and c
 	j.after = dep("p", "c")
 	s.submit(j)
+	s.result("A", "c", endOK, true, nil)
+	for _, id := range []string{"ok1", "ok2"} { // c is forgotten by the limit
+		s.submit(newJobFor(id))
+		s.result("A", id, endOK, true, nil)
+	}
 	l.take()
-	s.forgetDone([]string{"a", "p"})
-	s.forgetDone(nil)
-	if _, ok := s.known["a"]; ok {
-		t.Fatal("a remembered")
+	if s.done.has("c") || s.done.len() != 2 {
+		t.Fatalf("memory holds %d tasks, c %v; want 2, not c", s.done.len(), s.done.has("c"))
 	}
-	if _, ok := s.known["b"]; ok {
-		t.Fatal("b remembered after forgetting all")
+	s.result("A", "p", endOK, true, nil)
+	l.expect(t, "w, after p and the forgotten c", "assign w A")
+
+	j = newJobFor("x")
+	j.after = dep("c", "ok2")
+	j.follow = dep("never")
+	s.submit(j)
+	l.expect(t, "forgotten and unknown ids", "resolve x c,never")
+	s.resolved("x", map[string]taskState{"c": {done: true, ok: true, engine: "A"}})
+	l.expect(t, "never is not in the database", "fail x InvalidDependency")
+	if got := s.jobs["x"]; got != nil || !slices.Equal(j.unknown, []string{"never"}) {
+		t.Fatalf("job %v, unknown %v", got, j.unknown)
 	}
-	if _, ok := s.known["c"]; !ok {
-		t.Fatal("c forgotten although w depends on it")
-	}
-	s.result("A", "p", true, true, nil)
-	if got := l.take(); got != "assign w A" {
-		t.Fatalf("w: %q", got)
-	}
-	s.submit(&job{msgID: "x", after: dep("a"), follow: dep()})
-	if got := l.take(); got != "fail x InvalidDependency" {
-		t.Fatalf("dependency on a forgotten task: %q", got)
+
+	for _, c := range []struct {
+		name  string
+		found taskState
+		want  string
+	}{
+		{"success", taskState{done: true, ok: true, engine: "B"}, "assign y A"},
+		{"failure", taskState{done: true, engine: "B"}, "fail y ImpossibleDependency"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			j := newJobFor("y")
+			j.after = dep("c")
+			s.submit(j)
+			l.expect(t, "", "resolve y c")
+			s.resolved("y", map[string]taskState{"c": c.found})
+			l.expect(t, "", c.want)
+			s.result("A", "y", endOK, true, nil)
+		})
 	}
 }

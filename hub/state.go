@@ -27,7 +27,7 @@ type state struct {
 	sched *scheduler // built by loop
 
 	pending    map[string]*task  // routed, no result yet
-	completed  idSet             // results seen (status-only queries work without a DB)
+	done       *finished         // the most recent finished tasks
 	unassigned map[string]uint64 // load-balanced tasks not yet on an engine
 	dying      idSet             // uuids of dead engines whose work is not yet failed
 
@@ -42,7 +42,7 @@ func newState(h *Hub, pick scheme, cfg Config) state {
 		reg:        newRegistry(),
 		heart:      newHeart(time.Now(), cfg.HeartbeatMaxMisses),
 		pending:    map[string]*task{},
-		completed:  idSet{},
+		done:       newFinished(cfg.TaskMemory),
 		unassigned: map[string]uint64{},
 		dying:      idSet{},
 	}
@@ -54,7 +54,7 @@ func newState(h *Hub, pick scheme, cfg Config) state {
 // timeout. It returns the shutdown deadline.
 func (s *state) loop(ctx context.Context) time.Time {
 	h := s.h
-	s.sched = newScheduler(s.pick, s.cfg.HWM, s)
+	s.sched = newScheduler(s.pick, s.cfg.HWM, s, s.done)
 	tick := time.NewTicker(s.cfg.HeartbeatPeriod)
 	defer tick.Stop()
 	s.beat(time.Now())

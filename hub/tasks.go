@@ -1,10 +1,13 @@
 package hub
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
 
+	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/wire"
 )
 
@@ -132,6 +135,9 @@ func (s *state) fail(j *job, why taskFailure) {
 	switch why {
 	case failInvalidDependency:
 		value = "invalid dependency, targets or scheduling metadata"
+		if len(j.unknown) > 0 {
+			value = s.unknownDeps(j.unknown)
+		}
 	case failImpossibleDependency:
 		value = "the task's dependencies or targets can no longer be met"
 	case failTimeout:
@@ -143,6 +149,81 @@ func (s *state) fail(j *job, why taskFailure) {
 		s.h.sendMsg(sockClientTask, r)
 	}
 	s.finish(j.msgID, "", r)
+}
+
+// unknownDeps explains an InvalidDependency for msg_ids found neither in
+// memory nor in the task database.
+func (s *state) unknownDeps(ids []string) string {
+	quoted := make([]string, len(ids))
+	for i, id := range ids {
+		quoted[i] = pyRepr(id)
+	}
+	remembered := "every finished task"
+	if s.cfg.TaskMemory > 0 {
+		remembered = fmt.Sprintf("the last %d finished tasks", s.cfg.TaskMemory)
+	}
+	return fmt.Sprintf("unknown msg_id(s) [%s]: not load-balanced tasks of this hub; it remembers %s "+
+		"and looks older ones up in the task database, which does not have them", strings.Join(quoted, ", "), remembered)
+}
+
+// resolve implements schedOutput: the task database, on its goroutine
+// and after the writes queued before, tells how the tasks among ids
+// ended; the scheduler gets the answer on the state goroutine. A
+// database that stores nothing (nodb) or fails finds nothing.
+func (s *state) resolve(j *job, ids []string) {
+	h, msgID, f := s.h, j.msgID, inFilter(ids)
+	s.do(func(ctx context.Context, db taskdb.DB) {
+		recs, err := db.FindRecords(ctx, f, dependencyKeys)
+		if err != nil && !errors.Is(err, taskdb.ErrNoData) {
+			h.log.Warn("dependency lookup failed", "msg_id", msgID, "err", err)
+		}
+		found := make(map[string]taskState, len(recs))
+		for _, rec := range recs {
+			if id, st, ok := finishedTask(rec); ok {
+				found[id] = st
+			}
+		}
+		// Not h.post from here: the state goroutine may be waiting for
+		// room in this goroutine's queue.
+		go h.post(func() { s.sched.resolved(msgID, found) })
+	})
+}
+
+// dependencyKeys are the record keys finishedTask reads.
+var dependencyKeys = []string{taskdb.KeyQueue, taskdb.KeyCompleted, taskdb.KeyEngineUUID, taskdb.KeyResultMetadata, taskdb.KeyResultContent}
+
+// finishedTask reads how a finished load-balanced task ended from its
+// record; ok is false for any other record.
+func finishedTask(rec taskdb.Doc) (msgID string, st taskState, ok bool) {
+	msgID, _ = rec.Get(taskdb.KeyMsgID).(string)
+	if rec.Get(taskdb.KeyQueue) != "task" || rec.Get(taskdb.KeyCompleted) == nil {
+		return msgID, st, false
+	}
+	engine, _ := rec.Get(taskdb.KeyEngineUUID).(string)
+	end := endOf(resultStatus(rec.Get(taskdb.KeyResultMetadata), rec.Get(taskdb.KeyResultContent)))
+	return msgID, taskState{done: true, ok: end == endOK, engine: engine}, true
+}
+
+// resultStatus is a result's status: its metadata's, else its
+// content's (the scheduler's own failures have empty metadata). Each is
+// a message's map or a record's Doc.
+func resultStatus(md, content any) string {
+	if st := statusOf(md); st != "" {
+		return st
+	}
+	return statusOf(content)
+}
+
+func statusOf(v any) string {
+	var st any
+	switch v := v.(type) {
+	case map[string]any:
+		st = v["status"]
+	case taskdb.Doc:
+		st = v.Get("status")
+	}
+	s, _ := st.(string)
+	return s
 }
 
 // armTimeout implements schedOutput.
@@ -170,16 +251,12 @@ func (s *state) taskResult(m *wire.Message) {
 // the scheduler. If it is final, deliver sends it to the client and the
 // task is completed; otherwise the scheduler has rescheduled the task.
 func (s *state) finishResult(msgID, engine string, r *wire.Message, deliver func()) {
-	status, _ := r.Metadata["status"].(string)
-	if status == "" {
-		status, _ = r.Content["status"].(string)
-	}
 	depsMet := r.Metadata["dependencies_met"] != false
 	final := func() {
 		deliver()
 		s.finish(msgID, engine, r)
 	}
-	switch s.sched.result(engine, msgID, status == "ok", depsMet, final) {
+	switch s.sched.result(engine, msgID, endOf(resultStatus(r.Metadata, r.Content)), depsMet, final) {
 	case resultFinal:
 	case resultRetried:
 		if e := s.reg.byUUID[engine]; e != nil {
@@ -201,7 +278,7 @@ func (s *state) finishResult(msgID, engine string, r *wire.Message, deliver func
 // the task (its engine was declared dead): the record gets the truth, the
 // client already has its EngineError.
 func (s *state) lateResult(msgID, engine string, r *wire.Message) {
-	if !s.completed.has(msgID) {
+	if !s.done.has(msgID) {
 		s.h.log.Warn("result for unknown task", "msg_id", msgID, "engine_uuid", engine)
 		return
 	}
@@ -209,17 +286,19 @@ func (s *state) lateResult(msgID, engine string, r *wire.Message) {
 	s.updateRecord(msgID, resultRecord(r, engine))
 }
 
-// finish completes a pending task with result r.
+// finish completes a pending task with result r. The scheduler has
+// remembered a load-balanced task's end; a direct one's is remembered here.
 func (s *state) finish(msgID, engine string, r *wire.Message) {
+	t := s.pending[msgID]
 	delete(s.pending, msgID)
 	delete(s.unassigned, msgID)
-	s.completed.add(msgID)
 	if e := s.reg.byUUID[engine]; e != nil {
 		delete(e.tasks, msgID)
 		delete(e.queue, msgID)
-		if st, _ := r.Metadata["status"].(string); st != "aborted" {
-			e.completed = append(e.completed, msgID)
-		}
+		engine = e.uuid // one copy of the uuid for every task
+	}
+	if t != nil && t.queue == "mux" {
+		s.done.add(msgID, engine, endOf(resultStatus(r.Metadata, r.Content)), false)
 	}
 	s.h.stats.results.Add(1)
 	s.updateRecord(msgID, resultRecord(r, engine))

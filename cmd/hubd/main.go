@@ -261,6 +261,10 @@ func hubConfig(c config.Config, log *slog.Logger) hub.Config {
 	if hwm == 0 {
 		hwm = -1 // unlimited, in hub.Config's terms
 	}
+	taskMemory := c.TaskMemory
+	if taskMemory == 0 {
+		taskMemory = -1 // unlimited, likewise
+	}
 	l := c.Listen
 	return hub.Config{
 		IP: l.Interface,
@@ -295,6 +299,7 @@ func hubConfig(c config.Config, log *slog.Logger) hub.Config {
 			Logger:           log.With("component", "transport"),
 		},
 		DBQueue:         c.DB.Queue,
+		TaskMemory:      taskMemory,
 		ShutdownTimeout: c.ShutdownTimeout,
 	}
 }

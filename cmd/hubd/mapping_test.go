@@ -25,6 +25,7 @@ func TestHubConfig(t *testing.T) {
 	c.Engine = config.Engine{DeadTaskGrace: 2 * time.Second, RegistrationTimeout: 9 * time.Second}
 	c.Transport = config.Transport{MaxMessageSize: 1000, MaxFrameSize: 500, HandshakeTimeout: 3 * time.Second, WriteTimeout: 4 * time.Second, MaxSendQueue: 600}
 	c.ShutdownTimeout = 6 * time.Second
+	c.TaskMemory = 55
 	log := slog.New(slog.DiscardHandler)
 	got := hubConfig(c, log)
 	got.Transport.Logger = nil
@@ -36,7 +37,7 @@ func TestHubConfig(t *testing.T) {
 		Scheme: "twobin", HWM: 3, HeartbeatPeriod: time.Second, HeartbeatMaxMisses: 4,
 		DeadEngineGrace: 2 * time.Second, RegistrationTimeout: 9 * time.Second,
 		Transport: transport.Options{MaxFrameSize: 500, MaxMessageSize: 1000, HandshakeTimeout: 3 * time.Second, WriteTimeout: 4 * time.Second, MaxSendQueue: 600},
-		DBQueue:   77, ShutdownTimeout: 6 * time.Second,
+		DBQueue:   77, TaskMemory: 55, ShutdownTimeout: 6 * time.Second,
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("hubConfig:\n got %+v\nwant %+v", got, want)
@@ -45,5 +46,9 @@ func TestHubConfig(t *testing.T) {
 	c.Scheduler.HWM = 0
 	if got := hubConfig(c, log).HWM; got >= 0 {
 		t.Errorf("hwm 0 → HWM %d, want negative (unlimited)", got)
+	}
+	c.TaskMemory = 0
+	if got := hubConfig(c, log).TaskMemory; got >= 0 {
+		t.Errorf("task_memory 0 → TaskMemory %d, want negative (unlimited)", got)
 	}
 }

@@ -97,6 +97,8 @@ func TestWhereSQL(t *testing.T) {
 		{`{"msg_id": 3}`, `false`, nil},
 		{`{"client_uuid": "c", "completed": null}`, `((client_uuid = ANY($1)) OR other) AND (completed IS NULL)`, []any{[]string{"c"}}},
 		{`{"client_uuid": 7}`, `(false OR other)`, nil},
+		{`{"client_uuid": "nul\u0000"}`, `(false OR other)`, nil}, // text cannot hold it: stored as other
+		{`{"queue": {"$gt": "nul\u0000"}}`, ``, nil},
 		{`{"engine_uuid": {"$gte": "e", "$lt": "f"}}`, `(engine_uuid >= $1 OR other) AND (engine_uuid <= $2 OR other)`, []any{"e", "f"}},
 		{`{"submitted": {"$lt": {"$date": "2024-01-02T03:04:05Z"}}}`, `submitted <= $1`, []any{t1}},
 		{`{"submitted": {"$lt": 5}}`, ``, nil},

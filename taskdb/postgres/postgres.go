@@ -48,6 +48,7 @@ type Options struct {
 type DB struct {
 	pool   *pgxpool.Pool
 	table  string
+	sql    statements
 	q      *batch.Queue
 	close  time.Duration
 	closed atomic.Bool
@@ -85,7 +86,7 @@ func Open(ctx context.Context, o Options) (*DB, error) {
 		pool.Close()
 		return nil, fmt.Errorf("postgres: open %s: %w", o.Table, err)
 	}
-	db := &DB{pool: pool, table: o.Table, close: o.CloseTimeout}
+	db := &DB{pool: pool, table: o.Table, sql: newStatements(o.Table), close: o.CloseTimeout}
 	db.q = batch.New(db.apply, batch.Options{
 		BatchSize:       o.BatchSize,
 		FlushInterval:   o.FlushInterval,

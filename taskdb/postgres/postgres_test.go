@@ -10,6 +10,7 @@ import (
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/dbtest"
 	"github.com/taskhub/taskhub/taskdb/postgres/pgtest"
+	"github.com/taskhub/taskhub/taskdb/query"
 )
 
 // open returns a DB on a fresh table of the test server.
@@ -92,14 +93,52 @@ func TestSchema(t *testing.T) {
 	// A DB that does not know the record (another hub) adds it again: the
 	// batch rejects it, and the stored record is untouched.
 	third := open(t, Options{DSN: dsn, Table: ours})
+	mustAdd(third, "b") // same batch: written once the duplicate is set aside
 	mustAdd(third, "a")
 	if _, err := third.History(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if s := third.Stats(); s.Rejected != 1 {
-		t.Errorf("stats %+v, want the duplicate add rejected", s)
+	if s := third.Stats(); s.Rejected != 1 || s.Applied != 1 {
+		t.Errorf("stats %+v, want the duplicate add rejected, the other applied once", s)
+	}
+	if _, err := third.GetRecord(ctx, "b"); err != nil {
+		t.Errorf("the add batched with the duplicate: %v", err)
 	}
 	if d, err := third.GetRecord(ctx, "a"); err != nil || d.Get("stdout") != "x" {
 		t.Errorf("GetRecord = %v, %v; want the updated record", d, err)
+	}
+}
+
+// Strings PostgreSQL's text type cannot hold stay in the document: the
+// record is stored and found, not rejected.
+func TestOddStrings(t *testing.T) {
+	db := open(t, Options{})
+	ctx := t.Context()
+	odd := "c\x00\xff"
+	if err := db.AddRecord(ctx, "a", taskdb.Record{"client_uuid": odd, "queue": "task", "k\x00": int64(1)}); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := db.FindRecords(ctx, query.MustParse(`{"queue": "task"}`), []string{"client_uuid", "k\x00"})
+	if err != nil || len(rs) != 1 || rs[0].Get("client_uuid") != odd || rs[0].Get("k\x00") != int64(1) {
+		t.Fatalf("FindRecords = %v, %v", rs, err)
+	}
+	f, err := query.Parse(map[string]any{"client_uuid": odd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := db.FindRecords(ctx, f, nil); err != nil || len(rs) != 1 {
+		t.Errorf("FindRecords by the odd client_uuid = %d records, %v", len(rs), err)
+	}
+	if err := db.AddRecord(ctx, "b\x00", nil); !errors.Is(err, taskdb.ErrInvalidRecord) {
+		t.Errorf("AddRecord with a NUL in msg_id: %v, want ErrInvalidRecord", err)
+	}
+	if _, err := db.GetRecord(ctx, "b\x00"); !errors.Is(err, taskdb.ErrNotFound) {
+		t.Errorf("GetRecord with a NUL in msg_id: %v, want ErrNotFound", err)
+	}
+	if err := db.UpdateRecord(ctx, "b\x00", nil); !errors.Is(err, taskdb.ErrNotFound) {
+		t.Errorf("UpdateRecord with a NUL in msg_id: %v, want ErrNotFound", err)
+	}
+	if s := db.Stats(); s.Rejected != 0 {
+		t.Errorf("stats %+v, want nothing rejected", s)
 	}
 }

@@ -18,7 +18,11 @@ import (
 // GetRecord returns a copy of the record. It returns ErrNotFound,
 // ErrUnavailable, ErrClosed or ctx's error.
 func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Doc, error) {
-	ds, err := db.find(ctx, nil, nil, "msg_id = $1", msgID)
+	where, args := "msg_id = $1", []any{msgID}
+	if !isText(msgID) { // never stored
+		where, args = "false", nil
+	}
+	ds, err := db.find(ctx, nil, nil, where, args...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: get %s: %w", msgID, err)
 	}
@@ -215,7 +219,9 @@ func textSQL(c string, h query.Hint, param func(any) string) string {
 		case nil:
 			null = true
 		case string:
-			strs = append(strs, v)
+			if isText(v) { // others are stored as other (msg_id: never)
+				strs = append(strs, v)
+			}
 		}
 	}
 	var or []string
@@ -243,6 +249,9 @@ func rangeSQL[T any](c string, h query.Hint, param func(any) string) string {
 			continue
 		}
 		if _, ok := b.v.(T); !ok {
+			return ""
+		}
+		if s, ok := b.v.(string); ok && !isText(s) {
 			return ""
 		}
 		and = append(and, c+b.op+param(b.v))

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -26,6 +27,9 @@ import (
 func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) error {
 	if err := db.check(ctx); err != nil {
 		return err
+	}
+	if !isText(msgID) {
+		return fmt.Errorf("postgres: add %q: %w: msg_id must be UTF-8 without NUL", msgID, taskdb.ErrInvalidRecord)
 	}
 	r := taskdb.EmptyRecord(msgID)
 	if err := normalize(msgID, r, rec); err != nil {
@@ -101,6 +105,9 @@ func normalize(msgID string, dst, src taskdb.Record) error {
 
 // exists reports whether the table holds msgID.
 func (db *DB) exists(ctx context.Context, msgID string) (bool, error) {
+	if !isText(msgID) { // never stored
+		return false, nil
+	}
 	var found bool
 	err := db.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+db.table+" WHERE msg_id = $1)", msgID).Scan(&found)
 	return found, err
@@ -121,47 +128,54 @@ func (r *rejected) Error() string {
 // memory, then deletes, inserts and updates each record once. It applies
 // all of ops or none.
 func (db *DB) apply(ctx context.Context, ops []batch.Op) (int, error) {
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		// The records the batch needs that it does not add first.
-		var need []string
-		seen := make(map[string]bool)
-		for _, op := range ops {
-			if !seen[op.ID] {
-				seen[op.ID] = true
-				if op.Kind != batch.Add {
-					need = append(need, op.ID)
-				}
+	// The records the batch needs that it does not add first.
+	var need []string
+	seen := make(map[string]bool)
+	for _, op := range ops {
+		if !seen[op.ID] {
+			seen[op.ID] = true
+			if op.Kind != batch.Add {
+				need = append(need, op.ID)
 			}
 		}
-		stored := make(map[string]taskdb.Doc, len(need))
-		if len(need) > 0 {
-			rows, err := tx.Query(ctx, "SELECT msg_id, doc FROM "+db.table+" WHERE msg_id = ANY($1) FOR UPDATE", need)
+	}
+	var err error
+	if len(need) == 0 {
+		// Adds only: one round trip, a pipeline that PostgreSQL runs as
+		// one implicit transaction.
+		err = db.send(ctx, db.pool, replay(ops, nil))
+	} else {
+		err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+			stored, err := db.lock(ctx, tx, need)
 			if err != nil {
 				return err
 			}
-			for rows.Next() {
-				raw := rows.RawValues()
-				d, err := codec.DecodeDoc(raw[1])
-				if err != nil {
-					rows.Close()
-					return fmt.Errorf("%w: %s: %v", errCorrupt, raw[0], err)
-				}
-				stored[string(raw[0])] = d
-			}
-			if err := rows.Err(); err != nil {
-				return err
-			}
-		}
-		p := replay(ops, stored)
-		if p.err != nil {
-			return p.err
-		}
-		return db.write(ctx, tx, p)
-	})
+			return db.send(ctx, tx, replay(ops, stored))
+		})
+	}
 	if err != nil {
 		return 0, err
 	}
 	return len(ops), nil
+}
+
+// lock reads and locks the stored records of ids.
+func (db *DB) lock(ctx context.Context, tx pgx.Tx, ids []string) (map[string]taskdb.Doc, error) {
+	rows, err := tx.Query(ctx, db.sql.lock, ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	stored := make(map[string]taskdb.Doc, len(ids))
+	for rows.Next() {
+		raw := rows.RawValues()
+		d, err := codec.DecodeDoc(raw[1])
+		if err != nil {
+			return nil, fmt.Errorf("%w: %s: %v", errCorrupt, raw[0], err)
+		}
+		stored[string(raw[0])] = d
+	}
+	return stored, rows.Err()
 }
 
 // plan is a batch replayed in memory: the rows to delete, insert (in
@@ -225,12 +239,41 @@ func replay(ops []batch.Op, stored map[string]taskdb.Doc) plan {
 	return p
 }
 
-// write runs a plan's statements in one round trip.
-func (db *DB) write(ctx context.Context, tx pgx.Tx, p plan) error {
+// send runs a plan's statements in one round trip.
+func (db *DB) send(ctx context.Context, to interface {
+	SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
+}, p plan) error {
+	if p.err != nil {
+		return p.err
+	}
 	var b pgx.Batch
 	if len(p.del) > 0 {
-		b.Queue("DELETE FROM "+db.table+" WHERE msg_id = ANY($1)", p.del)
+		b.Queue(db.sql.del, p.del)
 	}
+	for _, w := range []struct {
+		recs []taskdb.Doc
+		stmt string
+	}{{p.ins, db.sql.insert}, {p.upd, db.sql.update}} {
+		if len(w.recs) == 0 {
+			continue
+		}
+		var rs rowSet
+		for _, r := range w.recs {
+			if err := rs.add(r); err != nil {
+				return &rejected{batch.Op{Kind: batch.Add, ID: r.Get(taskdb.KeyMsgID).(string)}, err.Error()}
+			}
+		}
+		b.Queue(w.stmt, rs.args()...)
+	}
+	return to.SendBatch(ctx, &b).Close()
+}
+
+// statements are the SQL texts of a table.
+type statements struct {
+	lock, del, insert, update string
+}
+
+func newStatements(t string) statements {
 	// u's columns, as the table's types (extra_keys travels as text).
 	var vals, set []string
 	for _, c := range rowColumns {
@@ -243,25 +286,12 @@ func (db *DB) write(ctx context.Context, tx pgx.Tx, p plan) error {
 			set = append(set, c+" = "+v)
 		}
 	}
-	for _, w := range []struct {
-		recs []taskdb.Doc
-		stmt string
-	}{
-		{p.ins, "INSERT INTO " + db.table + " (" + strings.Join(rowColumns, ", ") + ") SELECT " + strings.Join(vals, ", ") + " FROM " + unnest()},
-		{p.upd, "UPDATE " + db.table + " AS t SET " + strings.Join(set, ", ") + " FROM " + unnest() + " WHERE t.msg_id = u.msg_id"},
-	} {
-		if len(w.recs) == 0 {
-			continue
-		}
-		var rs rowSet
-		for _, r := range w.recs {
-			if err := rs.add(r); err != nil {
-				return &rejected{batch.Op{Kind: batch.Add, ID: r.Get(taskdb.KeyMsgID).(string)}, err.Error()}
-			}
-		}
-		b.Queue(w.stmt, rs.args()...)
+	return statements{
+		lock:   "SELECT msg_id, doc FROM " + t + " WHERE msg_id = ANY($1) FOR UPDATE",
+		del:    "DELETE FROM " + t + " WHERE msg_id = ANY($1)",
+		insert: "INSERT INTO " + t + " (" + strings.Join(rowColumns, ", ") + ") SELECT " + strings.Join(vals, ", ") + " FROM " + unnest(),
+		update: "UPDATE " + t + " AS t SET " + strings.Join(set, ", ") + " FROM " + unnest() + " WHERE t.msg_id = u.msg_id",
 	}
-	return tx.SendBatch(ctx, &b).Close()
 }
 
 // unnest is the FROM item that turns a rowSet's arrays into rows u.
@@ -302,13 +332,16 @@ func (s *rowSet) add(d taskdb.Doc) error {
 	for i, k := range textKeys {
 		v := d.Get(k)
 		str, ok := v.(string)
+		ok = ok && isText(str)
 		s.texts[i] = append(s.texts[i], pgtype.Text{String: str, Valid: ok})
 		other = other || !ok && v != nil
 	}
 	s.other = append(s.other, other)
 	var extra []string
 	for _, f := range d {
-		if !taskdb.IsSchemaKey(f.Key) {
+		// jsonb cannot hold the others: a projection on such a key
+		// finds it only in the records a query returns.
+		if !taskdb.IsSchemaKey(f.Key) && isText(f.Key) {
 			extra = append(extra, f.Key)
 		}
 	}
@@ -334,6 +367,12 @@ func (s *rowSet) args() []any {
 		a = append(a, t)
 	}
 	return append(a, s.other, s.extra, s.docs)
+}
+
+// isText reports whether PostgreSQL's text type can hold s: valid UTF-8
+// without NUL. Other strings stay in doc only.
+func isText(s string) bool {
+	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
 // schemaRank is each schema key's position in a canonical record.

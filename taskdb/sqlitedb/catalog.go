@@ -243,7 +243,7 @@ func (d entryDoc) Len() int { return 2 }
 // findInCatalog answers a query whose fields and keys are all catalog keys.
 // It takes its candidates from the msg_ids the query names, if it names
 // them, else from the submitted range it implies.
-func (db *DB) findInCatalog(q *query.Filter, keys []string) []taskdb.Record {
+func (db *DB) findInCatalog(q *query.Filter, keys []string) []taskdb.Doc {
 	var lo, hi *int64
 	var ids []any
 	byID := false
@@ -275,16 +275,16 @@ func (db *DB) findInCatalog(q *query.Filter, keys []string) []taskdb.Record {
 	if byID { // $in may list an id twice
 		cands = slices.CompactFunc(cands, func(a, b entry) bool { return a.seq == b.seq })
 	}
-	var out []taskdb.Record
+	var out []taskdb.Doc
 	for i := range cands {
 		d := entryDoc{&cands[i]}
 		if !q.MatchDoc(d) {
 			continue
 		}
-		r := make(taskdb.Record, len(keys)+1)
-		r[taskdb.KeyMsgID] = d.e.id
-		for _, k := range keys {
-			r[k], _ = d.Lookup(k)
+		r := taskdb.Doc{{Key: taskdb.KeyMsgID, Value: d.e.id}}
+		if slices.Contains(keys, taskdb.KeySubmitted) { // after msg_id, as in a record
+			v, _ := d.Lookup(taskdb.KeySubmitted)
+			r = append(r, taskdb.Field{Key: taskdb.KeySubmitted, Value: v})
 		}
 		out = append(out, r)
 	}

@@ -5,17 +5,21 @@
 // # Layout
 //
 // One table (default "tasks"), created if missing and reused on every
-// open; the file's PRAGMA user_version records SchemaVersion, and Open
-// refuses other versions and tables it did not create (ErrIncompatible).
-// Columns: seq (INTEGER PRIMARY KEY, insertion order), msg_id (TEXT,
-// unique), one column per other schema key and extra (a msgpack map of
-// the keys outside the schema). The four time keys are INTEGER
-// microseconds since the epoch, UTC, so order and comparisons are exact
-// whatever offset a time was written or queried with. The other columns
-// hold NULL, TEXT for a string, or a msgpack BLOB for any other value
-// (documents, buffers, numbers), which round-trips every type of the value
-// model. Indexes serve the history order (submitted; with the rowid, seq), pending
-// records (seq WHERE completed IS NULL), completed times (retention),
+// open; the file's PRAGMA user_version records SchemaVersion (2). Open
+// migrates a version 1 file (every v1 table in it, in one transaction, so
+// a crash leaves the v1 file intact) and refuses other versions and tables
+// it did not create (ErrIncompatible).
+//
+// Columns: seq (INTEGER PRIMARY KEY, insertion order); typed columns for
+// the keys SQL indexes or compares: msg_id (TEXT, not unique: the catalog
+// decides existence and reads find rows by seq), the four time keys as
+// INTEGER microseconds since the epoch, UTC (order and comparisons exact
+// whatever offset a time was written or queried with), client_uuid and
+// engine_uuid (NULL, TEXT for a string, a msgpack BLOB for any other
+// value); and doc, a msgpack map of every other key, in taskdb.Doc order,
+// schema keys at their default left out, nested maps with sorted keys so
+// that they decode straight into Docs. Indexes serve the history order and
+// time ranges (submitted), pending records (seq WHERE completed IS NULL),
 // client_uuid and engine_uuid.
 //
 // # Writes
@@ -36,7 +40,11 @@
 //     writers share commits (group commit).
 //
 // Every commit is fsynced (synchronous=FULL) in both modes; they differ
-// only in whether a write waits for its commit. Queued and uncommitted
+// only in whether a write waits for its commit. A write that finds the
+// queue full waits before taking the catalog's lock, so reads never wait
+// behind it. A write SQLite rejects outright (a value over its limits) is
+// dropped alone, logged, counted in Stats.Rejected, removed from the
+// catalog and reported to a SyncFull caller. Queued and uncommitted
 // writes hold at most 64 MiB of strings and blobs: past that a write waits
 // for room, and a batch commits early once it holds half of it, so large
 // buffers cannot pile up in memory when the disk falls behind.
@@ -53,17 +61,18 @@
 //
 // # Queries
 //
-// FindRecords translates what SQL can decide on the columns into a
+// FindRecords translates what SQL can decide on the typed columns into a
 // condition that keeps every row the query may match: the conditions the
 // query package reports as Hints (equality, $in of any length through
 // json_each, null/missing, $exists: false, ranges, at the top level and in
-// $and), $or of such documents, and $exists: true or $ne: null. It then
-// runs the shared query matcher on every row SQL returns, so results are
-// exactly DictDB's; $nin, $ne, $nor, $not, $regex and the rest are
-// decided by the matcher alone.
-// A projection reads only the columns of the keys and of the fields the
-// query tests. Queries that touch only msg_id and submitted, and History,
-// are answered from the catalog.
+// $and; msg_ids become the seqs the catalog maps them to), $or of such
+// documents, and $exists: true or $ne: null. It then runs the shared
+// query matcher on every row SQL returns, so results are exactly DictDB's;
+// conditions on doc keys, $nin, $ne, $nor, $not, $regex and the rest are
+// decided by the matcher alone. A projection reads only the columns of
+// the keys and of the fields the query tests, and decodes only those doc
+// keys. Queries that touch only msg_id and submitted, and History, are
+// answered from the catalog.
 //
 // # Retention
 //

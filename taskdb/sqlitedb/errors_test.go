@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -229,5 +230,122 @@ func TestCloseTwice(t *testing.T) {
 	}
 	if closed != 1 {
 		t.Errorf("%d of 2 Closes returned ErrClosed, want 1", closed)
+	}
+}
+
+// TestRejectedWrite has SQLite reject one insert outright (a trigger
+// stands in for, e.g., a blob over SQLite's size limit): the record must
+// not stay readable, the rejection is counted, a SyncFull caller is told,
+// and the other writes of the batch are stored.
+func TestRejectedWrite(t *testing.T) {
+	for _, mode := range []string{SyncBatch, SyncFull} {
+		t.Run(mode, func(t *testing.T) {
+			db := open(t, Options{Sync: mode})
+			ctx := t.Context()
+			if _, err := db.db.ExecContext(ctx, `CREATE TRIGGER reject BEFORE INSERT ON tasks WHEN NEW.msg_id = 'bad'
+				BEGIN SELECT RAISE(ABORT, 'no bad records'); END`); err != nil {
+				t.Fatal(err)
+			}
+			sub := taskdb.Record{"submitted": time.Now()}
+			for _, id := range []string{"a", "bad", "b"} {
+				err := db.AddRecord(ctx, id, sub)
+				if id == "bad" && mode == SyncFull {
+					if err == nil || !strings.Contains(err.Error(), "rejected") {
+						t.Errorf("AddRecord(bad) = %v, want a rejection", err)
+					}
+				} else if err != nil {
+					t.Fatalf("AddRecord(%s): %v", id, err)
+				}
+			}
+			if err := db.sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.GetRecord(ctx, "bad"); !errors.Is(err, taskdb.ErrNotFound) {
+				t.Errorf("GetRecord(bad) = %v, want ErrNotFound", err)
+			}
+			if h, err := db.History(ctx); err != nil || strings.Join(h, ",") != "a,b" {
+				t.Errorf("History = %v, %v; want a,b", h, err)
+			}
+			if s := db.Stats(); s.Rejected != 1 {
+				t.Errorf("Stats().Rejected = %d, want 1", s.Rejected)
+			}
+			if err := db.AddRecord(ctx, "bad", nil); err == nil && mode == SyncBatch {
+				if _, err := db.GetRecord(ctx, "bad"); !errors.Is(err, taskdb.ErrNotFound) {
+					t.Errorf("GetRecord of a rejected re-add = %v, want ErrNotFound", err)
+				}
+			}
+		})
+	}
+}
+
+// TestReadsWhileQueueFull blocks the writer (another connection holds the
+// write lock) until writers fill the queue and wait: History, GetRecord
+// and writes of other callers' errors must not wait behind them.
+func TestReadsWhileQueueFull(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tasks.db")
+	db := open(t, Options{Path: path, BatchSize: 2, FlushInterval: time.Millisecond})
+	ctx := t.Context()
+	if err := db.AddRecord(ctx, "first", taskdb.Record{"submitted": time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+	conn, err := lock.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	var writers sync.WaitGroup
+	for g := range 8 {
+		writers.Go(func() {
+			for i := range 4 {
+				if err := db.AddRecord(ctx, fmt.Sprint(g, "-", i), nil); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(db.slots) < cap(db.slots) { // the queue is full: writers wait
+		if time.Now().After(deadline) {
+			t.Fatal("the queue never filled")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan error, 1)
+	go func() {
+		if _, err := db.History(ctx); err != nil {
+			done <- err
+			return
+		}
+		_, err := db.GetRecord(ctx, "first")
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Error(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Error("reads wait behind writes blocked on a full queue")
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	writers.Wait()
+	if h, err := db.History(ctx); err != nil || len(h) != 1 {
+		t.Errorf("History = %d ids, %v", len(h), err)
+	}
+	if rs, err := db.FindRecords(ctx, nil, []string{"stdout"}); err != nil || len(rs) != 33 {
+		t.Errorf("FindRecords = %d records, %v; want 33", len(rs), err)
 	}
 }

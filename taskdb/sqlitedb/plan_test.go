@@ -39,7 +39,7 @@ func TestQueryPlans(t *testing.T) {
 		{map[string]any{"completed": nil}, "USING INDEX tasks_pending"},
 		{map[string]any{"client_uuid": w.Client(7), "completed": nil}, "USING INDEX tasks_client"},
 		{map[string]any{"engine_uuid": "e1"}, "USING INDEX tasks_engine"},
-		{map[string]any{"msg_id": map[string]any{"$in": []any{"a", "b"}}}, "sqlite_autoindex_tasks_1"},
+		{map[string]any{"msg_id": map[string]any{"$in": []any{w.ID(1), w.ID(2)}}}, "USING INTEGER PRIMARY KEY"},
 		{map[string]any{"submitted": map[string]any{"$lt": w.Submitted(100)}}, "USING INDEX tasks_history"},
 	}
 	for _, c := range cases {

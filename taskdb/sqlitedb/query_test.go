@@ -53,9 +53,14 @@ func TestLargeIn(t *testing.T) {
 			}
 		})
 	}
-	f, _ := query.Parse(map[string]any{"msg_id": map[string]any{"$in": list}})
+	f, _ := query.Parse(map[string]any{"client_uuid": map[string]any{"$in": list}})
 	if where, _ := db.whereSQL(f); !strings.Contains(where, "json_each") {
-		t.Errorf("20,000 ids translate to %.80s, want json_each", where)
+		t.Errorf("20,000 client_uuids translate to %.80s, want json_each", where)
+	}
+	// msg_ids become the seqs of the catalog's rows: as many as exist.
+	f, _ = query.Parse(map[string]any{"msg_id": map[string]any{"$in": list}})
+	if where, args := db.whereSQL(f); where != "seq IN (?, ?)" || len(args) != 2 {
+		t.Errorf("20,000 ids of which 2 exist translate to %.80s %v, want the 2 seqs", where, args)
 	}
 }
 
@@ -218,8 +223,8 @@ func TestScanCanceled(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	seen := 0
-	cols := allColumns()
-	_, err := db.scan(ctx, cols, "SELECT "+selectList(cols)+" FROM "+db.table, nil, nil, func(r taskdb.Record) taskdb.Record {
+	cols := allColumns
+	_, err := db.scan(ctx, cols, nil, "SELECT "+selectList(cols)+" FROM "+db.table, nil, nil, func(r taskdb.Doc) taskdb.Doc {
 		seen++
 		cancel() // after the first row
 		return r

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/bits"
 	"slices"
 	"sort"
 	"strings"
@@ -14,21 +15,12 @@ import (
 	"unicode/utf8"
 
 	"github.com/taskhub/taskhub/taskdb"
-	"github.com/taskhub/taskhub/taskdb/internal/codec"
 	"github.com/taskhub/taskhub/taskdb/query"
 )
 
 // GetRecord returns a copy of the record. It returns ErrNotFound (also for
 // a record removed by retention), ErrClosed or ctx's error.
 func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Doc, error) {
-	r, err := db.get(ctx, msgID)
-	if err != nil {
-		return nil, err
-	}
-	return taskdb.DocOf(r), nil
-}
-
-func (db *DB) get(ctx context.Context, msgID string) (taskdb.Record, error) {
 	if err := db.check(ctx); err != nil {
 		return nil, err
 	}
@@ -46,15 +38,14 @@ func (db *DB) get(ctx context.Context, msgID string) (taskdb.Record, error) {
 	if last > db.committed.Load() {
 		return db.getQueued(ctx, msgID, row)
 	}
-	cols := allColumns()
-	rs, err := db.scan(ctx, cols, "SELECT "+selectList(cols)+" FROM "+db.table+" WHERE msg_id = ?", []any{msgID}, nil, nil)
+	ds, err := db.scan(ctx, allColumns, nil, "SELECT "+selectList(allColumns)+" FROM "+db.table+" WHERE seq = ?", []any{row}, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitedb: get %s: %w", msgID, err)
 	}
-	if len(rs) == 0 { // dropped since the check
+	if len(ds) == 0 { // dropped since the check
 		return nil, fmt.Errorf("sqlitedb: get %s: %w", msgID, taskdb.ErrNotFound)
 	}
-	return rs[0], nil
+	return ds[0], nil
 }
 
 // FindRecords returns copies of the records q matches, in insertion
@@ -62,15 +53,11 @@ func (db *DB) get(ctx context.Context, msgID string) (taskdb.Record, error) {
 // ErrInvalidQuery for a key that is neither a schema key nor carried by
 // any record, ErrClosed or ctx's error.
 func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Doc, error) {
-	rs, err := db.find(ctx, q, keys)
+	ds, err := db.find(ctx, q, keys)
 	if err != nil {
 		return nil, fmt.Errorf("sqlitedb: find: %w", err)
 	}
-	out := make([]taskdb.Doc, len(rs))
-	for i, r := range rs {
-		out[i] = taskdb.DocOf(r)
-	}
-	return out, nil
+	return ds, nil
 }
 
 // History returns the msg_ids of records with a submitted time, ordered by
@@ -87,7 +74,7 @@ func (db *DB) History(ctx context.Context) ([]string, error) {
 // everything is the filter a nil *query.Filter stands for.
 var everything = query.MustParse(`{}`)
 
-func (db *DB) find(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Record, error) {
+func (db *DB) find(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Doc, error) {
 	if err := db.check(ctx); err != nil {
 		return nil, err
 	}
@@ -102,29 +89,21 @@ func (db *DB) find(ctx context.Context, q *query.Filter, keys []string) ([]taskd
 			return nil, err
 		}
 	}
-	cols := allColumns()
+	cols := allColumns
+	var need func(string) bool // nil: every doc key
 	if len(keys) > 0 {
-		cols = neededColumns(q, keys)
+		cols, need = neededColumns(q, keys)
 	}
 	where, args := db.whereSQL(q)
 	// No ORDER BY: SQLite then picks the index that serves the condition
 	// rather than the rowid order, and scan sorts what it keeps by seq.
-	cols = append([]int{colSeq}, cols...)
 	stmt := "SELECT " + selectList(cols) + " FROM " + db.table + " WHERE " + where
 	found := make(map[string]bool)
-	rs, err := db.scan(ctx, cols, stmt, args, q, func(r taskdb.Record) taskdb.Record {
+	ds, err := db.scan(ctx, cols, need, stmt, args, q, func(d taskdb.Doc) taskdb.Doc {
 		if len(keys) == 0 {
-			return r
+			return d
 		}
-		out := make(taskdb.Record, len(keys)+1)
-		out[taskdb.KeyMsgID] = r[taskdb.KeyMsgID]
-		for _, k := range keys {
-			if v, ok := r[k]; ok {
-				out[k] = v
-				found[k] = true
-			}
-		}
-		return out
+		return project(d, keys, found)
 	})
 	if err != nil {
 		return nil, err
@@ -141,7 +120,21 @@ func (db *DB) find(ctx context.Context, q *query.Filter, keys []string) ([]taskd
 			return nil, &query.SyntaxError{Field: k, Msg: "is neither a schema key nor a key any stored record carries"}
 		}
 	}
-	return rs, nil
+	return ds, nil
+}
+
+// project returns msg_id and the fields of d under keys, in d's order,
+// noting in found the keys it saw.
+func project(d taskdb.Doc, keys []string, found map[string]bool) taskdb.Doc {
+	out := make(taskdb.Doc, 1, len(keys)+1)
+	out[0] = d[0] // msg_id
+	for _, f := range d[1:] {
+		if slices.Contains(keys, f.Key) {
+			out = append(out, f)
+			found[f.Key] = true
+		}
+	}
+	return out
 }
 
 // mayMatchQueued reports whether a record q may match has queued writes,
@@ -173,10 +166,10 @@ func (db *DB) mayMatchQueued(q *query.Filter) bool {
 
 // carries reports whether some record has the extra key k.
 func (db *DB) carries(ctx context.Context, k string) (bool, error) {
-	cols := []int{colExtra}
+	cols := []int{colSeq, 0, colDoc}
 	hit := false
-	_, err := db.scan(ctx, cols, "SELECT extra FROM "+db.table+" WHERE extra IS NOT NULL", nil, nil, func(r taskdb.Record) taskdb.Record {
-		if _, ok := r[k]; ok {
+	_, err := db.scan(ctx, cols, func(key string) bool { return key == k }, "SELECT "+selectList(cols)+" FROM "+db.table, nil, nil, func(d taskdb.Doc) taskdb.Doc {
+		if _, ok := d.Lookup(k); ok {
 			hit = true
 		}
 		return nil
@@ -184,17 +177,18 @@ func (db *DB) carries(ctx context.Context, k string) (bool, error) {
 	return hit, err
 }
 
-// scan runs stmt, decodes each row's cols into a record, keeps those q
-// matches (all when q is nil) and returns them passed through keep (which
-// may return nil to drop one). It reads rows from the driver itself:
+// scan runs stmt, which selects cols, decodes each row into a Doc (of the
+// doc keys, only those need accepts), keeps those q matches (all when q
+// is nil) and returns them passed through keep (which may return nil to
+// drop one), in seq order. It reads rows from the driver itself:
 // database/sql's Scan would copy every string and blob once more.
-func (db *DB) scan(ctx context.Context, cols []int, stmt string, args []any, q *query.Filter, keep func(taskdb.Record) taskdb.Record) ([]taskdb.Record, error) {
+func (db *DB) scan(ctx context.Context, cols []int, need func(string) bool, stmt string, args []any, q *query.Filter, keep func(taskdb.Doc) taskdb.Doc) ([]taskdb.Doc, error) {
 	conn, err := db.db.Conn(ctx)
 	if err != nil {
 		return nil, db.readErr(err)
 	}
 	defer conn.Close()
-	var out []taskdb.Record
+	var out []taskdb.Doc
 	err = conn.Raw(func(dc any) error {
 		qc, ok := dc.(driver.QueryerContext)
 		if !ok {
@@ -209,7 +203,7 @@ func (db *DB) scan(ctx context.Context, cols []int, stmt string, args []any, q *
 			return db.readErr(err)
 		}
 		defer rows.Close()
-		out, err = db.collect(ctx, rows, cols, q, keep)
+		out, err = db.collect(ctx, rows, cols, need, q, keep)
 		return err
 	})
 	return out, err
@@ -217,9 +211,10 @@ func (db *DB) scan(ctx context.Context, cols []int, stmt string, args []any, q *
 
 // collect decodes and filters rows for scan. It stops when ctx is done:
 // the driver watches ctx only while the query starts.
-func (db *DB) collect(ctx context.Context, rows driver.Rows, cols []int, q *query.Filter, keep func(taskdb.Record) taskdb.Record) ([]taskdb.Record, error) {
+func (db *DB) collect(ctx context.Context, rows driver.Rows, cols []int, need func(string) bool, q *query.Filter, keep func(taskdb.Doc) taskdb.Doc) ([]taskdb.Doc, error) {
 	vals := make([]driver.Value, len(cols))
-	var out []taskdb.Record
+	c := &carver{}
+	var out []taskdb.Doc
 	var seqs []int64
 	sorted := true
 	for {
@@ -233,25 +228,23 @@ func (db *DB) collect(ctx context.Context, rows driver.Rows, cols []int, q *quer
 		} else if err != nil {
 			return nil, db.readErr(err)
 		}
-		r := make(taskdb.Record, len(cols))
-		if err := decodeRow(r, cols, vals); err != nil {
+		d, err := decodeRow(cols, vals, need, c)
+		if err != nil {
 			return nil, err
 		}
-		if q != nil && !q.Match(r) {
+		if q != nil && !q.MatchDoc(d) {
 			continue
 		}
 		if keep != nil {
-			r = keep(r)
+			d = keep(d)
 		}
-		if r == nil {
+		if d == nil {
 			continue
 		}
-		out = append(out, r)
-		if cols[0] == colSeq {
-			seq, _ := vals[0].(int64)
-			sorted = sorted && (len(seqs) == 0 || seqs[len(seqs)-1] < seq)
-			seqs = append(seqs, seq)
-		}
+		out = append(out, d)
+		seq, _ := vals[0].(int64) // cols[0] is colSeq
+		sorted = sorted && (len(seqs) == 0 || seqs[len(seqs)-1] < seq)
+		seqs = append(seqs, seq)
 	}
 	if !sorted {
 		sort.Sort(bySeq{seqs, out})
@@ -262,14 +255,14 @@ func (db *DB) collect(ctx context.Context, rows driver.Rows, cols []int, q *quer
 // bySeq sorts records by their parallel seqs: insertion order.
 type bySeq struct {
 	seqs []int64
-	rs   []taskdb.Record
+	ds   []taskdb.Doc
 }
 
 func (s bySeq) Len() int           { return len(s.seqs) }
 func (s bySeq) Less(i, j int) bool { return s.seqs[i] < s.seqs[j] }
 func (s bySeq) Swap(i, j int) {
 	s.seqs[i], s.seqs[j] = s.seqs[j], s.seqs[i]
-	s.rs[i], s.rs[j] = s.rs[j], s.rs[i]
+	s.ds[i], s.ds[j] = s.ds[j], s.ds[i]
 }
 
 // readErr maps the errors of a read racing Close to ErrClosed.
@@ -280,68 +273,172 @@ func (db *DB) readErr(err error) error {
 	return err
 }
 
-// decodeRow sets r's keys from the SQL values of cols.
-func decodeRow(r taskdb.Record, cols []int, vals []driver.Value) error {
-	for j, i := range cols {
-		v := vals[j]
-		if i == colSeq {
-			continue
-		}
-		if i == colExtra {
-			if v == nil {
-				continue
-			}
-			b, ok := v.([]byte)
-			if !ok {
-				return fmt.Errorf("extra column holds a %T", v)
-			}
-			m, err := codec.Decode(b)
-			if err != nil {
-				return fmt.Errorf("decode extra keys: %w", err)
-			}
-			ms, ok := m.(map[string]any)
-			if !ok {
-				return fmt.Errorf("extra column holds a %T", m)
-			}
-			for k, x := range ms {
-				r[k] = x
-			}
-			continue
-		}
-		c := columns[i]
-		switch x := v.(type) {
-		case nil:
-			r[c.key] = nil
-		case int64:
-			if c.kind != kindTime {
-				return fmt.Errorf("column %s holds an integer", c.key)
-			}
-			r[c.key] = time.UnixMicro(x).UTC()
-		case string:
-			r[c.key] = x
-		case []byte:
-			if c.kind != kindValue {
-				return fmt.Errorf("column %s holds a blob", c.key)
-			}
-			d, err := codec.Decode(x)
-			if err != nil {
-				return fmt.Errorf("decode %s: %w", c.key, err)
-			}
-			r[c.key] = d
-		default:
-			return fmt.Errorf("column %s holds a %T", c.key, v)
+// typedColumn maps the index of a schema key in taskdb.SchemaKeys to its
+// typed column, or -1 if it lives in the doc.
+var typedColumn = func() (m [len(taskdb.SchemaKeys)]int) {
+	for i, k := range taskdb.SchemaKeys {
+		m[i] = -1
+		if c, ok := columnIndex[k]; ok {
+			m[i] = c
 		}
 	}
-	return nil
+	return m
+}()
+
+// decodeRow builds a record from the SQL values of cols (colSeq first): the
+// typed columns read, then, if the doc column is read, every other schema
+// key (at its default when the doc leaves it out) and the extra keys, of
+// those need accepts (all if need is nil). The fields are in Doc order;
+// the Docs and arrays come from c, and the values share vals' blobs.
+func decodeRow(cols []int, vals []driver.Value, need func(string) bool, c *carver) (taskdb.Doc, error) {
+	var typed [len(columns)]any
+	var has uint64
+	var dec *decoder
+	for j, i := range cols {
+		switch i {
+		case colSeq:
+		case colDoc:
+			b, ok := vals[j].([]byte)
+			if !ok {
+				return nil, fmt.Errorf("doc column holds a %T", vals[j])
+			}
+			d := docDecoder(b, c)
+			dec = &d
+		default:
+			v, err := columnValue(columns[i], vals[j], c)
+			if err != nil {
+				return nil, err
+			}
+			typed[i], has = v, has|1<<i
+		}
+	}
+	if dec == nil {
+		d := c.doc(bits.OnesCount64(has))
+		for i, c := range columns {
+			if has&(1<<i) != 0 {
+				d = append(d, taskdb.Field{Key: c.key, Value: typed[i]})
+			}
+		}
+		return d, nil
+	}
+	n, err := dec.mapLen()
+	if err != nil {
+		return nil, fmt.Errorf("decode doc: %w", err)
+	}
+	// Built in c's scratch Doc, since how many of the doc's keys are extra
+	// keys shows only at the end, then copied to an exact-size Doc.
+	d := c.scratch[:0]
+	key, more, first := "", false, true
+	// next reads the next doc key into key; more is false after the last.
+	next := func() error {
+		if n == 0 {
+			more = false
+			return nil
+		}
+		n--
+		k, err := dec.key()
+		if err != nil {
+			return err
+		}
+		if !first && docCompare(key, k) >= 0 {
+			return fmt.Errorf("doc key %q out of order", k)
+		}
+		key, more, first = k, true, false
+		return nil
+	}
+	// value decodes the value of key if need accepts it, else skips it.
+	value := func() (v any, want bool, err error) {
+		if need != nil && !need(key) {
+			return nil, false, dec.skip(0)
+		}
+		v, err = dec.value(0)
+		return v, true, err
+	}
+	if err := next(); err != nil {
+		return nil, fmt.Errorf("decode doc: %w", err)
+	}
+	for si, k := range taskdb.SchemaKeys {
+		if c := typedColumn[si]; c >= 0 {
+			if has&(1<<c) != 0 {
+				d = append(d, taskdb.Field{Key: k, Value: typed[c]})
+			}
+			continue
+		}
+		if !more || key != k {
+			if need == nil || need(k) {
+				d = append(d, taskdb.Field{Key: k, Value: taskdb.Default(k)})
+			}
+			continue
+		}
+		v, want, err := value()
+		if err == nil {
+			err = next()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode doc key %q: %w", k, err)
+		}
+		if want {
+			d = append(d, taskdb.Field{Key: k, Value: v})
+		}
+	}
+	for more {
+		if taskdb.IsSchemaKey(key) {
+			return nil, fmt.Errorf("decode doc: key %q out of order", key)
+		}
+		k := key
+		v, want, err := value()
+		if err == nil {
+			err = next()
+		}
+		if err != nil {
+			return nil, fmt.Errorf("decode doc key %q: %w", k, err)
+		}
+		if want {
+			d = append(d, taskdb.Field{Key: k, Value: v})
+		}
+	}
+	if dec.i != len(dec.b) {
+		return nil, fmt.Errorf("decode doc: %d trailing bytes", len(dec.b)-dec.i)
+	}
+	out := append(c.doc(len(d)), d...)
+	clear(d)
+	c.scratch = d[:0]
+	return out, nil
 }
 
-func allColumns() []int {
-	cols := make([]int, colExtra+1)
-	for i := range cols {
-		cols[i] = i
+// columnValue converts the SQL value of typed column c to the record's.
+func columnValue(c column, v driver.Value, cv *carver) (any, error) {
+	switch x := v.(type) {
+	case nil:
+		return nil, nil
+	case int64:
+		if c.kind == kindTime {
+			return time.UnixMicro(x).UTC(), nil
+		}
+	case string:
+		if c.kind != kindTime {
+			return x, nil
+		}
+	case []byte:
+		if c.kind == kindValue {
+			d, err := decodeAll(docDecoder(x, cv))
+			if err != nil {
+				return nil, fmt.Errorf("decode %s: %w", c.key, err)
+			}
+			return d, nil
+		}
+	}
+	return nil, fmt.Errorf("column %s holds a %T", c.key, v)
+}
+
+// allColumns are the columns of a complete record, seq first.
+var allColumns = func() []int {
+	cols := []int{colSeq}
+	for i := range colDoc + 1 {
+		cols = append(cols, i)
 	}
 	return cols
-}
+}()
 
 func selectList(cols []int) string {
 	names := make([]string, len(cols))
@@ -362,35 +459,32 @@ func coveredByCatalog(q *query.Filter, keys []string) bool {
 	return ok && !slices.ContainsFunc(fields, other)
 }
 
-// neededColumns returns the columns a projection on keys reads: msg_id,
-// the keys', and those of the fields q tests.
-func neededColumns(q *query.Filter, keys []string) []int {
-	var set [64]bool
+// neededColumns returns the columns a projection on keys reads (seq,
+// msg_id, the keys' and those of the fields q tests) and the doc keys it
+// decodes (nil: all).
+func neededColumns(q *query.Filter, keys []string) ([]int, func(string) bool) {
+	fields, ok := topFields(q)
+	if !ok {
+		return allColumns, nil
+	}
+	var set [colDoc + 1]bool
 	set[0] = true
-	mark := func(k string) {
+	want := map[string]bool{}
+	for _, k := range append(fields, keys...) {
 		if i, ok := columnIndex[k]; ok {
 			set[i] = true
 		} else {
-			set[colExtra] = true
+			set[colDoc] = true
+			want[k] = true
 		}
 	}
-	for _, k := range keys {
-		mark(k)
-	}
-	fields, ok := topFields(q)
-	if !ok {
-		return allColumns()
-	}
-	for _, f := range fields {
-		mark(f)
-	}
-	var cols []int
-	for i := range colExtra + 1 {
+	cols := []int{colSeq}
+	for i := range colDoc + 1 {
 		if set[i] {
 			cols = append(cols, i)
 		}
 	}
-	return cols
+	return cols, func(k string) bool { return want[k] }
 }
 
 // topFields returns the top-level fields q tests (the first part of each
@@ -506,15 +600,40 @@ func (db *DB) hintTerms(q *query.Filter) ([]string, []any) {
 	for _, h := range q.Hints() {
 		i, ok := columnIndex[h.Path]
 		if !ok {
-			continue // dotted path or extra key: matched in Go
+			continue // dotted path or doc key: matched in Go
 		}
-		s, a := hintSQL(columns[i], h, db.mayHoldBlobs(i))
+		s, a := "", []any(nil)
+		if columns[i].kind == kindID && h.Eq {
+			s, a = db.seqSQL(h.Values)
+		} else {
+			s, a = hintSQL(columns[i], h, db.mayHoldBlobs(i))
+		}
 		if s != "" {
 			terms = append(terms, s)
 			args = append(args, a...)
 		}
 	}
 	return terms, args
+}
+
+// seqSQL returns a condition selecting the rows of the msg_ids among
+// vals: the catalog knows each one's seq, so msg_id needs no index.
+func (db *DB) seqSQL(vals []any) (string, []any) {
+	var seqs []any
+	db.idsMu.Lock()
+	for _, v := range vals {
+		if id, ok := v.(string); ok {
+			if e := db.cat.ids[id]; e != nil {
+				seqs = append(seqs, e.seq)
+			}
+		}
+	}
+	db.idsMu.Unlock()
+	if len(seqs) == 0 {
+		return "0", nil
+	}
+	s, a, _ := inSQL("seq", seqs) // integers: always ok
+	return s, a
 }
 
 // anyBlob holds for the kindValue rows whose value is not a string or

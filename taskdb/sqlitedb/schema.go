@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 
@@ -12,53 +13,53 @@ import (
 )
 
 // SchemaVersion is the layout version recorded in the file's user_version.
-// Open refuses files with another non-zero version.
-const SchemaVersion = 1
+// Open migrates version 1 files and refuses other versions.
+const SchemaVersion = 2
 
 // ErrIncompatible reports a database file or table that this version of
 // sqlitedb did not create and will not touch.
 var ErrIncompatible = errors.New("sqlitedb: incompatible database")
 
-// Column kinds. Every schema key but msg_id is one column; extra keys
-// share the extra column.
+// Column kinds.
 const (
 	kindID    = iota // msg_id: TEXT, never null
 	kindTime         // INTEGER microseconds since the Unix epoch, UTC, or NULL
 	kindValue        // NULL, TEXT for a string, a msgpack BLOB for anything else
 )
 
-// column describes one column of the task table.
+// column describes one typed column of the task table: a key SQL indexes
+// or compares. Every other key lives in the doc column.
 type column struct {
 	key  string
 	kind int
 }
 
-// columns lists the task table's record columns, in taskdb.SchemaKeys
-// order; index i is bit i of an update's column set.
-var columns = func() []column {
-	cs := make([]column, len(taskdb.SchemaKeys))
-	for i, k := range taskdb.SchemaKeys {
-		cs[i] = column{key: k, kind: kindValue}
-		if taskdb.IsTimeKey(k) {
-			cs[i].kind = kindTime
-		}
-	}
-	cs[0].kind = kindID
-	return cs
-}()
+// columns lists the typed columns, in taskdb.SchemaKeys order; index i is
+// bit i of an update's column set.
+var columns = [...]column{
+	{taskdb.KeyMsgID, kindID},
+	{taskdb.KeySubmitted, kindTime},
+	{taskdb.KeyClientUUID, kindValue},
+	{taskdb.KeyEngineUUID, kindValue},
+	{taskdb.KeyStarted, kindTime},
+	{taskdb.KeyCompleted, kindTime},
+	{taskdb.KeyReceived, kindTime},
+}
 
-// colExtra is the index of the extra column, after the schema keys;
-// colSeq stands for the seq column (insertion order) in column lists.
-var colExtra = len(columns)
-
-const colSeq = -1
+// colDoc is the index of the doc column, after the typed columns: a
+// msgpack map of the record's other keys (see appendDoc). colSeq stands
+// for the seq column (insertion order) in column lists.
+const (
+	colDoc = len(columns)
+	colSeq = -1
+)
 
 // trackedBlobs are the indexed kindValue columns for which the DB tracks
 // whether any row holds a BLOB, so that queries on them stay index-only
 // when none does.
 var trackedBlobs = []int{columnIndex[taskdb.KeyClientUUID], columnIndex[taskdb.KeyEngineUUID]}
 
-// columnIndex maps a schema key to its index in columns.
+// columnIndex maps a typed column's key to its index in columns.
 var columnIndex = func() map[string]int {
 	m := make(map[string]int, len(columns))
 	for i, c := range columns {
@@ -67,11 +68,11 @@ var columnIndex = func() map[string]int {
 	return m
 }()
 
-// colName returns the SQL name of column i (colExtra: the extra column).
+// colName returns the SQL name of column i.
 func colName(i int) string {
 	switch i {
-	case colExtra:
-		return "extra"
+	case colDoc:
+		return "doc"
 	case colSeq:
 		return "seq"
 	}
@@ -80,34 +81,41 @@ func colName(i int) string {
 
 var tableName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]{0,63}$`)
 
-// ddl returns the statements creating table t and its indexes.
-func ddl(t string) []string {
+// createTable returns the statement creating table t. msg_id is not
+// UNIQUE: the catalog decides existence, and reads find a record's row
+// by seq, so an index on it would only cost writes.
+func createTable(t string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "CREATE TABLE %s (\n\tseq INTEGER PRIMARY KEY", t)
 	for _, c := range columns {
 		switch c.kind {
 		case kindID:
-			fmt.Fprintf(&b, ",\n\t%s TEXT NOT NULL UNIQUE", c.key)
+			fmt.Fprintf(&b, ",\n\t%s TEXT NOT NULL", c.key)
 		case kindTime:
 			fmt.Fprintf(&b, ",\n\t%s INTEGER", c.key)
 		default: // BLOB affinity: SQLite stores text and blobs as given
 			fmt.Fprintf(&b, ",\n\t%s BLOB", c.key)
 		}
 	}
-	b.WriteString(",\n\textra BLOB\n)")
+	b.WriteString(",\n\tdoc BLOB NOT NULL\n)")
+	return b.String()
+}
+
+// createIndexes returns the statements creating table t's indexes: the
+// history order and time ranges, pending records, client_uuid and
+// engine_uuid.
+func createIndexes(t string) []string {
 	return []string{
-		b.String(),
 		fmt.Sprintf("CREATE INDEX %[1]s_history ON %[1]s(submitted) WHERE submitted IS NOT NULL", t),
 		fmt.Sprintf("CREATE INDEX %[1]s_pending ON %[1]s(seq) WHERE completed IS NULL", t),
-		fmt.Sprintf("CREATE INDEX %[1]s_completed ON %[1]s(completed) WHERE completed IS NOT NULL", t),
 		fmt.Sprintf("CREATE INDEX %[1]s_client ON %[1]s(client_uuid)", t),
 		fmt.Sprintf("CREATE INDEX %[1]s_engine ON %[1]s(engine_uuid)", t),
 	}
 }
 
-// migrate creates table t if missing, on a connection holding the write
-// lock, and checks the file's schema version.
-func migrate(ctx context.Context, conn *sql.Conn, t string) (err error) {
+// migrate creates table t if missing and brings the file to
+// SchemaVersion, in one transaction: a crash leaves the file as it was.
+func migrate(ctx context.Context, conn *sql.Conn, t string, log *slog.Logger) (err error) {
 	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return fmt.Errorf("take the write lock: %w", err)
 	}
@@ -125,20 +133,26 @@ func migrate(ctx context.Context, conn *sql.Conn, t string) (err error) {
 		return fmt.Errorf("look for table %s: %w", t, err)
 	}
 	switch {
+	case version == 1:
+		if err := migrateV1(ctx, conn, log); err != nil {
+			return fmt.Errorf("migrate from schema version 1: %w", err)
+		}
 	case version != 0 && version != SchemaVersion:
-		return fmt.Errorf("%w: the file has schema version %d, this build reads version %d", ErrIncompatible, version, SchemaVersion)
+		return fmt.Errorf("%w: the file has schema version %d, this build reads versions 1 and %d", ErrIncompatible, version, SchemaVersion)
 	case version == 0 && exists != 0:
 		return fmt.Errorf("%w: table %s exists but was not created by taskhub (schema version 0)", ErrIncompatible, t)
-	case exists != 0:
-		if err := checkColumns(ctx, conn, t); err != nil {
-			return err
-		}
-	default:
-		for _, s := range ddl(t) {
+	}
+	switch cols, err := tableColumns(ctx, conn, t); {
+	case err != nil:
+		return err
+	case cols == "":
+		for _, s := range append([]string{createTable(t)}, createIndexes(t)...) {
 			if _, err := conn.ExecContext(ctx, s); err != nil {
 				return fmt.Errorf("create table %s: %w", t, err)
 			}
 		}
+	case cols != v2Columns:
+		return fmt.Errorf("%w: table %s has columns %s, want %s", ErrIncompatible, t, cols, v2Columns)
 	}
 	// Written on every open, so that a read-only file fails here rather
 	// than at the first commit.
@@ -149,31 +163,33 @@ func migrate(ctx context.Context, conn *sql.Conn, t string) (err error) {
 	return err
 }
 
-// checkColumns verifies that an existing table has our columns.
-func checkColumns(ctx context.Context, conn *sql.Conn, t string) error {
-	rows, err := conn.QueryContext(ctx, fmt.Sprintf("SELECT name FROM pragma_table_info('%s') ORDER BY cid", t))
-	if err != nil {
-		return fmt.Errorf("read the columns of %s: %w", t, err)
+// v2Columns are the task table's columns, comma-separated.
+var v2Columns = func() string {
+	names := []string{colName(colSeq)}
+	for i := range colDoc + 1 {
+		names = append(names, colName(i))
 	}
+	return strings.Join(names, ",")
+}()
+
+// tableColumns returns table t's column names, comma-separated in
+// order, or "" if there is no such table.
+func tableColumns(ctx context.Context, conn *sql.Conn, t string) (string, error) {
+	rows, err := conn.QueryContext(ctx, "SELECT name FROM pragma_table_info(?) ORDER BY cid", t)
+	if err != nil {
+		return "", fmt.Errorf("read the columns of %s: %w", t, err)
+	}
+	defer rows.Close()
 	var got []string
 	for rows.Next() {
 		var n string
 		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return err
+			return "", err
 		}
 		got = append(got, n)
 	}
-	rows.Close()
 	if err := rows.Err(); err != nil {
-		return err
+		return "", fmt.Errorf("read the columns of %s: %w", t, err)
 	}
-	want := []string{"seq"}
-	for i := range colExtra + 1 {
-		want = append(want, colName(i))
-	}
-	if strings.Join(got, ",") != strings.Join(want, ",") {
-		return fmt.Errorf("%w: table %s has columns %v, want %v", ErrIncompatible, t, got, want)
-	}
-	return nil
+	return strings.Join(got, ","), nil
 }

@@ -121,6 +121,7 @@ type DB struct {
 	closing atomic.Bool // set by the first Close
 
 	ops        chan *op
+	slots      chan struct{}       // one per op queued or about to be: see send
 	queueBytes *semaphore.Weighted // bytes of queued and uncommitted writes
 	maxBytes   int64               // queueBytes' size: maxQueuedBytes at Open
 	queued     atomic.Uint64       // sequence number of the last op enqueued
@@ -138,7 +139,7 @@ type DB struct {
 var _ taskdb.DB = (*DB)(nil)
 
 type stats struct {
-	commits, writes, writeErrors, pruned atomic.Uint64
+	commits, writes, writeErrors, rejected, pruned atomic.Uint64
 }
 
 // Stats are counters since Open.
@@ -146,6 +147,7 @@ type Stats struct {
 	Commits     uint64 // transactions committed
 	Writes      uint64 // writes committed
 	WriteErrors uint64 // failed commit attempts (logged, retried) and writes SQLite rejected (logged, dropped)
+	Rejected    uint64 // writes SQLite rejected (such as a value over its size limit): logged, not stored
 	Pruned      uint64 // records removed by retention
 }
 
@@ -155,6 +157,7 @@ func (db *DB) Stats() Stats {
 		Commits:     db.stats.commits.Load(),
 		Writes:      db.stats.writes.Load(),
 		WriteErrors: db.stats.writeErrors.Load(),
+		Rejected:    db.stats.rejected.Load(),
 		Pruned:      db.stats.pruned.Load(),
 	}
 }
@@ -215,6 +218,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		db:         sdb,
 		cat:        newCatalog(),
 		ops:        make(chan *op, 2*opts.BatchSize),
+		slots:      make(chan struct{}, 2*opts.BatchSize),
 		queueBytes: semaphore.NewWeighted(maxQueuedBytes),
 		maxBytes:   maxQueuedBytes,
 		stop:       make(chan struct{}),
@@ -288,8 +292,8 @@ func (db *DB) Close() error {
 		return taskdb.ErrClosed
 	}
 	defer close(db.done)
-	// Closing stop first releases a write blocked on a full queue while
-	// it holds idsMu (the writer may be retrying a full disk).
+	// Closing stop first releases the writes waiting for room in the
+	// queue (the writer may be retrying a full disk).
 	close(db.stop)
 	db.idsMu.Lock()
 	db.closed.Store(true)

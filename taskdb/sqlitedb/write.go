@@ -6,7 +6,8 @@ import (
 	"database/sql/driver"
 	"errors"
 	"fmt"
-	"maps"
+	"math/bits"
+	"slices"
 	"strings"
 	"time"
 
@@ -14,7 +15,6 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/taskhub/taskhub/taskdb"
-	"github.com/taskhub/taskhub/taskdb/internal/codec"
 	"github.com/taskhub/taskhub/taskdb/query"
 )
 
@@ -30,18 +30,17 @@ const (
 
 // op is one write queued for the writer goroutine.
 type op struct {
-	kind   opKind
-	seq    uint64 // position in the queue; 0 for opFlush
-	id     string
-	row    int64          // opUpdate: the row's seq
-	rows   []int64        // opDrop: the rows' seqs
-	cols   uint64         // opUpdate: bit i set when args holds column i
-	args   []any          // opAdd: seq and every column; opUpdate: the set columns, in order
-	extras map[string]any // opUpdate: extra keys to merge into the extra column
-	done   chan error     // SyncFull writes and flushes; nil otherwise
-	err    error          // set when the writer dropped this op
-	rec    taskdb.Record  // opGet: the record read
-	size   int64          // bytes held against DB.queueBytes until committed
+	kind opKind
+	seq  uint64 // position in the queue; 0 for opFlush
+	id   string
+	row  int64      // opUpdate, opGet: the row's seq
+	rows []int64    // opDrop: the rows' seqs
+	cols uint64     // opUpdate: bit i set when args holds column i (colDoc: a patch)
+	args []any      // opAdd: seq and every column; opUpdate: the set columns, in order
+	done chan error // SyncFull writes and flushes; nil otherwise
+	err  error      // set when the writer dropped this op
+	rec  taskdb.Doc // opGet: the record read
+	size int64      // bytes held against DB.queueBytes until committed
 }
 
 // opSize is the bytes of strings and blobs in args.
@@ -58,6 +57,106 @@ func opSize(args []any) int64 {
 	return n
 }
 
+// row turns a record's values into column values: the typed columns,
+// and the other keys encoded for the doc column.
+type row struct {
+	cols   [len(columns)]any
+	set    uint64                       // bit i: cols[i] was set
+	buf    []byte                       // the encoded values of the doc keys
+	schema [len(taskdb.SchemaKeys)]span // where schema key i's value is in buf
+	inDoc  uint32                       // bit i: schema[i] is set
+	extras []span                       // the other keys
+}
+
+type span struct {
+	key    string
+	lo, hi int
+}
+
+// put sets key k to v, normalizing v (taskdb.Normalize) if it is not
+// canonical already.
+func (r *row) put(k string, v any) error {
+	if i, ok := columnIndex[k]; ok {
+		v, err := taskdb.Normalize(k, v)
+		if err != nil {
+			return err
+		}
+		x, err := encodeColumn(columns[i], v)
+		if err != nil {
+			return fmt.Errorf("%w: key %q: %v", taskdb.ErrInvalidRecord, k, err)
+		}
+		r.cols[i] = x
+		r.set |= 1 << i
+		return nil
+	}
+	lo := len(r.buf)
+	var err error
+	if r.buf, err = appendValue(r.buf, v, 0); errors.Is(err, errNotCanonical) {
+		if v, err = taskdb.Normalize(k, v); err != nil {
+			return err
+		}
+		r.buf, err = appendValue(r.buf[:lo], v, 0)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: key %q: %v", taskdb.ErrInvalidRecord, k, err)
+	}
+	s := span{k, lo, len(r.buf)}
+	if i, ok := schemaIndex[k]; ok {
+		r.schema[i] = s
+		r.inDoc |= 1 << i
+	} else {
+		r.extras = append(r.extras, s)
+	}
+	return nil
+}
+
+// fields returns the doc keys with their encoded values, in Doc order.
+func (r *row) fields() []field {
+	fs := make([]field, 0, bits.OnesCount32(r.inDoc)+len(r.extras))
+	for i, s := range r.schema {
+		if r.inDoc&(1<<i) != 0 {
+			fs = append(fs, field{s.key, i, r.buf[s.lo:s.hi]})
+		}
+	}
+	slices.SortFunc(r.extras, func(a, b span) int { return strings.Compare(a.key, b.key) })
+	for _, s := range r.extras {
+		fs = append(fs, field{s.key, extraRank, r.buf[s.lo:s.hi]})
+	}
+	return fs
+}
+
+// putRecord puts every key of rec, checking that a msg_id key matches
+// msgID.
+func (r *row) putRecord(msgID string, rec taskdb.Record) error {
+	for k, v := range rec {
+		if k == taskdb.KeyMsgID {
+			v, err := taskdb.Normalize(k, v)
+			if err != nil {
+				return err
+			}
+			if v != msgID {
+				return fmt.Errorf("%w: msg_id %v differs from the record's id", taskdb.ErrInvalidRecord, v)
+			}
+			continue
+		}
+		if err := r.put(k, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// insertArgs returns the values of a new row's columns after seq: typed
+// columns not set are null (the default of every typed key).
+func (r *row) insertArgs(msgID string) []any {
+	args := make([]any, colDoc+1)
+	copy(args, r.cols[:])
+	args[0] = msgID
+	fs := r.fields()
+	args[colDoc] = appendDoc(make([]byte, 0, len(r.buf)+16*len(fs)+8), fs)
+	return args
+}
+
 // AddRecord stores a copy of rec. It returns ErrExists, ErrInvalidRecord,
 // ErrClosed or ctx's error. While commits are failing (disk full), writes
 // are refused with an error. With SyncFull it returns once the record is
@@ -67,41 +166,11 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	args := make([]any, colExtra+1)
-	for i, c := range columns {
-		args[i] = taskdb.Default(c.key) // nil or "": stored as is
+	var r row
+	if err := r.putRecord(msgID, rec); err != nil {
+		return fmt.Errorf("sqlitedb: add %s: %w", msgID, err)
 	}
-	args[0] = msgID
-	var extras map[string]any
-	for k, v := range rec {
-		v, err := taskdb.Normalize(k, v)
-		if err != nil {
-			return fmt.Errorf("sqlitedb: add %s: %w", msgID, err)
-		}
-		i, ok := columnIndex[k]
-		switch {
-		case !ok:
-			if extras == nil {
-				extras = make(map[string]any)
-			}
-			extras[k] = v
-		case i == 0:
-			if v != msgID {
-				return fmt.Errorf("sqlitedb: add %s: %w: msg_id %v differs from the record's id", msgID, taskdb.ErrInvalidRecord, v)
-			}
-		default:
-			if args[i], err = encodeColumn(columns[i], v); err != nil {
-				return fmt.Errorf("sqlitedb: add %s: %w: key %q: %v", msgID, taskdb.ErrInvalidRecord, k, err)
-			}
-		}
-	}
-	if extras != nil {
-		b, err := codec.Encode(extras)
-		if err != nil {
-			return fmt.Errorf("sqlitedb: add %s: %w: %v", msgID, taskdb.ErrInvalidRecord, err)
-		}
-		args[colExtra] = b
-	}
+	args := r.insertArgs(msgID)
 	db.noteBlobs(args)
 	sub := noTime
 	if t, ok := args[columnIndex[taskdb.KeySubmitted]].(int64); ok {
@@ -126,46 +195,22 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	o := &op{kind: opUpdate, id: msgID}
-	var vals [64]any
-	for k, v := range fields {
-		v, err := taskdb.Normalize(k, v)
-		if err != nil {
-			return fmt.Errorf("sqlitedb: update %s: %w", msgID, err)
-		}
-		i, ok := columnIndex[k]
-		switch {
-		case !ok:
-			if o.extras == nil {
-				o.extras = make(map[string]any)
-			}
-			o.extras[k] = v
-			o.cols |= 1 << colExtra
-		case i == 0:
-			if v != msgID {
-				return fmt.Errorf("sqlitedb: update %s: %w: msg_id cannot change (got %v)", msgID, taskdb.ErrInvalidRecord, v)
-			}
-		default:
-			if vals[i], err = encodeColumn(columns[i], v); err != nil {
-				return fmt.Errorf("sqlitedb: update %s: %w: key %q: %v", msgID, taskdb.ErrInvalidRecord, k, err)
-			}
-			o.cols |= 1 << i
+	var r row
+	if err := r.putRecord(msgID, fields); err != nil {
+		return fmt.Errorf("sqlitedb: update %s: %w", msgID, err)
+	}
+	o := &op{kind: opUpdate, id: msgID, cols: r.set}
+	for i := range colDoc {
+		if r.set&(1<<i) != 0 {
+			o.args = append(o.args, r.cols[i])
 		}
 	}
-	if o.extras != nil { // checked here; the writer encodes them merged with the stored ones
-		b, err := codec.Encode(o.extras)
-		if err != nil {
-			return fmt.Errorf("sqlitedb: update %s: %w: %v", msgID, taskdb.ErrInvalidRecord, err)
-		}
-		o.size = int64(len(b))
+	if fs := r.fields(); len(fs) > 0 { // merged into the stored doc by the writer's UPDATE
+		o.cols |= 1 << colDoc
+		o.args = append(o.args, appendFields(make([]byte, 0, len(r.buf)+16*len(fs)+8), fs))
 	}
-	db.noteBlobs(vals[:])
-	for i := range colExtra {
-		if o.cols&(1<<i) != 0 {
-			o.args = append(o.args, vals[i])
-		}
-	}
-	o.size += opSize(o.args)
+	db.noteBlobs(r.cols[:])
+	o.size = opSize(o.args)
 	exists := func() error {
 		e := db.cat.ids[msgID]
 		if e == nil {
@@ -180,7 +225,7 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 	i := columnIndex[taskdb.KeySubmitted]
 	setSub := o.cols&(1<<i) != 0
 	sub := noTime
-	if t, ok := vals[i].(int64); ok {
+	if t, ok := r.cols[i].(int64); ok {
 		sub = t
 	}
 	return db.enqueue(ctx, o, exists, func() {
@@ -219,7 +264,7 @@ func (db *DB) DropMatchingRecords(ctx context.Context, q *query.Filter) error {
 	}
 	ids := make([]string, len(rs))
 	for i, r := range rs {
-		ids[i] = r[taskdb.KeyMsgID].(string)
+		ids[i] = r[0].Value.(string) // msg_id comes first
 	}
 	_, err = db.dropIDs(ctx, ids)
 	return err
@@ -262,8 +307,9 @@ func (db *DB) locked(f func() error) error {
 
 // enqueue runs check (which reads cat and may fill in o), queues o and
 // then runs commit (which updates cat), all under idsMu so that ops reach
-// the writer in the order cat changed. With SyncFull it waits for the
-// commit.
+// the writer in the order cat changed. It waits for room in the queue
+// before taking idsMu, never while holding it. With SyncFull it waits for
+// the commit.
 func (db *DB) enqueue(ctx context.Context, o *op, check func() error, commit func()) error {
 	var done chan error // o.done belongs to the writer once o is queued
 	if db.opts.Sync == SyncFull {
@@ -280,7 +326,7 @@ func (db *DB) enqueue(ctx context.Context, o *op, check func() error, commit fun
 			db.queueBytes.Release(o.size)
 		}
 	}()
-	err := db.locked(func() error {
+	err := db.send(ctx, o, func() error {
 		if e := db.failing.Load(); e != nil {
 			return fmt.Errorf("sqlitedb: write not stored, commits are failing: %w", *e)
 		}
@@ -288,17 +334,10 @@ func (db *DB) enqueue(ctx context.Context, o *op, check func() error, commit fun
 			return err
 		}
 		o.seq = db.queued.Load() + 1
-		select {
-		case db.ops <- o:
-			queued = true
-			db.queued.Store(o.seq)
-			commit()
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-db.stop:
-			return taskdb.ErrClosed
-		}
+		db.queued.Store(o.seq)
+		commit()
+		queued = true
+		return nil
 	})
 	if err != nil || done == nil {
 		return err
@@ -309,6 +348,30 @@ func (db *DB) enqueue(ctx context.Context, o *op, check func() error, commit fun
 	case <-ctx.Done(): // the write stays queued and will be committed
 		return ctx.Err()
 	}
+}
+
+// send queues o once prepare, run under idsMu, succeeds. It first takes
+// a slot of the queue (waiting while it is full), so that the send under
+// idsMu never blocks: the writer, which may need idsMu, keeps draining.
+func (db *DB) send(ctx context.Context, o *op, prepare func() error) error {
+	select {
+	case db.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-db.stop:
+		return taskdb.ErrClosed
+	}
+	err := db.locked(func() error {
+		if err := prepare(); err != nil {
+			return err
+		}
+		db.ops <- o // a slot is held: there is room
+		return nil
+	})
+	if err != nil {
+		<-db.slots
+	}
+	return err
 }
 
 // reserve takes n bytes of the queue's budget, waiting for commits to
@@ -355,17 +418,7 @@ func (db *DB) sync(ctx context.Context) error {
 // the writer's answer on o.done.
 func (db *DB) ask(ctx context.Context, o *op) error {
 	done := o.done // o.done belongs to the writer once o is queued
-	err := db.locked(func() error {
-		select {
-		case db.ops <- o:
-			return nil
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-db.stop:
-			return taskdb.ErrClosed
-		}
-	})
-	if err != nil {
+	if err := db.send(ctx, o, func() error { return nil }); err != nil {
 		return err
 	}
 	select {
@@ -379,7 +432,7 @@ func (db *DB) ask(ctx context.Context, o *op) error {
 // getQueued reads a record that has queued writes: the writer reads it
 // in queue order on its connection, which sees them before they commit,
 // so a read does not force a commit (and its fsync).
-func (db *DB) getQueued(ctx context.Context, msgID string, row int64) (taskdb.Record, error) {
+func (db *DB) getQueued(ctx context.Context, msgID string, row int64) (taskdb.Doc, error) {
 	if e := db.failing.Load(); e != nil {
 		return nil, fmt.Errorf("sqlitedb: get %s: queued writes cannot be committed: %w", msgID, *e)
 	}
@@ -403,7 +456,23 @@ func encodeColumn(c column, v any) (any, error) {
 	case string:
 		return x, nil
 	}
-	return codec.Encode(v)
+	return encodeValue(v)
+}
+
+// mergeFunc is the SQL function the writer's UPDATE applies mergeDoc
+// with, so that a partial update reads the stored doc in the same
+// statement.
+const mergeFunc = "taskhub_merge_doc"
+
+func init() {
+	sqlite.MustRegisterDeterministicScalarFunction(mergeFunc, 2, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+		old, ok1 := args[0].([]byte)
+		patch, ok2 := args[1].([]byte)
+		if !ok1 || !ok2 {
+			return nil, fmt.Errorf("%s(%T, %T): want two blobs", mergeFunc, args[0], args[1])
+		}
+		return mergeDoc(old, patch)
+	})
 }
 
 // writer owns the connection that writes: it applies ops in queue order
@@ -413,7 +482,6 @@ type writer struct {
 	conn    *sql.Conn
 	insert  *sql.Stmt
 	del     *sql.Stmt
-	extra   *sql.Stmt
 	read    *sql.Stmt // a whole row by seq
 	updates map[uint64]*sql.Stmt
 	batch   []*op
@@ -437,13 +505,13 @@ func (db *DB) openWriter(ctx context.Context) (*writer, error) {
 		w.close()
 		return nil, fmt.Errorf("journal mode is %q, want wal", mode)
 	}
-	if err := migrate(ctx, conn, db.table); err != nil {
+	if err := migrate(ctx, conn, db.table, db.log); err != nil {
 		w.close()
 		return nil, err
 	}
 	names := []string{colName(colSeq)}
 	marks := []string{"?"}
-	for i := range colExtra + 1 {
+	for i := range colDoc + 1 {
 		names, marks = append(names, colName(i)), append(marks, "?")
 	}
 	for _, s := range []struct {
@@ -452,8 +520,7 @@ func (db *DB) openWriter(ctx context.Context) (*writer, error) {
 	}{
 		{&w.insert, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", db.table, strings.Join(names, ", "), strings.Join(marks, ", "))},
 		{&w.del, fmt.Sprintf("DELETE FROM %s WHERE seq = ?", db.table)},
-		{&w.extra, fmt.Sprintf("SELECT extra FROM %s WHERE seq = ?", db.table)},
-		{&w.read, fmt.Sprintf("SELECT %s FROM %s WHERE seq = ?", selectList(allColumns()), db.table)},
+		{&w.read, fmt.Sprintf("SELECT %s FROM %s WHERE seq = ?", selectList(allColumns), db.table)},
 	} {
 		if *s.stmt, err = conn.PrepareContext(ctx, s.sql); err != nil {
 			w.close()
@@ -464,7 +531,7 @@ func (db *DB) openWriter(ctx context.Context) (*writer, error) {
 }
 
 func (w *writer) close() error {
-	for _, s := range append([]*sql.Stmt{w.insert, w.del, w.extra, w.read}, valuesOf(w.updates)...) {
+	for _, s := range append([]*sql.Stmt{w.insert, w.del, w.read}, valuesOf(w.updates)...) {
 		if s != nil {
 			s.Close()
 		}
@@ -533,6 +600,7 @@ func (w *writer) run() error {
 // take adds o to the batch and applies it in the open transaction, or
 // answers an opGet at once.
 func (w *writer) take(o *op) {
+	<-w.db.slots // o's sender took one
 	if o.kind == opGet {
 		o.done <- w.get(o)
 		return
@@ -560,11 +628,27 @@ func (w *writer) exec(o *op) {
 			w.broken = err
 			return
 		}
-		// Not a disk or lock problem: a bug, or a value SQLite rejects.
-		// Drop this write alone; the batch goes on.
+		// Not a disk or lock problem: a bug, or a value SQLite rejects
+		// (such as a blob over its size limit). Drop this write alone and
+		// forget a rejected record, so that reads do not find it; the
+		// batch goes on.
 		w.db.stats.writeErrors.Add(1)
-		w.db.log.Error("write dropped", "msg_id", o.id, "err", err)
-		o.kind, o.err = opFlush, err
+		w.db.stats.rejected.Add(1)
+		w.db.log.Error("write rejected, not stored", "msg_id", o.id, "err", err)
+		if o.kind == opAdd {
+			w.db.forget(o.id, o.args[0].(int64))
+		}
+		o.kind, o.err = opFlush, fmt.Errorf("sqlitedb: write of %s rejected, not stored: %w", o.id, err)
+	}
+}
+
+// forget removes the record of row seq from the catalog, if it still is
+// there, after SQLite rejected its insert.
+func (db *DB) forget(id string, seq int64) {
+	db.idsMu.Lock()
+	defer db.idsMu.Unlock()
+	if e := db.cat.ids[id]; e != nil && e.seq == seq {
+		db.cat.drop(id)
 	}
 }
 
@@ -574,11 +658,11 @@ func (w *writer) get(o *op) error {
 	if w.broken != nil {
 		return fmt.Errorf("sqlitedb: get %s: queued writes cannot be applied: %w", o.id, w.broken)
 	}
-	cols := allColumns()
-	vals := make([]any, len(cols))
-	ptrs := make([]any, len(cols))
+	var seq int64
+	vals := make([]any, colDoc+1)
+	ptrs := []any{&seq}
 	for i := range vals {
-		ptrs[i] = &vals[i]
+		ptrs = append(ptrs, &vals[i])
 	}
 	if err := w.read.QueryRowContext(context.Background(), o.row).Scan(ptrs...); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
@@ -586,12 +670,17 @@ func (w *writer) get(o *op) error {
 		}
 		return fmt.Errorf("sqlitedb: get %s: %w", o.id, err)
 	}
-	dv := make([]driver.Value, len(vals)) // Scan sets *any, not *driver.Value
-	for i, v := range vals {
-		dv[i] = v
+	dv := make([]driver.Value, 0, len(vals)+1) // Scan sets *any, not *driver.Value
+	dv = append(dv, seq)
+	for _, v := range vals {
+		dv = append(dv, v)
 	}
-	o.rec = make(taskdb.Record, len(cols))
-	return decodeRow(o.rec, cols, dv)
+	var err error
+	o.rec, err = decodeRow(allColumns, dv, nil, &carver{})
+	if err != nil {
+		return fmt.Errorf("sqlitedb: get %s: %w", o.id, err)
+	}
+	return nil
 }
 
 func (w *writer) begin() error {
@@ -609,32 +698,11 @@ func (w *writer) apply(o *op) error {
 		_, err := w.insert.ExecContext(ctx, o.args...)
 		return err
 	case opUpdate:
-		args := o.args
-		if o.extras != nil {
-			var blob []byte
-			if err := w.extra.QueryRowContext(ctx, o.row).Scan(&blob); err != nil {
-				return err
-			}
-			merged := map[string]any{}
-			if blob != nil {
-				v, err := codec.Decode(blob)
-				if err != nil {
-					return fmt.Errorf("decode extra keys: %w", err)
-				}
-				merged, _ = v.(map[string]any)
-			}
-			maps.Copy(merged, o.extras)
-			b, err := codec.Encode(merged)
-			if err != nil {
-				return err
-			}
-			args = append(args[:len(args):len(args)], b)
-		}
 		s, err := w.update(o.cols)
 		if err != nil {
 			return err
 		}
-		_, err = s.ExecContext(ctx, append(args[:len(args):len(args)], o.row)...)
+		_, err = s.ExecContext(ctx, append(o.args[:len(o.args):len(o.args)], o.row)...)
 		return err
 	case opDrop:
 		for _, row := range o.rows {
@@ -652,10 +720,13 @@ func (w *writer) update(set uint64) (*sql.Stmt, error) {
 		return s, nil
 	}
 	var cols []string
-	for i := range colExtra + 1 {
+	for i := range colDoc {
 		if set&(1<<i) != 0 {
 			cols = append(cols, colName(i)+" = ?")
 		}
+	}
+	if set&(1<<colDoc) != 0 {
+		cols = append(cols, "doc = "+mergeFunc+"(doc, ?)")
 	}
 	s, err := w.conn.PrepareContext(context.Background(),
 		fmt.Sprintf("UPDATE %s SET %s WHERE seq = ?", w.db.table, strings.Join(cols, ", ")))

@@ -238,7 +238,8 @@ func (q *Queue) Enqueue(ctx context.Context, op Op) error {
 		if q.down == nil {
 			limit = min(limit, q.opts.Backlog)
 		}
-		if q.enqueued-q.done < uint64(limit) && q.bytes+size <= q.opts.MaxPendingBytes {
+		// A write larger than MaxPendingBytes goes alone.
+		if q.enqueued-q.done < uint64(limit) && (q.bytes+size <= q.opts.MaxPendingBytes || q.bytes == 0) {
 			break
 		}
 		if q.down != nil {
@@ -344,7 +345,7 @@ func (q *Queue) Stats() Stats {
 
 // Close stops accepting writes, applies the queued ones and stops the
 // writer. If ctx ends first, it gives up on the writes not applied yet
-// and reports how many. Calls after the first return taskdb.ErrClosed.
+// and reports how many; during an outage only ctx ends it, so bound it. Calls after the first return taskdb.ErrClosed.
 func (q *Queue) Close(ctx context.Context) error {
 	q.mu.Lock()
 	if q.closed {
@@ -383,19 +384,19 @@ func (q *Queue) Close(ctx context.Context) error {
 func (q *Queue) run() {
 	defer close(q.exited)
 	for {
-		ops, ok := q.next()
+		ops, sizes, ok := q.next()
 		if !ok {
 			return
 		}
-		if !q.flush(ops) {
+		if !q.flush(ops, sizes) {
 			return
 		}
 	}
 }
 
-// next waits for a batch to be due and takes it. It returns false once
-// the queue is closed and empty, or Close gave up.
-func (q *Queue) next() ([]Op, bool) {
+// next waits for a batch to be due and takes it, with its ops' sizes. It
+// returns false once the queue is closed and empty, or Close gave up.
+func (q *Queue) next() ([]Op, []int64, bool) {
 	var timer <-chan time.Time
 	for {
 		q.mu.Lock()
@@ -403,14 +404,12 @@ func (q *Queue) next() ([]Op, bool) {
 		due := n >= q.opts.BatchSize || n > 0 && (q.syncers > 0 || q.closed)
 		if n == 0 && q.closed {
 			q.mu.Unlock()
-			return nil, false
+			return nil, nil, false
 		}
 		if due {
-			n = min(n, q.opts.BatchSize)
-			ops := q.pending[:n:n]
-			q.pending, q.sizes = q.pending[n:], q.sizes[n:]
+			ops, sizes := q.take()
 			q.mu.Unlock()
-			return ops, true
+			return ops, sizes, true
 		}
 		if n > 0 && timer == nil {
 			timer = q.after(q.opts.FlushInterval)
@@ -420,20 +419,26 @@ func (q *Queue) next() ([]Op, bool) {
 		case <-q.wake:
 		case <-timer:
 			q.mu.Lock()
-			n := min(len(q.pending), q.opts.BatchSize)
-			ops := q.pending[:n:n]
-			q.pending, q.sizes = q.pending[n:], q.sizes[n:]
+			ops, sizes := q.take()
 			q.mu.Unlock()
-			return ops, true
+			return ops, sizes, true
 		case <-q.ctx.Done():
-			return nil, false
+			return nil, nil, false
 		}
 	}
 }
 
+// take removes up to BatchSize ops from the queue. Called with q.mu held.
+func (q *Queue) take() ([]Op, []int64) {
+	n := min(len(q.pending), q.opts.BatchSize)
+	ops, sizes := q.pending[:n:n], q.sizes[:n:n]
+	q.pending, q.sizes = q.pending[n:], q.sizes[n:]
+	return ops, sizes
+}
+
 // flush applies ops, retrying through outages and setting rejected
 // writes aside. It returns false if Close gave up.
-func (q *Queue) flush(ops []Op) bool {
+func (q *Queue) flush(ops []Op, sizes []int64) bool {
 	backoff := q.opts.RetryMin
 	single := false // isolating a rejected write: one op per call
 	for len(ops) > 0 {
@@ -449,8 +454,8 @@ func (q *Queue) flush(ops []Op) bool {
 			applied = n
 		}
 		applied = max(0, min(applied, n))
-		q.finish(ops[:applied], nil)
-		ops = ops[applied:]
+		q.finish(ops[:applied], sizes[:applied], nil)
+		ops, sizes = ops[applied:], sizes[applied:]
 		switch {
 		case err == nil:
 			q.up()
@@ -470,22 +475,23 @@ func (q *Queue) flush(ops []Op) bool {
 			single = true
 		default:
 			q.up()
-			q.reject(ops[0], err)
-			ops = ops[1:]
+			q.log.Error("database rejected a write; dropped it", "op", ops[0].Kind.String(), "msg_id", ops[0].ID, "err", err)
+			q.finish(ops[:1], sizes[:1], err)
+			ops, sizes = ops[1:], sizes[1:]
 		}
 	}
 	return true
 }
 
 // finish marks ops done. A rejected Add's msg_id is unknown again.
-func (q *Queue) finish(ops []Op, rejected error) {
+func (q *Queue) finish(ops []Op, sizes []int64, rejected error) {
 	if len(ops) == 0 {
 		return
 	}
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	for _, op := range ops {
-		q.bytes -= sizeOf(op.ID) + sizeOf(op.Record)
+	for i, op := range ops {
+		q.bytes -= sizes[i]
 		if rejected != nil && op.Kind == Add {
 			delete(q.known, op.ID)
 		}
@@ -497,11 +503,6 @@ func (q *Queue) finish(ops []Op, rejected error) {
 		q.stats.Applied += uint64(len(ops))
 	}
 	q.broadcast()
-}
-
-func (q *Queue) reject(op Op, err error) {
-	q.log.Error("database rejected a write; dropped it", "op", op.Kind.String(), "msg_id", op.ID, "err", err)
-	q.finish([]Op{op}, err)
 }
 
 // failed records a failed Apply during an outage.

@@ -368,6 +368,21 @@ func TestBoundBytes(t *testing.T) {
 	h.enqueue(t, Add, "c") // small writes still fit
 }
 
+// A write larger than MaxPendingBytes is accepted into an empty queue.
+func TestOversizedWrite(t *testing.T) {
+	h := start(t, newFake(), Options{MaxPendingBytes: 100})
+	big := taskdb.Record{"buffers": []any{make([]byte, 600)}}
+	if err := h.q.Enqueue(t.Context(), Op{Kind: Add, ID: "a", Record: big}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.q.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if s := h.q.Stats(); s.Applied != 1 || s.PendingBytes != 0 {
+		t.Errorf("stats %+v", s)
+	}
+}
+
 // While the database is reachable, a queue holding Backlog writes waits
 // for room.
 func TestBacklogWaits(t *testing.T) {

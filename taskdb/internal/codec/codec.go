@@ -304,13 +304,9 @@ func (d *decoder) dict(n, depth int) (any, error) {
 	}
 	m := make(map[string]any, n)
 	for range n {
-		k, err := d.value(depth + 1)
+		ks, err := d.key()
 		if err != nil {
 			return nil, err
-		}
-		ks, ok := k.(string)
-		if !ok {
-			return nil, fmt.Errorf("map key %T is not a string", k)
 		}
 		if m[ks], err = d.value(depth + 1); err != nil {
 			return nil, err
@@ -319,16 +315,58 @@ func (d *decoder) dict(n, depth int) (any, error) {
 	return m, nil
 }
 
+// key reads a map key, which must be a string; common keys are interned,
+// which saves an allocation for most keys of a record.
+func (d *decoder) key() (string, error) {
+	p, err := d.take(1)
+	if err != nil {
+		return "", err
+	}
+	var n int
+	switch c := p[0]; {
+	case c >= msgpcode.FixedStrLow && c <= msgpcode.FixedStrHigh:
+		n = int(c & msgpcode.FixedStrMask)
+	case c == msgpcode.Str8 || c == msgpcode.Str16 || c == msgpcode.Str32:
+		if n, err = d.length(1 << (c - msgpcode.Str8)); err != nil {
+			return "", err
+		}
+	default:
+		return "", fmt.Errorf("map key with msgpack code %#x is not a string", c)
+	}
+	b, err := d.take(n)
+	if err != nil {
+		return "", err
+	}
+	if k, ok := commonKeys[string(b)]; ok {
+		return k, nil
+	}
+	return string(b), nil
+}
+
+// commonKeys are the keys of records and of ipyparallel's headers,
+// metadata and contents.
+var commonKeys = func() map[string]string {
+	m := make(map[string]string)
+	for _, k := range taskdb.SchemaKeys {
+		m[k] = k
+	}
+	for _, k := range []string{
+		"msg_type", "username", "session", "date", "version", "status", "engine",
+		"started", "engine_id", "dependencies_met", "is_broadcast", "is_coalescing",
+		"after", "follow", "timeout", "targets", "retries", "data", "ename", "evalue",
+		"traceback", "execution_count", "name", "text",
+	} {
+		m[k] = k
+	}
+	return m
+}()
+
 func (d *decoder) doc(n, depth int) (any, error) {
 	doc := make(taskdb.Doc, n)
 	for i := range doc {
-		k, err := d.value(depth + 1)
+		ks, err := d.key()
 		if err != nil {
 			return nil, err
-		}
-		ks, ok := k.(string)
-		if !ok {
-			return nil, fmt.Errorf("map key %T is not a string", k)
 		}
 		doc[i].Key = ks
 		if doc[i].Value, err = d.value(depth + 1); err != nil {
