@@ -10,10 +10,19 @@ import (
 	"github.com/taskhub/taskhub/taskdb/mongodb/mongotest"
 )
 
+// testBatchSize keeps a bulk write of updates well inside the write
+// queue's apply timeout (10s) on the FerretDB fixture, which takes tens of
+// milliseconds per update (more under -race on a loaded machine); a
+// timed-out batch counts as an outage and reads would fail meanwhile.
+const testBatchSize = 100
+
 // open opens a DB on a fresh database (of a server of its own unless
 // opts.URI is set) and closes it at cleanup.
 func open(tb testing.TB, opts Options) *DB {
 	tb.Helper()
+	if opts.BatchSize == 0 {
+		opts.BatchSize = testBatchSize
+	}
 	if opts.URI == "" {
 		opts.URI = mongotest.URI(tb)
 	}
