@@ -148,6 +148,9 @@ func (r *rec) Lookup(key string) (any, bool) {
 	case kindMsgID:
 		return r.id, true
 	case kindSlot:
+		if b, ok := r.vals[i].(blobs); ok {
+			return b.list(), true
+		}
 		return r.vals[i], true
 	case kindTime:
 		return timeValue(r.times[i]), true
@@ -259,6 +262,14 @@ func prepare(id, k string, v any) (c change, skip bool, err error) {
 		default:
 			return c, false, fmt.Errorf("%w: key %q: want null or a time, got %T", taskdb.ErrInvalidRecord, k, v)
 		}
+	case kindSlot:
+		if i == slotBuffers || i == slotResultBuffers {
+			if b, ok := packBlobs(v); ok {
+				c.v = b
+				return c, false, nil
+			}
+		}
+		fallthrough
 	default:
 		c.v, err = freeze(k, v)
 	}
