@@ -219,6 +219,9 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 	var t thawer
 	for i, r := range hits {
 		out[i] = project(&t, r, keys)
+		if i == 0 {
+			t.plan(1, len(hits)-1)
+		}
 	}
 	return out, nil
 }

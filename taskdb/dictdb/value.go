@@ -154,54 +154,75 @@ func freezeMap(key string, m map[string]any, depth int) (any, error) {
 }
 
 // thawer copies frozen values out for one read. It carves the results'
-// documents, arrays and byte strings out of a few growing chunks instead
-// of allocating each on its own: a record is a dozen small objects, and
-// allocating and collecting those dominated large reads. Results share
-// chunks, so one result kept alive keeps its neighbours' memory too.
+// documents, arrays and byte strings out of a few chunks instead of
+// allocating each on its own: a record is a dozen small objects, and
+// allocating and collecting those dominated large reads. The first
+// result is allocated exactly; plan then sizes the chunks for the rest
+// from what it took, so that small reads waste nothing and large ones
+// allocate a few big chunks. Results share chunks, so one result kept
+// alive keeps its neighbours' memory too.
 type thawer struct {
-	fields []field
-	anys   []any
-	bytes  []byte
-	next   int // size of the next chunk, in fields
+	fields chunk[field]
+	anys   chunk[any]
+	bytes  chunk[byte]
 }
 
-// Chunk sizes: the first chunk holds a record or two, later ones double
-// up to maxChunk fields (128 KiB).
+// Largest chunks, in elements: 128 KiB of fields, 16 KiB of interfaces,
+// 32 KiB of bytes.
 const (
-	minChunk = 64
-	maxChunk = 4096
+	maxFields = 4096
+	maxAnys   = 1024
+	maxBytes  = 32 << 10
 )
 
-// doc returns an empty document with room for n fields.
-func (t *thawer) doc(n int) taskdb.Doc {
-	if len(t.fields) < n {
-		t.next = min(max(2*t.next, minChunk), maxChunk)
-		t.fields = make([]field, max(n, t.next))
-	}
-	d := t.fields[:0:n]
-	t.fields = t.fields[n:]
-	return d
+// chunk hands out slices of one type from a shared allocation.
+type chunk[T any] struct {
+	free []T
+	size int // of the next allocation; 0 before plan: exact allocations
+	used int // elements handed out
 }
 
-func (t *thawer) array(n int) []any {
-	if len(t.anys) < n {
-		t.anys = make([]any, max(n, t.next/4, minChunk))
+// take returns n elements, with capacity n.
+func (c *chunk[T]) take(n, limit int) []T {
+	if n == 0 {
+		return []T{} // not nil: an empty value is not a null one
 	}
-	a := t.anys[:n:n]
-	t.anys = t.anys[n:]
-	return a
+	c.used += n
+	if len(c.free) < n {
+		if n >= c.size {
+			return make([]T, n) // too big to share, or not planned yet
+		}
+		c.free = make([]T, c.size)
+		c.size = min(2*c.size, limit)
+	}
+	s := c.free[:n:n]
+	c.free = c.free[n:]
+	return s
 }
+
+// plan sizes the next allocation for n more reads taking what the ones
+// so far took on average.
+func (c *chunk[T]) plan(reads, n, limit int) {
+	if reads > 0 && c.used > 0 {
+		c.size = min(c.used/reads*n+1, limit)
+	}
+}
+
+// plan prepares the chunks for n more results like the done results so
+// far.
+func (t *thawer) plan(done, n int) {
+	t.fields.plan(done, n, maxFields)
+	t.anys.plan(done, n, maxAnys)
+	t.bytes.plan(done, n, maxBytes)
+}
+
+// doc returns an empty document with room for n fields.
+func (t *thawer) doc(n int) taskdb.Doc { return t.fields.take(n, maxFields)[:0] }
+
+func (t *thawer) array(n int) []any { return t.anys.take(n, maxAnys) }
 
 func (t *thawer) clone(b []byte) []byte {
-	n := len(b)
-	if len(t.bytes) < n {
-		if n > maxChunk {
-			return bytes.Clone(b)
-		}
-		t.bytes = make([]byte, max(n, 8*t.next))
-	}
-	c := t.bytes[:n:n]
-	t.bytes = t.bytes[n:]
+	c := t.bytes.take(len(b), maxBytes)
 	copy(c, b)
 	return c
 }

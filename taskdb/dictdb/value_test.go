@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"fmt"
 	"testing"
+
+	"github.com/taskhub/taskhub/taskdb"
 )
 
 func TestBlobs(t *testing.T) {
@@ -50,5 +52,60 @@ func TestBlobs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestThawEmpty checks that empty values stay empty, not null, whether
+// they come first or after planned chunks.
+func TestThawEmpty(t *testing.T) {
+	var th thawer
+	for round := range 2 {
+		if d := th.thaw(doc{}).(taskdb.Doc); d == nil {
+			t.Errorf("round %d: {} thawed to a null document", round)
+		}
+		if a := th.thaw([]any{}).([]any); a == nil {
+			t.Errorf("round %d: [] thawed to null", round)
+		}
+		if b := th.thaw([]byte{}).([]byte); b == nil {
+			t.Errorf("round %d: empty bytes thawed to null", round)
+		}
+		if d := th.thaw(doc(nil)).(taskdb.Doc); d != nil {
+			t.Errorf("round %d: null document thawed to %v", round, d)
+		}
+		th.thaw(doc{{Key: "a", Value: []any{[]byte("x")}}})
+		th.plan(1, 10)
+	}
+}
+
+// TestThawPlanned checks that results carved from planned chunks are
+// independent: appending to one never reaches its neighbour.
+func TestThawPlanned(t *testing.T) {
+	var th thawer
+	v := doc{{Key: "a", Value: []any{[]byte("xy"), int64(1)}}, {Key: "b", Value: "s"}}
+	var got []taskdb.Doc
+	for i := range 50 {
+		got = append(got, th.thaw(v).(taskdb.Doc))
+		if i == 0 {
+			th.plan(1, 49)
+		}
+	}
+	for i, d := range got {
+		if len(d) != 2 || cap(d) != 2 {
+			t.Fatalf("result %d: len %d cap %d, want 2 and 2", i, len(d), cap(d))
+		}
+		a := d[0].Value.([]any)
+		if cap(a) != 2 || cap(a[0].([]byte)) != 2 {
+			t.Fatalf("result %d: array cap %d, bytes cap %d, want 2", i, cap(a), cap(a[0].([]byte)))
+		}
+		_ = append(d, taskdb.Field{Key: "c"})
+		_ = append(a[0].([]byte), 'z')
+	}
+	for i, d := range got {
+		if fmt.Sprint(d) != "[{a [[120 121] 1]} {b s}]" {
+			t.Fatalf("result %d = %v after appending to the others", i, d)
+		}
+	}
+	if th.fields.size == 0 || th.fields.size > maxFields {
+		t.Errorf("planned fields chunk of %d", th.fields.size)
 	}
 }
