@@ -107,7 +107,7 @@ var (
 	}
 )
 
-// rec is a stored record, 240 bytes plus its values. Its values are
+// rec is a stored record, 256 bytes plus its values. Its values are
 // frozen; the DB mutex guards the rec itself.
 type rec struct {
 	id    string
@@ -115,6 +115,8 @@ type rec struct {
 	vals  [nSlots]any
 	times [nTimes]int64 // microseconds since the Unix epoch, or noTime
 	more  *doc          // sparse schema keys once set, and extra keys; nil if none; replaced, never modified in place
+
+	clientKey, engineKey int64 // keys of the record's entries in DB.byClient and DB.byEngine
 }
 
 // rest returns the sparse schema keys and extra keys the record holds.
