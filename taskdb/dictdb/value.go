@@ -21,8 +21,44 @@ import (
 type field = taskdb.Field
 
 // doc is a frozen document. Its fields are sorted by key. It has the
-// layout of a taskdb.Doc, so thawing one is a copy.
+// layout of a taskdb.Doc, so thawing one is a copy. Stored values hold
+// documents as *doc (see newDoc); rec.more is a doc too.
 type doc []field
+
+// newDoc returns a document of n fields. Up to 8 fields, the slice
+// header and the fields share one allocation: an interface holds a *doc
+// as it is, where a doc would need a box of its own, one more object for
+// the collector to mark and for reads to chase.
+func newDoc(n int) *doc {
+	if n > 0 && n < len(fusedDocs) {
+		return fusedDocs[n]()
+	}
+	d := make(doc, n)
+	return &d
+}
+
+// fusedDoc is a document's slice header and fields in one allocation.
+type fusedDoc[A any] struct {
+	d doc
+	a A
+}
+
+func fuse[A any](fields func(*A) []field) *doc {
+	p := new(fusedDoc[A])
+	p.d = fields(&p.a)
+	return &p.d
+}
+
+var fusedDocs = [...]func() *doc{
+	1: func() *doc { return fuse(func(a *[1]field) []field { return a[:] }) },
+	2: func() *doc { return fuse(func(a *[2]field) []field { return a[:] }) },
+	3: func() *doc { return fuse(func(a *[3]field) []field { return a[:] }) },
+	4: func() *doc { return fuse(func(a *[4]field) []field { return a[:] }) },
+	5: func() *doc { return fuse(func(a *[5]field) []field { return a[:] }) },
+	6: func() *doc { return fuse(func(a *[6]field) []field { return a[:] }) },
+	7: func() *doc { return fuse(func(a *[7]field) []field { return a[:] }) },
+	8: func() *doc { return fuse(func(a *[8]field) []field { return a[:] }) },
+}
 
 // docLinear is the size up to which doc lookups scan instead of bisecting.
 const docLinear = 16
@@ -128,10 +164,10 @@ func freezeDepth(key string, v any, depth int) (any, error) {
 	return freezeDepth(key, c, depth)
 }
 
-// Boxed empty documents, shared so that storing {} allocates nothing.
+// Empty documents, shared so that storing {} allocates nothing.
 var (
-	nilDoc   any = doc(nil)
-	emptyDoc any = doc{}
+	nilDoc   any = new(doc)
+	emptyDoc any = &doc{}
 )
 
 func freezeMap(key string, m map[string]any, depth int) (any, error) {
@@ -141,7 +177,8 @@ func freezeMap(key string, m map[string]any, depth int) (any, error) {
 	if len(m) == 0 {
 		return emptyDoc, nil
 	}
-	d := make(doc, 0, len(m))
+	p := newDoc(len(m))
+	d := (*p)[:0]
 	for k, e := range m {
 		f, err := freezeDepth(key, e, depth+1)
 		if err != nil {
@@ -150,7 +187,8 @@ func freezeMap(key string, m map[string]any, depth int) (any, error) {
 		d = append(d, field{Key: k, Value: f})
 	}
 	sortFields(d)
-	return d, nil
+	*p = d
+	return p, nil
 }
 
 // thawer copies frozen values out for one read. It carves the results'
@@ -231,12 +269,12 @@ func (t *thawer) clone(b []byte) []byte {
 // become taskdb.Docs.
 func (t *thawer) thaw(v any) any {
 	switch x := v.(type) {
-	case doc:
-		if x == nil {
+	case *doc:
+		if *x == nil {
 			return taskdb.Doc(nil)
 		}
-		d := t.doc(len(x))
-		for _, f := range x {
+		d := t.doc(len(*x))
+		for _, f := range *x {
 			d = append(d, field{Key: f.Key, Value: t.thaw(f.Value)})
 		}
 		return d

@@ -60,7 +60,7 @@ func TestBlobs(t *testing.T) {
 func TestThawEmpty(t *testing.T) {
 	var th thawer
 	for round := range 2 {
-		if d := th.thaw(doc{}).(taskdb.Doc); d == nil {
+		if d := th.thaw(&doc{}).(taskdb.Doc); d == nil {
 			t.Errorf("round %d: {} thawed to a null document", round)
 		}
 		if a := th.thaw([]any{}).([]any); a == nil {
@@ -69,10 +69,10 @@ func TestThawEmpty(t *testing.T) {
 		if b := th.thaw([]byte{}).([]byte); b == nil {
 			t.Errorf("round %d: empty bytes thawed to null", round)
 		}
-		if d := th.thaw(doc(nil)).(taskdb.Doc); d != nil {
+		if d := th.thaw(new(doc)).(taskdb.Doc); d != nil {
 			t.Errorf("round %d: null document thawed to %v", round, d)
 		}
-		th.thaw(doc{{Key: "a", Value: []any{[]byte("x")}}})
+		th.thaw(&doc{{Key: "a", Value: []any{[]byte("x")}}})
 		th.plan(1, 10)
 	}
 }
@@ -81,7 +81,7 @@ func TestThawEmpty(t *testing.T) {
 // independent: appending to one never reaches its neighbour.
 func TestThawPlanned(t *testing.T) {
 	var th thawer
-	v := doc{{Key: "a", Value: []any{[]byte("xy"), int64(1)}}, {Key: "b", Value: "s"}}
+	v := &doc{{Key: "a", Value: []any{[]byte("xy"), int64(1)}}, {Key: "b", Value: "s"}}
 	var got []taskdb.Doc
 	for i := range 50 {
 		got = append(got, th.thaw(v).(taskdb.Doc))
@@ -107,5 +107,22 @@ func TestThawPlanned(t *testing.T) {
 	}
 	if th.fields.size == 0 || th.fields.size > maxFields {
 		t.Errorf("planned fields chunk of %d", th.fields.size)
+	}
+}
+
+func TestNewDoc(t *testing.T) {
+	for n := range 12 {
+		var d *doc
+		allocs := testing.AllocsPerRun(10, func() { d = newDoc(n) })
+		if len(*d) != n || cap(*d) != n {
+			t.Errorf("newDoc(%d): len %d cap %d", n, len(*d), cap(*d))
+		}
+		want := 1.0 // the header and fields together
+		if n > len(fusedDocs)-1 {
+			want = 2
+		}
+		if n > 0 && allocs != want {
+			t.Errorf("newDoc(%d): %v allocations, want %v", n, allocs, want)
+		}
 	}
 }
