@@ -160,13 +160,13 @@ type Queue struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	known    *knownIDs           // recent msg_ids that exist once the queue is applied
-	pending  []Op                // queued, not yet taken by the writer
-	sizes    []int64             // pending's sizes
-	enqueued uint64              // writes ever enqueued
-	done     uint64              // writes applied or rejected, a prefix of enqueued
-	bytes    int64               // size of the writes enqueued and not done
-	syncers  int                 // readers waiting in Sync: flush at once
+	known    *knownIDs // recent msg_ids that exist once the queue is applied
+	pending  []Op      // queued, not yet taken by the writer
+	sizes    []int64   // pending's sizes
+	enqueued uint64    // writes ever enqueued
+	done     uint64    // writes applied or rejected, a prefix of enqueued
+	bytes    int64     // size of the writes enqueued and not done
+	syncers  int       // readers waiting in Sync: flush at once
 	closed   bool
 	down     error         // the last outage error, nil when none
 	downAt   time.Time     // when the outage began
