@@ -344,7 +344,7 @@ func TestYAMLRoundTrip(t *testing.T) {
 
 func TestUnknownEnv(t *testing.T) {
 	got := UnknownEnv([]string{"HOME=/h", "TASKHUB_DB_BACKEND=nodb", "TASKHUB_DB_BAKEND=nodb", "TASKHUB_CLIENT_FILE=/c.json",
-		"TASKHUB_WHATEVER=1", "TASKHUB_LOG_LEVEL", "XTASKHUB_DB_BAKEND=1"})
+		"TASKHUB_WHATEVER=1", "TASKHUB_LOG_LEVEL", "XTASKHUB_DB_BAKEND=1", "TASKHUB_TEST_POSTGRES_DSN=x"})
 	want := []string{"TASKHUB_DB_BAKEND (did you mean TASKHUB_DB_BACKEND?)", "TASKHUB_WHATEVER"}
 	if !slices.Equal(got, want) {
 		t.Errorf("UnknownEnv = %q, want %q", got, want)

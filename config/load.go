@@ -225,6 +225,10 @@ func closest(s string, candidates []string) string {
 // the TASKHUB_ prefix but is not a hubd setting.
 const ClientFileEnv = EnvPrefix + "CLIENT_FILE"
 
+// TestEnvPrefix starts the variables that point the test suite at its
+// servers (TASKHUB_TEST_POSTGRES_DSN, ...): not hubd settings either.
+const TestEnvPrefix = EnvPrefix + "TEST_"
+
 // UnknownEnv returns the variables in environ (as os.Environ lists them)
 // that start with EnvPrefix but name no setting, each with a hint when a
 // setting's name is close, e.g.
@@ -238,7 +242,7 @@ func UnknownEnv(environ []string) []string {
 	var unknown []string
 	for _, kv := range environ {
 		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, EnvPrefix) && name != ClientFileEnv && !slices.Contains(names, name) {
+		if strings.HasPrefix(name, EnvPrefix) && !strings.HasPrefix(name, TestEnvPrefix) && name != ClientFileEnv && !slices.Contains(names, name) {
 			unknown = append(unknown, name+closest(name, names))
 		}
 	}
