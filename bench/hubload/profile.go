@@ -40,4 +40,3 @@ func startCPUProfile(path string) (stop func() error, err error) {
 		return f.Close()
 	}, nil
 }
-
