@@ -132,7 +132,7 @@ type Transport struct {
 	MaxFrameSize     ByteSize      `key:"max_frame_size"`
 	HandshakeTimeout time.Duration `key:"handshake_timeout"`
 	WriteTimeout     time.Duration `key:"write_timeout"`
-	MaxSendQueue     ByteSize      `key:"max_send_queue"` // bytes queued to one peer before it is dropped
+	MaxSendQueue     ByteSize      `key:"max_send_queue"` // bytes queued to one peer at which messages to it are dropped
 }
 
 // Log configures the daemon's log output on stderr.

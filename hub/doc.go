@@ -25,6 +25,12 @@
 // queued before them, and send their replies to the query socket's owner.
 // Timers post closures back to the state goroutine.
 //
+// No send waits for a peer: wire/transport queues each connection's
+// messages for its own writer and, when a slow peer's queue is full,
+// drops them (never requests to engines) and counts them in Stats. Log
+// lines are rate-limited per message, so a flood of bad messages cannot
+// flood the log.
+//
 // Routed traffic (requests, results, IOPub) is relayed as the exact frames
 // received, with identity frames swapped; the hub decodes it (verifying
 // the signature) only to route and record it, and never re-signs it.

@@ -32,16 +32,18 @@ type doneTask struct {
 // finished remembers the most recently finished tasks, for dependencies,
 // status-only result requests, late results and queue status. Beyond
 // limit tasks (0: no limit) the oldest is forgotten; the task database
-// still has it. Only the state goroutine uses it.
+// still has it, and the count of tasks completed on its engine keeps it.
+// Only the state goroutine uses it.
 type finished struct {
 	limit        int
 	byID         map[string]*doneTask
 	oldest, last *doneTask
 	perEngine    map[string]int // listed tasks per engine uuid
+	evicted      map[string]int // listed tasks per engine uuid forgotten beyond limit
 }
 
 func newFinished(limit int) *finished {
-	return &finished{limit: limit, byID: map[string]*doneTask{}, perEngine: map[string]int{}}
+	return &finished{limit: limit, byID: map[string]*doneTask{}, perEngine: map[string]int{}, evicted: map[string]int{}}
 }
 
 // listed reports whether t counts as completed on its engine (queue
@@ -64,7 +66,11 @@ func (f *finished) add(msgID, engine string, end taskEnd, lb bool) {
 		f.perEngine[engine]++
 	}
 	if f.limit > 0 && len(f.byID) > f.limit {
-		f.forget(f.oldest.msgID)
+		old := f.oldest
+		f.forget(old.msgID)
+		if old.listed() {
+			f.evicted[old.engine]++
+		}
 	}
 }
 
@@ -106,6 +112,7 @@ func (f *finished) forgetAll() {
 
 // forgetEngine drops every task that finished on engine.
 func (f *finished) forgetEngine(engine string) {
+	delete(f.evicted, engine)
 	for t := f.oldest; t != nil; {
 		next := t.next
 		if t.engine == engine {
@@ -115,12 +122,13 @@ func (f *finished) forgetEngine(engine string) {
 	}
 }
 
-// completedOn returns how many remembered tasks are listed as completed
-// on engine.
-func (f *finished) completedOn(engine string) int { return f.perEngine[engine] }
+// completedOn returns how many tasks are listed as completed on engine,
+// remembered or not. Purging a forgotten msg_id does not lower it: the
+// hub no longer knows its engine.
+func (f *finished) completedOn(engine string) int { return f.perEngine[engine] + f.evicted[engine] }
 
-// listOn returns, for each of engines, the msg_ids listed as completed on
-// it, in finishing order: one walk over the memory.
+// listOn returns, for each of engines, the remembered msg_ids listed as
+// completed on it, in finishing order: one walk over the memory.
 func (f *finished) listOn(engines []string) map[string][]string {
 	lists := make(map[string][]string, len(engines))
 	for _, e := range engines {

@@ -28,15 +28,21 @@ func TestFinishedFIFO(t *testing.T) {
 	if got := f.listOn([]string{"E", "F"}); !slices.Equal(got["E"], []string{"e"}) || !slices.Equal(got["F"], []string{"d", "b"}) {
 		t.Fatalf("lists %v", got)
 	}
-	if f.completedOn("E") != 1 || f.completedOn("F") != 2 {
-		t.Fatalf("counts E %d, F %d", f.completedOn("E"), f.completedOn("F"))
+	// a, forgotten, still counts on E.
+	if f.completedOn("E") != 2 || f.completedOn("F") != 2 {
+		t.Fatalf("counts E %d, F %d; want 2 and 2", f.completedOn("E"), f.completedOn("F"))
 	}
 	f.forgetEngine("F")
 	if f.len() != 1 || f.completedOn("F") != 0 || len(f.perEngine) != 1 {
 		t.Fatalf("after forgetting F: %d remembered, per engine %v", f.len(), f.perEngine)
 	}
+	f.forgetEngine("E")
+	if f.completedOn("E") != 0 {
+		t.Fatalf("after forgetting E: count %d", f.completedOn("E"))
+	}
+	f.add("x", "E", endOK, true)
 	f.forgetAll()
-	if f.len() != 0 || f.oldest != nil || len(f.perEngine) != 0 {
+	if f.len() != 0 || f.oldest != nil || len(f.perEngine) != 0 || f.completedOn("E") != 0 {
 		t.Fatal("forgetAll left tasks")
 	}
 }
@@ -57,8 +63,11 @@ func TestFinishedMemoryBounded(t *testing.T) {
 	if n := s.done.len(); n != limit {
 		t.Errorf("%d finished tasks remembered, want %d", n, limit)
 	}
-	if n := s.done.completedOn("e0") + s.done.completedOn("e1"); n > limit {
-		t.Errorf("%d tasks listed as completed on the engines, want at most %d", n, limit)
+	if n := s.done.completedOn("e0") + s.done.completedOn("e1"); n != 2000 {
+		t.Errorf("the engines count %d completed tasks, want all 2000", n)
+	}
+	if l := s.done.listOn([]string{"e0", "e1"}); len(l["e0"])+len(l["e1"]) > limit || len(l["e1"]) == 0 {
+		t.Errorf("lists of %d and %d tasks, want the last ones of the %d remembered", len(l["e0"]), len(l["e1"]), limit)
 	}
 	for what, n := range map[string]int{
 		"pending": len(s.pending), "unassigned": len(s.unassigned),

@@ -17,6 +17,7 @@ import (
 	"github.com/taskhub/taskhub/hub/connfile"
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/wire"
+	"github.com/taskhub/taskhub/wire/transport"
 )
 
 // Hub is an ipyparallel-compatible controller. Create it with New, bind
@@ -27,7 +28,8 @@ import (
 type Hub struct {
 	cfg  Config
 	db   taskdb.DB
-	log  *slog.Logger
+	log  *slog.Logger // throttled by logs
+	logs *limiter
 	sess *wire.Session
 	key  string
 
@@ -57,6 +59,8 @@ type counters struct {
 	tasks       atomic.Int64 // requests accepted (task and mux)
 	results     atomic.Int64 // requests finished
 	duplicates  atomic.Int64 // requests refused: their msg_id was pending
+	// Messages dropped for slow peers are counted by the transport, in
+	// cfg.Transport.Counters.
 }
 
 // Stats is a snapshot of the hub's counters.
@@ -67,6 +71,8 @@ type Stats struct {
 	Tasks       int64 // requests accepted and recorded: load-balanced and direct (mux)
 	Results     int64 // of those, finished: engines' results and the scheduler's own error replies
 	Duplicates  int64 // requests refused with an error reply because their msg_id was still pending
+	Dropped     int64 // messages not sent: the peer's send queue was full (Config.Transport.MaxSendQueue)
+	SlowPeers   int64 // peers disconnected: a write to them (up to 1 MiB) took over Config.Transport.WriteTimeout
 }
 
 // Stats returns the counters. Safe for concurrent use.
@@ -78,11 +84,15 @@ func (h *Hub) Stats() Stats {
 		Tasks:       h.stats.tasks.Load(),
 		Results:     h.stats.results.Load(),
 		Duplicates:  h.stats.duplicates.Load(),
+		Dropped:     h.cfg.Transport.Counters.Dropped.Load(),
+		SlowPeers:   h.cfg.Transport.Counters.SlowPeers.Load(),
 	}
 }
 
-// New returns a Hub storing task records in db and logging to log. It
-// fails with every invalid Config field joined. It binds nothing yet.
+// New returns a Hub storing task records in db and logging to log, the
+// transport's lines included: at most logBurst lines a second of each
+// message at Info and above, then a summary of how many were suppressed.
+// It fails with every invalid Config field joined. It binds nothing yet.
 func New(cfg Config, db taskdb.DB, log *slog.Logger) (*Hub, error) {
 	if db == nil {
 		return nil, errors.New("hub: nil taskdb.DB")
@@ -90,12 +100,17 @@ func New(cfg Config, db taskdb.DB, log *slog.Logger) (*Hub, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	logs := newLimiter(logBurst, logInterval)
+	log = slog.New(newThrottle(log.Handler(), logs))
 	cfg, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
 	if cfg.Transport.Logger == nil {
 		cfg.Transport.Logger = log.With("component", "transport")
+	}
+	if cfg.Transport.Counters == nil {
+		cfg.Transport.Counters = new(transport.Counters)
 	}
 	key := cfg.Key
 	if key == "" && !cfg.Unsigned {
@@ -116,6 +131,7 @@ func New(cfg Config, db taskdb.DB, log *slog.Logger) (*Hub, error) {
 		cfg:      cfg,
 		db:       db,
 		log:      log,
+		logs:     logs,
 		sess:     sess,
 		key:      key,
 		inbox:    make(chan inbound, 1024),
@@ -307,6 +323,7 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.mu.Lock()
 	h.removeFiles()
 	h.mu.Unlock()
+	h.logs.flushAll()
 	h.log.Info("stopped", "stats", h.Stats())
 	return errors.Join(errs...)
 }

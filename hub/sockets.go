@@ -2,7 +2,9 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"math"
 	"net"
 
 	"github.com/go-zeromq/zmq4"
@@ -58,6 +60,17 @@ func (id sockID) port(p Ports) int {
 	}[id]
 }
 
+// carriesRequests reports whether the hub sends engines their requests on
+// the socket. Messages there are never dropped for a full send queue: a
+// dropped request would be a task lost, its client waiting forever.
+func (id sockID) carriesRequests() bool {
+	switch id {
+	case sockEngineMux, sockEngineControl, sockEngineTask:
+		return true
+	}
+	return false
+}
+
 // inbound is a message received on one of the hub's sockets.
 type inbound struct {
 	sock   sockID
@@ -92,6 +105,14 @@ func bind(ctx context.Context, cfg Config) ([numSockets]*hubSocket, error) {
 	if err != nil {
 		return socks, fmt.Errorf("hub: transport: %w", err)
 	}
+	// Requests to engines are queued without a bound; an engine that
+	// does not read for WriteTimeout is still disconnected.
+	unbounded := cfg.Transport
+	unbounded.MaxSendQueue = math.MaxInt64
+	requestScheme, err := transport.Register(unbounded)
+	if err != nil {
+		return socks, fmt.Errorf("hub: transport: %w", err)
+	}
 	for id := range numSockets {
 		var zs zmq4.Socket
 		switch id.kind() {
@@ -100,9 +121,15 @@ func bind(ctx context.Context, cfg Config) ([numSockets]*hubSocket, error) {
 		case zmq4.Pub:
 			zs = zmq4.NewPub(ctx)
 		default:
-			zs = zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity(id.String())))
+			// A zero timeout: Send never waits for the socket's first
+			// peer (zmq4 would, for 5 minutes, and stall its owner).
+			zs = zmq4.NewRouter(ctx, zmq4.WithID(zmq4.SocketIdentity(id.String())), zmq4.WithTimeout(0))
 		}
-		ep := fmt.Sprintf("%s://%s:%d", scheme, cfg.IP, id.port(cfg.Ports))
+		sch := scheme
+		if id.carriesRequests() {
+			sch = requestScheme
+		}
+		ep := fmt.Sprintf("%s://%s:%d", sch, cfg.IP, id.port(cfg.Ports))
 		if err := zs.Listen(ep); err != nil {
 			zs.Close()
 			closeAll(socks)
@@ -153,8 +180,12 @@ func (h *Hub) serveSocket(s *hubSocket) {
 	}
 }
 
+// sendNow sends frames without waiting for the peer: the transport queues
+// them, or drops them when the peer's send queue is full (it counts and
+// logs that itself).
 func (h *Hub) sendNow(s *hubSocket, frames [][]byte) {
-	if err := s.zs.Send(zmq4.NewMsgFrom(frames...)); err != nil {
+	err := s.zs.Send(zmq4.NewMsgFrom(frames...))
+	if err != nil && !errors.Is(err, transport.ErrQueueFull) {
 		h.stats.sendErrors.Add(1)
 		h.log.Warn("send failed", "socket", s.id.String(), "err", err)
 	}

@@ -35,6 +35,23 @@ func (e *dropError) Temporary() bool { return false }
 
 var _ net.Error = (*dropError)(nil)
 
+// ErrQueueFull is wrapped by the error Write returns for a message it
+// drops because the peer's send queue is full, and so by the error of a
+// zmq4 ROUTER Send to that peer (a PUB socket ignores it). The connection
+// stays up.
+var ErrQueueFull = errors.New("transport: send queue full, message dropped")
+
+// fullError reports a dropped message. It is a timeout, so zmq4's checkIO
+// keeps the connection.
+type fullError struct{}
+
+func (fullError) Error() string   { return ErrQueueFull.Error() }
+func (fullError) Unwrap() error   { return ErrQueueFull }
+func (fullError) Timeout() bool   { return true }
+func (fullError) Temporary() bool { return true }
+
+var _ net.Error = fullError{}
+
 // conn is the net.Conn zmq4 gets. Reads come from a buffer that only holds
 // bytes the inbound stream has validated. Writes are queued and written by
 // a goroutine of the conn, one syscall per batch of complete messages, so
@@ -61,6 +78,8 @@ type conn struct {
 	closing  bool         // Close was called
 	werr     error        // set once the connection is dropped
 	peerType string       // Socket-Type of the peer, when known
+	full     bool         // dropping messages until the queue is half empty
+	dropped  int64        // messages dropped since full was set
 }
 
 // newConn wraps nc. When accepted, the caller has sent nullGreeting and
@@ -187,8 +206,8 @@ func (c *conn) Write(p []byte) (int, error) {
 	if len(p) == 0 {
 		return n, nil
 	}
-	if c.out.boundary() && int64(len(c.wq)+c.inflight) > c.opts.MaxSendQueue {
-		return 0, c.dropLocked(errNotDraining)
+	if c.out.ready && c.out.boundary() && c.queueFullLocked() {
+		return 0, fullError{}
 	}
 	wasReady := c.out.ready
 	if err := c.out.feed(p); err != nil {
@@ -208,6 +227,31 @@ func (c *conn) Write(p []byte) (int, error) {
 }
 
 var errNotDraining = errors.New("peer does not drain its messages")
+
+// queueFullLocked decides, as a new message starts, whether to drop it: as
+// libzmq does at a peer's high-water mark, but with a bound in bytes.
+// Once the queue holds MaxSendQueue bytes, messages are dropped until it
+// is down to half of that, so a peer hovering at the bound does not flip
+// (and log) on every message.
+func (c *conn) queueFullLocked() bool {
+	queued := int64(len(c.wq) + c.inflight)
+	switch {
+	case !c.full && queued >= c.opts.MaxSendQueue:
+		c.full = true
+		c.log.Warn("send queue full: dropping messages to peer", "queued_bytes", queued)
+	case c.full && queued <= c.opts.MaxSendQueue/2:
+		c.full = false
+		c.log.Warn("send queue drained: sending to peer again", "dropped", c.dropped)
+		c.dropped = 0
+	}
+	if c.full {
+		c.dropped++
+		if ct := c.opts.Counters; ct != nil {
+			ct.Dropped.Add(1)
+		}
+	}
+	return c.full
+}
 
 // writer writes complete messages in batches until the connection is
 // dropped, or closed with nothing left to write.
@@ -229,9 +273,7 @@ func (c *conn) writer() {
 		c.spare = append(c.spare[:0], c.wq[c.mark:]...)
 		c.wq, c.spare = c.spare, batch
 		c.mark, c.inflight = 0, len(batch)
-		c.wmu.Unlock()
 		err := c.writeAll(batch)
-		c.wmu.Lock()
 		c.inflight = 0
 		if cap(c.spare) > maxIdleBuf { // do not keep a huge message's buffer
 			c.spare = nil
@@ -240,6 +282,9 @@ func (c *conn) writer() {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
 				err = errNotDraining
+				if ct := c.opts.Counters; ct != nil {
+					ct.SlowPeers.Add(1)
+				}
 			}
 			c.dropLocked(err)
 			return
@@ -247,16 +292,22 @@ func (c *conn) writer() {
 	}
 }
 
+// writeAll writes b, a chunk at a time with c.wmu released, each chunk
+// within WriteTimeout; inflight counts what is left.
 func (c *conn) writeAll(b []byte) error {
 	for len(b) > 0 {
 		n := min(len(b), writeChunk)
-		if err := c.Conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout)); err != nil {
-			return err
+		c.wmu.Unlock()
+		err := c.Conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+		if err == nil {
+			_, err = c.Conn.Write(b[:n])
 		}
-		if _, err := c.Conn.Write(b[:n]); err != nil {
+		c.wmu.Lock()
+		if err != nil {
 			return err
 		}
 		b = b[n:]
+		c.inflight = len(b)
 	}
 	return nil
 }

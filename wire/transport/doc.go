@@ -41,9 +41,16 @@
 //   - One peer that stops reading blocked every ROUTER send to every peer
 //     (a socket-wide lock held across a write with no deadline). Writes are
 //     queued per connection and written by that connection's goroutine,
-//     so zmq4's lock is never held across the network; a peer that does not
-//     drain within WriteTimeout, or lets MaxSendQueue bytes pile up, is
-//     dropped and logged, and the others keep being served.
+//     so zmq4's lock is never held across the network and a Send never
+//     waits for a peer. As libzmq does at a peer's high-water mark (but
+//     counting bytes), a message to a peer with MaxSendQueue bytes queued
+//     is dropped, until the queue is down to half of that: Write returns
+//     ErrQueueFull, which zmq4's ROUTER Send returns and its PUB ignores,
+//     and the peer stays connected. Each such episode is logged once, and
+//     Options.Counters counts the messages. A peer that does not take a
+//     write (up to 1 MiB) within WriteTimeout, having stopped or nearly
+//     stopped reading, is disconnected and logged: it is most likely gone,
+//     and it holds up to MaxSendQueue bytes of memory.
 //   - Reads took two syscalls per frame. Reads are buffered, and writes
 //     are coalesced: a message goes out in one syscall as soon as its last
 //     frame is queued, never later, batched with others queued meanwhile.
@@ -64,10 +71,18 @@
 //     never answers PING, so a peer with ZMTP heartbeats and a heartbeat
 //     timeout disconnects (ipyparallel and jupyter_client set none).
 //   - PUB queues are unbounded in zmq4; only the bytes queued to each
-//     subscriber's connection are bounded here.
+//     subscriber's connection are bounded here (zmq4's PUB writer hands
+//     every message to every subscriber's connection at once, so its own
+//     queue stays short).
+//   - A ROUTER Send waits, up to the socket's zmq4.WithTimeout (5 minutes
+//     by default), until the socket's first peer ever connects; a server
+//     that must never wait sets a short timeout (a send to an absent peer
+//     is then dropped, as it is for a departed one).
 //   - A send to a ROUTER peer that has gone is silently dropped.
 //   - zmq4's automatic reconnect must never be set on a listening socket:
 //     it would dial its own endpoint when a peer leaves.
+//   - A PUB socket's writer goroutine is never stopped: it outlives
+//     Close, one per PUB socket.
 //   - Messages are held in memory whole, and zmq4 allocates a frame's
 //     body as soon as its header arrives: a peer announcing MaxFrameSize
 //     bytes costs that much (virtual) memory before sending them. Choose

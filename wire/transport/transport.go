@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-zeromq/zmq4"
@@ -19,9 +20,21 @@ type Options struct {
 	MaxFrameSize     int64         // 0 → 64 MiB: bytes of one received frame
 	MaxMessageSize   int64         // 0 → 256 MiB: bytes of all frames of one received message
 	HandshakeTimeout time.Duration // 0 → 5 s: to receive the peer's greeting and READY
-	WriteTimeout     time.Duration // 0 → 10 s: a peer that does not drain within it is dropped
-	MaxSendQueue     int64         // 0 → 64 MiB: queued bytes to one peer beyond which it is dropped
+	WriteTimeout     time.Duration // 0 → 10 s: each write to a peer (up to 1 MiB) must complete within it, or the peer is disconnected
+	MaxSendQueue     int64         // 0 → 64 MiB: bytes queued to one peer at which messages to it are dropped
 	Logger           *slog.Logger  // nil → discard
+	Counters         *Counters     // nil → not counted; else updated by every connection
+}
+
+// Counters count what the transport did to slow peers. Fields are
+// updated atomically and may be read at any time.
+type Counters struct {
+	// Dropped counts messages not sent because the peer's send queue held
+	// MaxSendQueue bytes (see ErrQueueFull).
+	Dropped atomic.Int64
+	// SlowPeers counts connections closed because a write to the peer
+	// did not complete within WriteTimeout.
+	SlowPeers atomic.Int64
 }
 
 // Defaults for the zero fields of Options.

@@ -373,35 +373,101 @@ func TestCloseEndsHandshakes(t *testing.T) {
 }
 
 // TestNonReadingPeer floods a peer that never reads with 64 KiB messages
-// while a good DEALER keeps being served; the flooded peer is dropped when
-// it does not drain within WriteTimeout, or when too much is queued.
+// while a good DEALER keeps being served and no Send blocks.
 func TestNonReadingPeer(t *testing.T) {
-	for _, c := range []struct {
-		name string
-		opts Options
-	}{
-		{"write timeout", Options{WriteTimeout: 300 * time.Millisecond, MaxSendQueue: 1 << 30}},
-		{"send queue limit", Options{WriteTimeout: time.Minute, MaxSendQueue: 4 << 20}},
-	} {
-		t.Run(c.name, func(t *testing.T) {
-			r := startRouter(t, c.opts)
-			slow := r.dialRaw(t, cat(handshake("slow"), message("hello")))
-			r.assertServed(t) // the slow peer's hello is in before this reply
-			payload := make([]byte, 64<<10)
-			var sendErr error
-			for i := 0; i < 512 && sendErr == nil; i++ { // up to 32 MiB
-				sendErr = r.sock.Send(zmq4.NewMsgFrom([]byte("slow"), payload))
-				if i%64 == 0 {
-					r.assertServed(t)
-				}
+	payload := make([]byte, 64<<10)
+	flood := func(t *testing.T, r *echoRouter) (dropped int64) {
+		for i := range 512 { // up to 32 MiB
+			err := r.sock.Send(zmq4.NewMsgFrom([]byte("slow"), payload))
+			switch {
+			case errors.Is(err, ErrQueueFull):
+				dropped++
+			case errors.Is(err, ErrDropped): // the write timeout struck
+				return dropped
+			case err != nil:
+				t.Fatalf("send %d: %v", i, err)
 			}
-			r.log.waitLog(t, "peer does not drain")
-			r.assertServed(t)
-			if c.opts.MaxSendQueue < 32<<20 && !errors.Is(sendErr, ErrDropped) {
-				t.Errorf("flooding send: got %v, want ErrDropped", sendErr)
+			if i%64 == 0 {
+				r.assertServed(t)
 			}
-			assertDropped(t, slow)
-		})
+		}
+		return dropped
+	}
+
+	// A peer that does not take a write within WriteTimeout is disconnected.
+	t.Run("write timeout", func(t *testing.T) {
+		var ct Counters
+		r := startRouter(t, Options{WriteTimeout: 300 * time.Millisecond, MaxSendQueue: 1 << 30, Counters: &ct})
+		slow := r.dialRaw(t, cat(handshake("slow"), message("hello")))
+		r.assertServed(t) // the slow peer's hello is in before this reply
+		if n := flood(t, r); n != 0 {
+			t.Errorf("%d messages dropped under a 1 GiB queue bound", n)
+		}
+		r.log.waitLog(t, "peer does not drain")
+		r.assertServed(t)
+		assertDropped(t, slow)
+		if n := ct.SlowPeers.Load(); n != 1 {
+			t.Errorf("SlowPeers = %d, want 1", n)
+		}
+	})
+
+	// At MaxSendQueue bytes, messages to the peer are dropped and counted,
+	// as libzmq does at a high-water mark; the peer stays connected and is
+	// sent to again once it has drained.
+	t.Run("send queue limit", func(t *testing.T) {
+		var ct Counters
+		r := startRouter(t, Options{WriteTimeout: time.Minute, MaxSendQueue: 4 << 20, Counters: &ct})
+		slow := r.dialRaw(t, cat(handshake("slow"), message("hello")))
+		r.assertServed(t)
+		dropped := flood(t, r)
+		if dropped == 0 || dropped != ct.Dropped.Load() {
+			t.Fatalf("dropped %d messages, Counters.Dropped = %d", dropped, ct.Dropped.Load())
+		}
+		r.log.waitLog(t, "send queue full")
+		r.assertServed(t)
+
+		const marker = "sent-after-draining"
+		seen := make(chan error, 1)
+		go func() { seen <- readUntil(slow, []byte(marker)) }()
+		for end := time.Now().Add(bound); ; time.Sleep(5 * time.Millisecond) {
+			err := r.sock.Send(zmq4.NewMsgFrom([]byte("slow"), []byte(marker)))
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, ErrQueueFull) || time.Now().After(end) {
+				t.Fatalf("send after draining: %v", err)
+			}
+		}
+		select {
+		case err := <-seen:
+			if err != nil {
+				t.Fatalf("slow peer, reading again: %v", err)
+			}
+		case <-time.After(bound):
+			t.Fatalf("slow peer did not get the message sent after it drained")
+		}
+		r.log.waitLog(t, "send queue drained")
+		if n := ct.SlowPeers.Load(); n != 0 {
+			t.Errorf("SlowPeers = %d, want 0", n)
+		}
+	})
+}
+
+// readUntil reads from c until want has arrived.
+func readUntil(c net.Conn, want []byte) error {
+	_ = c.SetReadDeadline(time.Now().Add(bound))
+	var tail []byte
+	buf := make([]byte, 64<<10)
+	for {
+		n, err := c.Read(buf)
+		tail = append(tail, buf[:n]...)
+		if bytes.Contains(tail, want) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		tail = tail[max(0, len(tail)-len(want)):]
 	}
 }
 
