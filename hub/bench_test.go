@@ -12,6 +12,7 @@ import (
 
 	"github.com/taskhub/taskhub/taskdb/dictdb"
 	"github.com/taskhub/taskhub/taskdb/nodb"
+	"github.com/taskhub/taskhub/wire"
 )
 
 // BenchmarkTasks measures load-balanced no-op tasks through the hub with
@@ -263,4 +264,35 @@ func runDependencyShape(tb testing.TB, shape string, n int) int {
 		tb.Fatalf("%d tasks done, %d failed, %d submitted", done, out.failed, s.done.len())
 	}
 	return done
+}
+
+// BenchmarkTaskPath runs load-balanced no-op tasks, one at a time,
+// through the hub's state and task database (dictdb with hubd's
+// defaults), without sockets or decoding: the messages are decoded
+// beforehand. cpu-ns/task is the CPU time of the whole process (the
+// state and DB goroutines).
+func BenchmarkTaskPath(b *testing.B) {
+	x := newSocketlessWith(b, Config{Key: "k", Packer: "msgpack"}, dictdb.New(dictdb.DefaultOptions()))
+	x.s.beat(time.Now())
+	x.register(b, "e1")
+	sess := x.h.sess
+	reqs, reps := make([]*wire.Message, b.N), make([]*wire.Message, b.N)
+	for i := range b.N {
+		req := sess.NewMessage("apply_request", map[string]any{}, nil)
+		req.Metadata = map[string]any{"after": []any{}, "follow": []any{}, "targets": []any{}, "retries": int64(0), "timeout": 0.0}
+		r := sess.NewMessage("apply_reply", map[string]any{"status": "ok"}, &req.Header)
+		r.Metadata = map[string]any{"status": "ok", "started": time.Now().UTC(), "dependencies_met": true, "engine": "e1"}
+		reqs[i], reps[i] = encoded(b, sess, req, "client"), encoded(b, sess, r, "e1", "client")
+	}
+	x.flush()
+	b.ResetTimer()
+	cpu0 := processCPU(b)
+	for i := range b.N {
+		x.s.submitTask(reqs[i])
+		x.s.taskResult(reps[i])
+	}
+	x.flush()
+	cpu := processCPU(b) - cpu0
+	b.StopTimer()
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/task")
 }

@@ -171,8 +171,8 @@ func (h *Hub) isStatus(frames [][]byte) bool {
 			if i+2 >= len(frames) {
 				return false
 			}
-			hdr, err := h.sess.Unpack(frames[i+2])
-			return err == nil && hdr["msg_type"] == "status"
+			hdr, err := h.sess.UnpackHeader(frames[i+2])
+			return err == nil && hdr.MsgType == "status"
 		}
 	}
 	return false

@@ -63,11 +63,8 @@ func (s *Session) Encode(m *Message) ([][]byte, error) {
 	}
 
 	// One allocation holds the delimiter, the signature and the 4 frames.
-	const dl = len(Delimiter)
-	sl := 2 * s.macSize
-	data := make([]byte, dl+sl+len(buf))
-	copy(data, Delimiter)
-	body := data[dl+sl:]
+	data := make([]byte, s.prefixLen()+len(buf))
+	body := data[s.prefixLen():]
 	copy(body, buf)
 	var parts [4][]byte
 	start := 0
@@ -75,16 +72,37 @@ func (s *Session) Encode(m *Message) ([][]byte, error) {
 		parts[i] = body[start:end:end]
 		start = end
 	}
-	if sl > 0 {
-		s.sign(data[dl:dl+sl], parts[:])
-	}
+	return s.frame(data, m.Identities, parts, m.Buffers), nil
+}
 
-	frames := make([][]byte, 0, len(m.Identities)+6+len(m.Buffers))
-	frames = append(frames, m.Identities...)
-	frames = append(frames, data[:dl:dl], data[dl:dl+sl:dl+sl])
+// EncodePacked returns the frames of a message whose header,
+// parent_header, metadata and content are already packed (by Pack, or as
+// received), in that order: identities, delimiter, signature (when the
+// session has a key), the 4 packed frames and buffers, as Encode does. It
+// lets a sender that varies a few fields of a pre-packed message skip
+// packing. Nothing is checked or copied.
+func (s *Session) EncodePacked(identities [][]byte, packed [4][]byte, buffers [][]byte) [][]byte {
+	return s.frame(make([]byte, s.prefixLen()), identities, packed, buffers)
+}
+
+// prefixLen is the size of the delimiter and signature frames.
+func (s *Session) prefixLen() int { return len(Delimiter) + 2*s.macSize }
+
+// frame writes the delimiter and the signature of parts into
+// prefix[:prefixLen] and returns the message's frames.
+func (s *Session) frame(prefix []byte, identities [][]byte, parts [4][]byte, buffers [][]byte) [][]byte {
+	const dl = len(Delimiter)
+	sl := 2 * s.macSize
+	copy(prefix, Delimiter)
+	if sl > 0 {
+		s.sign(prefix[dl:dl+sl], parts[:])
+	}
+	frames := make([][]byte, 0, len(identities)+6+len(buffers))
+	frames = append(frames, identities...)
+	frames = append(frames, prefix[:dl:dl], prefix[dl:dl+sl:dl+sl])
 	frames = append(frames, parts[:]...)
-	frames = append(frames, m.Buffers...)
-	return frames, nil
+	frames = append(frames, buffers...)
+	return frames
 }
 
 var frameNames = [4]string{"header", "parent_header", "metadata", "content"}
@@ -104,6 +122,33 @@ var frameNames = [4]string{"header", "parent_header", "metadata", "content"}
 // (nil when there are none) and Raw are sub-slices of it, nothing is
 // copied.
 func (s *Session) Decode(frames [][]byte) (*Message, error) {
+	m, err := s.DecodeHeaders(frames)
+	if err != nil {
+		return nil, err
+	}
+	packed := frames[len(m.Identities)+1:]
+	if m.Metadata, err = s.unpackMap(packed[3], 2); err != nil {
+		return nil, err
+	}
+	for _, k := range dateKeys {
+		if v, ok := m.Metadata[k].(string); ok {
+			if t, ok := ParseDate(v); ok {
+				m.Metadata[k] = t
+			}
+		}
+	}
+	if m.Content, err = s.unpackMap(packed[4], 3); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// DecodeHeaders checks frames as Decode does (delimiter, signature,
+// replay) but unpacks only the header and parent_header: Metadata and
+// Content stay nil. It is for receivers that route or match messages by
+// their headers; Raw still holds the metadata and content frames, which
+// Unpack reads when needed. Errors as for Decode.
+func (s *Session) DecodeHeaders(frames [][]byte) (*Message, error) {
 	i := 0
 	for i < len(frames) && string(frames[i]) != Delimiter {
 		i++
@@ -143,19 +188,6 @@ func (s *Session) Decode(frames [][]byte) (*Message, error) {
 	if m.Parent, err = s.unpackHeader(rest[2], 1); err != nil {
 		return nil, err
 	}
-	if m.Metadata, err = s.unpackMap(rest[3], 2); err != nil {
-		return nil, err
-	}
-	for _, k := range dateKeys {
-		if v, ok := m.Metadata[k].(string); ok {
-			if t, ok := ParseDate(v); ok {
-				m.Metadata[k] = t
-			}
-		}
-	}
-	if m.Content, err = s.unpackMap(rest[4], 3); err != nil {
-		return nil, err
-	}
 	return m, nil
 }
 
@@ -187,6 +219,13 @@ func (s *Session) Pack(v any) ([]byte, error) {
 		return nil, fmt.Errorf("wire: pack: %w", err)
 	}
 	return b, nil
+}
+
+// UnpackHeader unpacks a header frame as Decode does, without verifying
+// anything: for a receiver that only peeks at a message it relays
+// unchanged. Errors wrap ErrMalformed.
+func (s *Session) UnpackHeader(b []byte) (Header, error) {
+	return s.unpackHeader(b, 0)
 }
 
 // Unpack unpacks one frame that must hold a map, into the value model. It

@@ -116,7 +116,18 @@ func FormatDate(t time.Time) string {
 
 func appendDate(b []byte, t time.Time) []byte {
 	t = t.UTC()
-	b = t.AppendFormat(b, "2006-01-02T15:04:05")
+	if y := t.Year(); y >= 0 && y <= 9999 {
+		// What AppendFormat(b, "2006-01-02T15:04:05") writes, without
+		// parsing the layout: dates are in every message.
+		_, mo, d := t.Date()
+		h, mi, sec := t.Clock()
+		b = append(b, byte('0'+y/1000), byte('0'+y/100%10), byte('0'+y/10%10), byte('0'+y%10), '-',
+			byte('0'+mo/10), byte('0'+mo%10), '-', byte('0'+d/10), byte('0'+d%10), 'T',
+			byte('0'+h/10), byte('0'+h%10), ':', byte('0'+mi/10), byte('0'+mi%10), ':',
+			byte('0'+sec/10), byte('0'+sec%10))
+	} else {
+		b = t.AppendFormat(b, "2006-01-02T15:04:05")
+	}
 	if us := t.Nanosecond() / 1000; us != 0 {
 		b = append(b, '.',
 			byte('0'+us/100000), byte('0'+us/10000%10), byte('0'+us/1000%10),

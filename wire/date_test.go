@@ -1,6 +1,8 @@
 package wire_test
 
 import (
+	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"testing"
 	"time"
@@ -70,6 +72,25 @@ func TestFormatDate(t *testing.T) {
 		}
 		if back, ok := wire.ParseDate(got); !ok || !back.Equal(c.in.Truncate(time.Microsecond)) {
 			t.Errorf("ParseDate(FormatDate(%v)) = %v, %v", c.in, back, ok)
+		}
+	}
+}
+
+// TestFormatDateLayout checks FormatDate's hand-written layout against
+// time's, over the years Python has and a few it has not.
+func TestFormatDateLayout(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for i := range 20_000 {
+		in := time.Unix(r.Int64N(253402300800+2*86400*366)-62135596800-86400*366, r.Int64N(1e9)).UTC() // years 0..10000
+		if i == 0 {
+			in = time.Date(-1, 12, 31, 23, 59, 59, 0, time.UTC)
+		}
+		want := in.Format("2006-01-02T15:04:05")
+		if us := in.Nanosecond() / 1000; us != 0 {
+			want += fmt.Sprintf(".%06d", us)
+		}
+		if got := wire.FormatDate(in); got != want+"Z" {
+			t.Fatalf("FormatDate(%v) = %q, want %q", in, got, want+"Z")
 		}
 	}
 }

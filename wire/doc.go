@@ -15,6 +15,11 @@
 // signed and are never copied. Message.Raw keeps the frames as received, so
 // a router relays a message without re-packing or re-signing it.
 //
+// For hot paths: DecodeHeaders verifies like Decode but unpacks only the
+// two headers, UnpackHeader peeks at a header frame without verifying, and
+// EncodePacked signs frames packed beforehand (a template with a few
+// fields changed per message).
+//
 // # Errors
 //
 // Decode returns ErrMalformed (no delimiter, fewer than 5 frames after it),

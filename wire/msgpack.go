@@ -1,7 +1,7 @@
 package wire
 
 import (
-	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -10,9 +10,6 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/vmihailenco/msgpack/v5"
-	"github.com/vmihailenco/msgpack/v5/msgpcode"
 )
 
 // msgpackPacker packs like Python's msgpack.packb/unpackb defaults (msgpack
@@ -26,50 +23,108 @@ type msgpackPacker struct{}
 func (msgpackPacker) packName() string   { return "msgpack.packb" }
 func (msgpackPacker) unpackName() string { return "msgpack.unpackb" }
 
-// appendWriter lets msgpack.Encoder append to a byte slice.
-type appendWriter struct{ b []byte }
+// msgpackEmitter appends packed values to b.
+type msgpackEmitter struct{ b []byte }
 
-func (w *appendWriter) Write(p []byte) (int, error) { w.b = append(w.b, p...); return len(p), nil }
-func (w *appendWriter) WriteByte(c byte) error      { w.b = append(w.b, c); return nil }
-
-type msgpackEmitter struct {
-	w   appendWriter
-	enc *msgpack.Encoder
-}
-
-var msgpackEmitters = sync.Pool{New: func() any {
-	m := &msgpackEmitter{}
-	m.enc = msgpack.NewEncoder(&m.w)
-	m.enc.UseCompactInts(true)
-	return m
-}}
+var msgpackEmitters = sync.Pool{New: func() any { return &msgpackEmitter{} }}
 
 func (msgpackPacker) appendPack(dst []byte, v any) ([]byte, error) {
 	m := msgpackEmitters.Get().(*msgpackEmitter)
-	m.w.b = dst
+	m.b = dst
 	err := walk(m, v, 0)
-	dst, m.w.b = m.w.b, nil
+	dst, m.b = m.b, nil
 	msgpackEmitters.Put(m)
 	return dst, err
 }
 
-func (m *msgpackEmitter) null() error           { return m.enc.EncodeNil() }
-func (m *msgpackEmitter) boolean(b bool) error  { return m.enc.EncodeBool(b) }
-func (m *msgpackEmitter) int(n int64) error     { return m.enc.EncodeInt(n) }
-func (m *msgpackEmitter) uint(n uint64) error   { return m.enc.EncodeUint(n) }
-func (m *msgpackEmitter) float(f float64) error { return m.enc.EncodeFloat64(f) }
-func (m *msgpackEmitter) str(s string) error    { return m.enc.EncodeString(validUTF8(s)) }
-func (m *msgpackEmitter) bin(b []byte) error { // nil too: Python has no nil bytes
-	err := m.enc.EncodeBytesLen(len(b))
-	m.w.b = append(m.w.b, b...)
-	return err
+func (m *msgpackEmitter) null() error { m.b = append(m.b, mpNil); return nil }
+func (m *msgpackEmitter) boolean(b bool) error {
+	c := byte(mpFalse)
+	if b {
+		c = mpTrue
+	}
+	m.b = append(m.b, c)
+	return nil
 }
-func (m *msgpackEmitter) beginArray(n int) error { return m.enc.EncodeArrayLen(n) }
-func (m *msgpackEmitter) elem(int) error         { return nil }
-func (m *msgpackEmitter) endArray() error        { return nil }
-func (m *msgpackEmitter) beginMap(n int) error   { return m.enc.EncodeMapLen(n) }
-func (m *msgpackEmitter) key(_ int, k string) error {
-	return m.enc.EncodeString(validUTF8(k))
+
+// int packs n in the smallest format, unsigned when n >= 0, as msgpack
+// 1.0's packb does.
+func (m *msgpackEmitter) int(n int64) error {
+	switch {
+	case n >= 0:
+		return m.uint(uint64(n))
+	case n >= -32:
+		m.b = append(m.b, byte(n)) // negative fixint
+	case n >= math.MinInt8:
+		m.b = append(m.b, mpInt8, byte(n))
+	case n >= math.MinInt16:
+		m.b = binary.BigEndian.AppendUint16(append(m.b, mpInt16), uint16(n))
+	case n >= math.MinInt32:
+		m.b = binary.BigEndian.AppendUint32(append(m.b, mpInt32), uint32(n))
+	default:
+		m.b = binary.BigEndian.AppendUint64(append(m.b, mpInt64), uint64(n))
+	}
+	return nil
+}
+
+func (m *msgpackEmitter) uint(n uint64) error {
+	switch {
+	case n <= math.MaxInt8:
+		m.b = append(m.b, byte(n)) // positive fixint
+	case n <= math.MaxUint8:
+		m.b = append(m.b, mpUint8, byte(n))
+	case n <= math.MaxUint16:
+		m.b = binary.BigEndian.AppendUint16(append(m.b, mpUint16), uint16(n))
+	case n <= math.MaxUint32:
+		m.b = binary.BigEndian.AppendUint32(append(m.b, mpUint32), uint32(n))
+	default:
+		m.b = binary.BigEndian.AppendUint64(append(m.b, mpUint64), n)
+	}
+	return nil
+}
+
+func (m *msgpackEmitter) float(f float64) error {
+	m.b = binary.BigEndian.AppendUint64(append(m.b, mpFloat64), math.Float64bits(f))
+	return nil
+}
+
+func (m *msgpackEmitter) str(s string) error {
+	s = validUTF8(s)
+	m.b = append(m.head(len(s), mpFixStr, 32, mpStr8, mpStr16, mpStr32), s...)
+	return nil
+}
+
+func (m *msgpackEmitter) bin(b []byte) error { // nil too: Python has no nil bytes
+	m.b = append(m.head(len(b), 0, 0, mpBin8, mpBin16, mpBin32), b...)
+	return nil
+}
+
+func (m *msgpackEmitter) beginArray(n int) error {
+	m.b = m.head(n, mpFixArray, 16, 0, mpArray16, mpArray32)
+	return nil
+}
+func (m *msgpackEmitter) elem(int) error  { return nil }
+func (m *msgpackEmitter) endArray() error { return nil }
+func (m *msgpackEmitter) beginMap(n int) error {
+	m.b = m.head(n, mpFixMap, 16, 0, mpMap16, mpMap32)
+	return nil
+}
+func (m *msgpackEmitter) key(_ int, k string) error { return m.str(k) }
+func (m *msgpackEmitter) endMap() error             { return nil }
+
+// head appends the code and length of a str, bin, array or map of n
+// elements: the fix code (fix|n) when n < fixMax, else the 8-bit form
+// (when the type has one, c8 != 0), the 16-bit or the 32-bit one.
+func (m *msgpackEmitter) head(n int, fix byte, fixMax int, c8, c16, c32 byte) []byte {
+	switch {
+	case n < fixMax:
+		return append(m.b, fix|byte(n))
+	case c8 != 0 && n <= math.MaxUint8:
+		return append(m.b, c8, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(m.b, c16), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(m.b, c32), uint32(n))
 }
 
 // validUTF8 replaces invalid UTF-8 by U+FFFD: Python's unpackb refuses it.
@@ -79,19 +134,12 @@ func validUTF8(s string) string {
 	}
 	return strings.ToValidUTF8(s, "\uFFFD")
 }
-func (m *msgpackEmitter) endMap() error { return nil }
 
+// msgpackDecoder reads one frame: b[i:] is what is left.
 type msgpackDecoder struct {
-	b   []byte       // the frame
-	r   bytes.Reader // reads b; dec reads through it without buffering
-	dec *msgpack.Decoder
+	b []byte
+	i int
 }
-
-var msgpackDecoders = sync.Pool{New: func() any {
-	d := &msgpackDecoder{}
-	d.dec = msgpack.NewDecoder(&d.r)
-	return d
-}}
 
 var (
 	errMapKey   = errors.New("map key is not a string")
@@ -100,10 +148,10 @@ var (
 )
 
 func (msgpackPacker) unpack(b []byte) (v any, err error) {
-	err = withDecoder(b, func(d *msgpackDecoder) (err error) {
-		v, err = d.value(0)
-		return err
-	})
+	d := msgpackDecoder{b: b}
+	if v, err = d.value(0); err == nil {
+		err = d.end()
+	}
 	return v, err
 }
 
@@ -112,93 +160,99 @@ func (msgpackPacker) unpack(b []byte) (v any, err error) {
 // HeaderFromMap(unpack(b)) accepts: unknown keys are decoded and dropped,
 // and a repeated key counts only with its last value, as in a map.
 func (msgpackPacker) unpackHeader(b []byte) (h Header, err error) {
-	err = withDecoder(b, func(d *msgpackDecoder) error {
-		c, err := d.dec.PeekCode()
-		if err != nil {
-			return err
-		}
-		if !isMap(c) {
-			return errNotMap
-		}
-		n, err := d.dec.DecodeMapLen()
-		if err != nil {
-			return err
-		}
-		var dateErr error
-		var fieldErr [len(headerKeys)]error
-		fields := h.fields()
-		for range n {
-			c, err := d.dec.PeekCode()
-			if err != nil {
-				return err
-			}
-			if !msgpcode.IsString(c) {
-				return errMapKey
-			}
-			k, err := d.raw()
-			if err != nil {
-				return err
-			}
-			if !utf8.Valid(k) {
-				return errUTF8
-			}
-			if c, err = d.dec.PeekCode(); err != nil {
-				return err
-			}
-			isDate, i := string(k) == "date", headerField(k)
-			var dst *string
-			if i >= 0 {
-				dst = fields[i]
-			}
-			switch {
-			case isDate && msgpcode.IsString(c):
-				v, err := d.raw()
-				if err != nil {
-					return err
-				}
-				var ok bool
-				if h.Date, ok = parseDate(v); ok {
-					dateErr = nil
-				} else {
-					dateErr = errHeaderDate(string(v))
-				}
-			case dst != nil && msgpcode.IsString(c):
-				if *dst, err = d.string(); err != nil {
-					return err
-				}
-				fieldErr[i] = nil
-			case (isDate || dst != nil) && c == msgpcode.Nil:
-				if err := d.dec.DecodeNil(); err != nil {
-					return err
-				}
-				if isDate {
-					h.Date, dateErr = time.Time{}, nil
-				} else {
-					*dst, fieldErr[i] = "", nil
-				}
-			default:
-				v, err := d.value(1)
-				if err != nil {
-					return err
-				}
-				if isDate {
-					dateErr = errHeaderType(string(k), v)
-				} else if dst != nil {
-					fieldErr[i] = errHeaderType(string(k), v)
-				}
-			}
-		}
-		if dateErr != nil {
-			return dateErr
-		}
-		for _, err := range fieldErr {
-			if err != nil {
-				return err
-			}
-		}
-		return nil
-	})
+	d := msgpackDecoder{b: b}
+	if err = d.header(&h); err == nil {
+		err = d.end()
+	}
 	return h, err
+}
+
+func (d *msgpackDecoder) header(h *Header) error {
+	c, err := d.peek()
+	if err != nil {
+		return err
+	}
+	if !isMap(c) {
+		return errNotMap
+	}
+	n, err := d.length()
+	if err != nil {
+		return err
+	}
+	var dateErr error
+	var fieldErr [len(headerKeys)]error
+	fields := h.fields()
+	for range n {
+		c, err := d.peek()
+		if err != nil {
+			return err
+		}
+		if !isStr(c) {
+			return errMapKey
+		}
+		k, err := d.raw()
+		if err != nil {
+			return err
+		}
+		if !utf8.Valid(k) {
+			return errUTF8
+		}
+		if c, err = d.peek(); err != nil {
+			return err
+		}
+		isDate, i := string(k) == "date", headerField(k)
+		var dst *string
+		if i >= 0 {
+			dst = fields[i]
+		}
+		switch {
+		case isDate && isStr(c):
+			v, err := d.raw()
+			if err != nil {
+				return err
+			}
+			var ok bool
+			switch h.Date, ok = parseDate(v); {
+			case ok:
+				dateErr = nil
+			case !utf8.Valid(v): // a date is ASCII; unpack refuses invalid UTF-8 whatever follows
+				return errUTF8
+			default:
+				dateErr = errHeaderDate(string(v))
+			}
+		case dst != nil && isStr(c):
+			if *dst, err = d.string(); err != nil {
+				return err
+			}
+			fieldErr[i] = nil
+		case (isDate || dst != nil) && c == mpNil:
+			d.i++
+			if isDate {
+				h.Date, dateErr = time.Time{}, nil
+			} else {
+				*dst, fieldErr[i] = "", nil
+			}
+		default:
+			v, err := d.value(1)
+			if err != nil {
+				return err
+			}
+			if isDate {
+				dateErr = errHeaderType(string(k), v)
+			} else if dst != nil {
+				fieldErr[i] = errHeaderType(string(k), v)
+			}
+		}
+	}
+	if dateErr != nil {
+		return dateErr
+	}
+	for _, err := range fieldErr {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // key decodes a map key, sharing the strings of the protocol's usual keys
@@ -237,41 +291,120 @@ var protocolKeys = func() map[string]string {
 	return m
 }()
 
-// withDecoder runs fn on a pooled decoder reading the whole of b.
-func withDecoder(b []byte, fn func(*msgpackDecoder) error) error {
-	d := msgpackDecoders.Get().(*msgpackDecoder)
-	defer msgpackDecoders.Put(d)
-	d.b = b
-	d.r.Reset(b)
-	d.dec.Reset(&d.r)
-	err := fn(d)
-	if err == nil && d.r.Len() != 0 {
-		err = errTrailing
+// msgpack codes (the format's spec).
+const (
+	mpFixMap   = 0x80 // to 0x8f
+	mpFixArray = 0x90 // to 0x9f
+	mpFixStr   = 0xa0 // to 0xbf
+	mpNil      = 0xc0
+	mpFalse    = 0xc2
+	mpTrue     = 0xc3
+	mpBin8     = 0xc4
+	mpBin16    = 0xc5
+	mpBin32    = 0xc6
+	mpFloat32  = 0xca
+	mpFloat64  = 0xcb
+	mpUint8    = 0xcc
+	mpUint16   = 0xcd
+	mpUint32   = 0xce
+	mpUint64   = 0xcf
+	mpInt8     = 0xd0
+	mpInt16    = 0xd1
+	mpInt32    = 0xd2
+	mpInt64    = 0xd3
+	mpStr8     = 0xd9
+	mpStr16    = 0xda
+	mpStr32    = 0xdb
+	mpArray16  = 0xdc
+	mpArray32  = 0xdd
+	mpMap16    = 0xde
+	mpMap32    = 0xdf
+	mpNegFix   = 0xe0 // to 0xff
+)
+
+func isMap(c byte) bool   { return c&0xf0 == mpFixMap || c == mpMap16 || c == mpMap32 }
+func isArray(c byte) bool { return c&0xf0 == mpFixArray || c == mpArray16 || c == mpArray32 }
+func isStr(c byte) bool   { return c&0xe0 == mpFixStr || c == mpStr8 || c == mpStr16 || c == mpStr32 }
+func isBin(c byte) bool   { return c == mpBin8 || c == mpBin16 || c == mpBin32 }
+
+// end reports an error unless the whole frame was read.
+func (d *msgpackDecoder) end() error {
+	if d.i != len(d.b) {
+		return errTrailing
 	}
-	d.b = nil
-	d.r.Reset(nil)
-	return err
+	return nil
 }
 
-func isMap(c byte) bool { return msgpcode.IsFixedMap(c) || c == msgpcode.Map16 || c == msgpcode.Map32 }
+// peek returns the next code without consuming it.
+func (d *msgpackDecoder) peek() (byte, error) {
+	if d.i >= len(d.b) {
+		return 0, io.ErrUnexpectedEOF
+	}
+	return d.b[d.i], nil
+}
+
+// next consumes n bytes.
+func (d *msgpackDecoder) next(n int) ([]byte, error) {
+	if n > len(d.b)-d.i {
+		return nil, io.ErrUnexpectedEOF
+	}
+	p := d.b[d.i : d.i+n]
+	d.i += n
+	return p, nil
+}
+
+// uintN consumes a big-endian unsigned int of n (1, 2, 4 or 8) bytes.
+func (d *msgpackDecoder) uintN(n int) (uint64, error) {
+	p, err := d.next(n)
+	if err != nil {
+		return 0, err
+	}
+	switch n {
+	case 1:
+		return uint64(p[0]), nil
+	case 2:
+		return uint64(binary.BigEndian.Uint16(p)), nil
+	case 4:
+		return uint64(binary.BigEndian.Uint32(p)), nil
+	}
+	return binary.BigEndian.Uint64(p), nil
+}
+
+// length consumes the code of a str, bin, array or map and returns the
+// element count (bytes for str and bin) it announces.
+func (d *msgpackDecoder) length() (int, error) {
+	c, err := d.peek()
+	if err != nil {
+		return 0, err
+	}
+	d.i++
+	var size int // bytes of the length after the code
+	switch c {
+	case mpStr8, mpBin8:
+		size = 1
+	case mpStr16, mpBin16, mpArray16, mpMap16:
+		size = 2
+	case mpStr32, mpBin32, mpArray32, mpMap32:
+		size = 4
+	default:
+		if c&0xe0 == mpFixStr {
+			return int(c & 0x1f), nil
+		}
+		return int(c & 0x0f), nil // fixarray, fixmap
+	}
+	n, err := d.uintN(size)
+	return int(n), err
+}
 
 // raw returns the payload of the str or bin that starts at the next code,
 // as a sub-slice of the frame. It checks the announced length against the
-// bytes left before anything is allocated: msgpack.Decoder would allocate
-// a 4 GiB buffer for a 5-byte bin32 header.
+// bytes left before anything is allocated.
 func (d *msgpackDecoder) raw() ([]byte, error) {
-	n, err := d.dec.DecodeBytesLen()
+	n, err := d.length()
 	if err != nil {
 		return nil, err
 	}
-	if n > d.r.Len() {
-		return nil, io.ErrUnexpectedEOF
-	}
-	start := len(d.b) - d.r.Len()
-	if _, err := d.r.Seek(int64(n), io.SeekCurrent); err != nil {
-		return nil, err
-	}
-	return d.b[start : start+n], nil
+	return d.next(n)
 }
 
 func (d *msgpackDecoder) string() (string, error) {
@@ -287,39 +420,61 @@ func (d *msgpackDecoder) value(depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, errTooDeep
 	}
-	c, err := d.dec.PeekCode()
+	c, err := d.peek()
 	if err != nil {
 		return nil, err
 	}
 	switch {
-	case c == msgpcode.Nil:
-		return nil, d.dec.DecodeNil()
-	case c == msgpcode.False || c == msgpcode.True:
-		return d.dec.DecodeBool()
-	case c == msgpcode.Uint64:
-		n, err := d.dec.DecodeUint64()
-		if n > math.MaxInt64 {
-			return float64(n), err
+	case c <= 0x7f || c >= mpNegFix: // fixints
+		d.i++
+		return int64(int8(c)), nil
+	case c == mpNil:
+		d.i++
+		return nil, nil
+	case c == mpFalse || c == mpTrue:
+		d.i++
+		return c == mpTrue, nil
+	case c >= mpUint8 && c <= mpInt64:
+		d.i++
+		n, err := d.uintN(1 << ((c - mpUint8) & 3))
+		if err != nil {
+			return nil, err
 		}
-		return int64(n), err
-	case msgpcode.IsFixedNum(c), c >= msgpcode.Uint8 && c <= msgpcode.Int64:
-		return d.dec.DecodeInt64()
-	case c == msgpcode.Float || c == msgpcode.Double:
-		return d.dec.DecodeFloat64()
-	case msgpcode.IsString(c):
+		switch c {
+		case mpUint64:
+			if n > math.MaxInt64 {
+				return float64(n), nil
+			}
+		case mpInt8:
+			return int64(int8(n)), nil
+		case mpInt16:
+			return int64(int16(n)), nil
+		case mpInt32:
+			return int64(int32(n)), nil
+		}
+		return int64(n), nil
+	case c == mpFloat32:
+		d.i++
+		n, err := d.uintN(4)
+		return float64(math.Float32frombits(uint32(n))), err
+	case c == mpFloat64:
+		d.i++
+		n, err := d.uintN(8)
+		return math.Float64frombits(n), err
+	case isStr(c):
 		return d.string()
-	case msgpcode.IsBin(c):
+	case isBin(c):
 		b, err := d.raw()
 		if err != nil {
 			return nil, err
 		}
 		return append([]byte{}, b...), nil
-	case msgpcode.IsFixedArray(c) || c == msgpcode.Array16 || c == msgpcode.Array32:
-		n, err := d.dec.DecodeArrayLen()
+	case isArray(c):
+		n, err := d.length()
 		if err != nil {
 			return nil, err
 		}
-		a := make([]any, 0, min(n, d.r.Len())) // each element takes a byte at least
+		a := make([]any, 0, min(n, len(d.b)-d.i)) // each element takes a byte at least
 		for range n {
 			v, err := d.value(depth + 1)
 			if err != nil {
@@ -329,17 +484,17 @@ func (d *msgpackDecoder) value(depth int) (any, error) {
 		}
 		return a, nil
 	case isMap(c):
-		n, err := d.dec.DecodeMapLen()
+		n, err := d.length()
 		if err != nil {
 			return nil, err
 		}
-		m := make(map[string]any, min(n, d.r.Len()/2)) // a key and a value take 2 bytes at least
+		m := make(map[string]any, min(n, (len(d.b)-d.i)/2)) // a key and a value take 2 bytes at least
 		for range n {
-			c, err := d.dec.PeekCode()
+			c, err := d.peek()
 			if err != nil {
 				return nil, err
 			}
-			if !msgpcode.IsString(c) {
+			if !isStr(c) {
 				return nil, errMapKey
 			}
 			k, err := d.key()

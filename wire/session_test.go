@@ -222,3 +222,55 @@ func TestDecodeErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestPackedAndHeaders checks the pieces of Encode and Decode that
+// senders of pre-packed messages and header-only receivers use:
+// EncodePacked over Pack's frames gives Encode's bytes, DecodeHeaders
+// verifies as Decode does but leaves metadata and content packed, and
+// UnpackHeader reads a header frame alone.
+func TestPackedAndHeaders(t *testing.T) {
+	for _, packer := range []string{"msgpack", "json"} {
+		t.Run(packer, func(t *testing.T) {
+			s := newSession(t, wire.Config{Key: testKey, Packer: packer})
+			m := taskMessage(s)
+			m.Parent = s.NewMessage("x", nil, nil).Header
+			want := encode(t, s, m)
+			var packed [4][]byte
+			for i, v := range []any{&m.Header, &m.Parent, m.Metadata, m.Content} {
+				var err error
+				if packed[i], err = s.Pack(v); err != nil {
+					t.Fatal(err)
+				}
+			}
+			got := s.EncodePacked(m.Identities, packed, m.Buffers)
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("EncodePacked\n got %q\nwant %q", got, want)
+			}
+
+			h, err := s.DecodeHeaders(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.Header != m.Header || h.Parent != m.Parent || h.Metadata != nil || h.Content != nil ||
+				!reflect.DeepEqual(h.Buffers, m.Buffers) || !reflect.DeepEqual(h.Identities, m.Identities) {
+				t.Errorf("DecodeHeaders = %+v, want the headers of %+v and no metadata or content", h, m)
+			}
+			if _, err := s.DecodeHeaders(got); !errors.Is(err, wire.ErrReplayed) {
+				t.Errorf("DecodeHeaders of a replay: %v, want ErrReplayed", err)
+			}
+			tampered := append([][]byte(nil), want...)
+			tampered[5] = append([]byte{}, tampered[5]...) // metadata
+			tampered[5][len(tampered[5])/2] ^= 1
+			if _, err := s.DecodeHeaders(tampered); !errors.Is(err, wire.ErrBadSignature) {
+				t.Errorf("DecodeHeaders of a tampered message: %v, want ErrBadSignature", err)
+			}
+
+			if hdr, err := s.UnpackHeader(packed[0]); err != nil || hdr != m.Header {
+				t.Errorf("UnpackHeader = %+v, %v; want %+v", hdr, err, m.Header)
+			}
+			if _, err := s.UnpackHeader(packed[2][:1]); !errors.Is(err, wire.ErrMalformed) {
+				t.Errorf("UnpackHeader of a cut frame: %v, want ErrMalformed", err)
+			}
+		})
+	}
+}

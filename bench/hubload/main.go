@@ -62,16 +62,24 @@ type options struct {
 	duration               time.Duration
 	warmup                 time.Duration
 	query                  string
+	cpuProfile             string
 	log                    io.Writer // progress lines
 }
 
 // run is main without os.Exit.
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	o, err := parse(args)
 	if err != nil {
 		return err
 	}
 	o.log = stdout
+	if o.cpuProfile != "" {
+		stop, err := startCPUProfile(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer func() { err = errors.Join(err, stop()) }()
+	}
 	var results []result
 	if len(o.spawn) == 0 {
 		r, err := runScenario(ctx, o, o.clientFile, o.engineFile, nil)
@@ -111,6 +119,7 @@ func parse(args []string) (options, error) {
 	fs.DurationVar(&o.duration, "duration", 10*time.Second, "longest measurement time (fake scenario)")
 	fs.DurationVar(&o.warmup, "warmup", time.Second, "load before measuring (fake scenario)")
 	fs.StringVar(&o.query, "query", queryRecent, "db_request loop: recent (the last completed msg_ids), completed (every completed record) or none")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run to this file; samples carry the label party=gen (load generator) or party=hub (in-process hub)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
@@ -202,11 +211,15 @@ var selfCPU cpuClock = func() (time.Duration, error) {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
-func runScenario(ctx context.Context, o options, clientFile, engineFile string, cpu cpuClock) (result, error) {
-	if o.scenario == scenarioPython {
-		return runPython(ctx, o, clientFile, engineFile, cpu)
-	}
-	return runFake(ctx, o, clientFile, engineFile, cpu)
+func runScenario(ctx context.Context, o options, clientFile, engineFile string, cpu cpuClock) (r result, err error) {
+	as(ctx, partyGen, func(ctx context.Context) {
+		if o.scenario == scenarioPython {
+			r, err = runPython(ctx, o, clientFile, engineFile, cpu)
+		} else {
+			r, err = runFake(ctx, o, clientFile, engineFile, cpu)
+		}
+	})
+	return r, err
 }
 
 // runFake runs the Go fake engines and clients against one controller.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -111,19 +112,24 @@ func TestRunAgainstHub(t *testing.T) {
 	}
 }
 
-// TestSpawnHub checks -spawn with the in-process hub and the completed
-// query.
+// TestSpawnHub checks -spawn with the in-process hub, the completed
+// query and -cpuprofile.
 func TestSpawnHub(t *testing.T) {
 	var out strings.Builder
+	prof := filepath.Join(t.TempDir(), "cpu.out")
 	// Bounded by time, not by a task count: a run that ends after N tasks
 	// can end before the first db_request returns on a loaded machine.
 	err := run(t.Context(), []string{"-spawn", "hub", "-engines", "3", "-duration", "2s",
-		"-warmup", "0s", "-query", "completed", "-hwm", "0"}, &out)
+		"-warmup", "0s", "-query", "completed", "-hwm", "0", "-cpuprofile", prof}, &out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if r := rows(t, out.String())["hub"]; r[0] == 0 || r[1] == 0 {
 		t.Errorf("hub row = %v, want some tasks and some queries:\n%s", r, out.String())
+	}
+	// A CPU profile is a gzipped protocol buffer.
+	if b, err := os.ReadFile(prof); err != nil || len(b) < 100 || b[0] != 0x1f || b[1] != 0x8b {
+		t.Errorf("-cpuprofile wrote %d bytes (err %v), want a gzipped profile", len(b), err)
 	}
 }
 

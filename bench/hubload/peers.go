@@ -85,8 +85,10 @@ func (s *sock) send(sess *wire.Session, m *wire.Message) error {
 	if err != nil {
 		return err
 	}
-	return s.zs.Send(zmq4.NewMsgFrom(frames...))
+	return s.sendFrames(frames)
 }
+
+func (s *sock) sendFrames(frames [][]byte) error { return s.zs.Send(zmq4.NewMsgFrom(frames...)) }
 
 // request sends m and waits for its reply: the message whose parent is m
 // or, since the reference sends registration_reply with an empty parent,
@@ -119,10 +121,27 @@ type engine struct {
 	id               any // the engine id the controller assigned
 	reg, shell, ping *sock
 	pong             zmq4.Socket
+
+	// Reply templates: headers by request type, metadata, content.
+	ids     *idGen
+	headers map[string]*template
+	meta    *template
+	ok      []byte
 }
 
 func startEngine(ctx context.Context, s *wire.Session, ef connfile.Engine) (*engine, error) {
-	e := &engine{sess: s, uuid: s.ID()}
+	e := &engine{sess: s, uuid: s.ID(), ids: newIDGen(s), headers: map[string]*template{}}
+	started, _ := wire.ParseDate(datePlaceholder)
+	// The metadata of ipyparallel's engine kernel (init_metadata, finish_metadata).
+	meta := map[string]any{"started": started, "dependencies_met": true, "engine": e.uuid,
+		"is_broadcast": false, "is_coalescing": false, "original_msg_id": "", "status": "ok"}
+	var err error
+	if e.meta, err = newTemplate(s, meta, datePlaceholder); err != nil {
+		return nil, err
+	}
+	if e.ok, err = s.Pack(map[string]any{"status": "ok"}); err != nil {
+		return nil, err
+	}
 	reg, err := dial(ctx, zmq4.Dealer, e.uuid, ef.Endpoint(ef.Registration))
 	if err != nil {
 		return nil, err
@@ -164,20 +183,32 @@ func (e *engine) serve(ctx context.Context) {
 		case f := <-e.ping.in:
 			e.pong.Send(zmq4.NewMsgFrom(f...))
 		case f := <-e.shell.in:
-			m, err := e.sess.Decode(f)
-			if err != nil {
-				continue
-			}
-			r := e.sess.NewMessage(replyType(m.Header.MsgType), map[string]any{"status": "ok"}, &m.Header)
-			// The metadata of ipyparallel's engine kernel (init_metadata, finish_metadata).
-			r.Metadata = map[string]any{"started": time.Now().UTC(), "dependencies_met": true, "engine": e.uuid,
-				"is_broadcast": false, "is_coalescing": false, "original_msg_id": "", "status": "ok"}
-			r.Identities = m.Identities
-			e.shell.send(e.sess, r)
+			e.reply(f)
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// reply answers a request with an ok reply whose parent is the request's
+// header as received, as a kernel's is. A request that does not verify is
+// dropped, as the kernel's session drops it.
+func (e *engine) reply(f [][]byte) {
+	m, err := e.sess.DecodeHeaders(f)
+	if err != nil {
+		return
+	}
+	h := e.headers[m.Header.MsgType]
+	if h == nil {
+		if h, err = headerTemplate(e.sess, e.ids, replyType(m.Header.MsgType)); err != nil {
+			slog.Warn("engine reply", "err", err)
+			return
+		}
+		e.headers[m.Header.MsgType] = h
+	}
+	date := stamp()
+	parent := m.Raw[len(m.Identities)+2]
+	e.shell.sendFrames(e.sess.EncodePacked(m.Identities, [4][]byte{h.fill(e.ids.next(), date), parent, e.meta.fill(date), e.ok}, nil))
 }
 
 func replyType(t string) string {
@@ -191,18 +222,34 @@ func replyType(t string) string {
 type client struct {
 	sess        *wire.Session
 	task, query *sock
+
+	// The no-op request: header template, then parent, metadata and
+	// content packed.
+	ids     *idGen
+	request *template
+	packed  [3][]byte
 }
 
 func dialClient(ctx context.Context, s *wire.Session, cf connfile.Client) (*client, error) {
-	task, err := dial(ctx, zmq4.Dealer, "", cf.Endpoint(cf.Task))
-	if err != nil {
+	c := &client{sess: s, ids: newIDGen(s)}
+	var err error
+	if c.request, err = headerTemplate(s, c.ids, "apply_request"); err != nil {
 		return nil, err
 	}
-	query, err := dial(ctx, zmq4.Dealer, "", cf.Endpoint(cf.Registration))
-	if err != nil {
+	// The scheduling metadata an ipyparallel LoadBalancedView sends.
+	md := map[string]any{"after": []any{}, "follow": []any{}, "targets": []any{}, "retries": 0, "timeout": 0.0}
+	for i, v := range []any{map[string]any{}, md, map[string]any{}} {
+		if c.packed[i], err = s.Pack(v); err != nil {
+			return nil, err
+		}
+	}
+	if c.task, err = dial(ctx, zmq4.Dealer, "", cf.Endpoint(cf.Task)); err != nil {
 		return nil, err
 	}
-	return &client{sess: s, task: task, query: query}, nil
+	if c.query, err = dial(ctx, zmq4.Dealer, "", cf.Endpoint(cf.Registration)); err != nil {
+		return nil, err
+	}
+	return c, nil
 }
 
 // waitEngines polls connection_request until the engines with the given
@@ -236,10 +283,9 @@ func (c *client) waitEngines(ctx context.Context, uuids []string) error {
 func (c *client) pipeline(ctx context.Context, window int, m *meter) {
 	sent := make(map[string]time.Time, window)
 	submit := func() {
-		req := c.sess.NewMessage("apply_request", nil, nil)
-		req.Metadata = map[string]any{"after": []any{}, "follow": []any{}, "targets": []any{}, "retries": 0, "timeout": 0.0}
-		sent[req.Header.MsgID] = time.Now()
-		c.task.send(c.sess, req)
+		id := c.ids.next()
+		sent[string(id)] = time.Now()
+		c.task.sendFrames(c.sess.EncodePacked(nil, [4][]byte{c.request.fill(id, stamp()), c.packed[0], c.packed[1], c.packed[2]}, nil))
 	}
 	for range window {
 		submit()
@@ -247,13 +293,16 @@ func (c *client) pipeline(ctx context.Context, window int, m *meter) {
 	for {
 		select {
 		case f := <-c.task.in:
-			r, err := c.sess.Decode(f)
+			// Verified as the ipyparallel client's session does; only the
+			// content is unpacked, for the status.
+			r, err := c.sess.DecodeHeaders(f)
 			if err != nil {
 				continue
 			}
 			if t0, ok := sent[r.Parent.MsgID]; ok {
 				delete(sent, r.Parent.MsgID)
-				m.task(r.Parent.MsgID, time.Since(t0), r.Content["status"] == "ok")
+				content, err := c.sess.Unpack(r.Raw[len(r.Identities)+5])
+				m.task(r.Parent.MsgID, time.Since(t0), err == nil && content["status"] == "ok")
 				submit()
 			}
 		case <-ctx.Done():

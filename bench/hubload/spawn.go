@@ -38,7 +38,7 @@ func runSpawned(ctx context.Context, o options, kind string) (r result, err erro
 	var c controller
 	switch kind {
 	case spawnHub:
-		c, err = startHub(ctx, o, dir)
+		as(ctx, partyHub, func(ctx context.Context) { c, err = startHub(ctx, o, dir) })
 	case spawnHubd:
 		c, err = startHubd(ctx, o, dir)
 	case spawnReference:
