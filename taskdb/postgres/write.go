@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -318,13 +319,15 @@ type rowSet struct {
 	other []bool
 	extra []pgtype.Text
 	docs  [][]byte
+	buf   []byte // where add encodes a doc
 }
 
 func (s *rowSet) add(d taskdb.Doc) error {
-	doc, err := codec.EncodeDoc(d)
-	if err != nil {
+	var err error
+	if s.buf, err = codec.AppendDoc(s.buf[:0], d); err != nil {
 		return err
 	}
+	doc := bytes.Clone(s.buf)
 	s.ids = append(s.ids, d.Get(taskdb.KeyMsgID).(string))
 	for i, k := range timeKeys {
 		t, ok := d.Get(k).(time.Time)

@@ -38,17 +38,17 @@ func Encode(v any) ([]byte, error) { return Append(nil, v) }
 // canonical values without copying them first.
 func Append(b []byte, v any) ([]byte, error) { return appendValue(b, v, 0) }
 
-// EncodeDoc returns a record Doc (fields in record order: see
+// AppendDoc appends a record Doc (fields in record order: see
 // CompareKeys) as a msgpack map, for DecodeDoc.
-func EncodeDoc(d taskdb.Doc) ([]byte, error) {
-	b := AppendMapLen(nil, len(d))
+func AppendDoc(b []byte, d taskdb.Doc) ([]byte, error) {
+	b = AppendMapLen(b, len(d))
 	var err error
 	for i, f := range d {
 		if i > 0 && CompareKeys(d[i-1].Key, f.Key) >= 0 {
-			return nil, fmt.Errorf("%w: key %q out of record order", ErrNotCanonical, f.Key)
+			return b, fmt.Errorf("%w: key %q out of record order", ErrNotCanonical, f.Key)
 		}
 		if b, err = appendValue(AppendString(b, f.Key), f.Value, 1); err != nil {
-			return nil, fmt.Errorf("key %q: %w", f.Key, err)
+			return b, fmt.Errorf("key %q: %w", f.Key, err)
 		}
 	}
 	return b, nil
@@ -227,7 +227,7 @@ func Decode(b []byte) (any, error) {
 	return v, nil
 }
 
-// DecodeDoc is the inverse of EncodeDoc: it returns the record Doc, its
+// DecodeDoc is the inverse of AppendDoc: it returns the record Doc, its
 // Docs and arrays carved out of a's chunks, its strings substrings of one
 // copy of b and its byte strings copied, so b may be reused. Keys out of
 // record order (nested: out of sorted order) are an error.

@@ -83,7 +83,7 @@ func TestDecodeDoc(t *testing.T) {
 	w := dbtest.NewWorkload()
 	for _, r := range []taskdb.Record{w.Record(1), w.Result(1), {"msg_id": "x", "extra": map[string]any{"b": int64(1), "a": []any{map[string]any{"z": 1.5, "y": nil}}}}} {
 		d := taskdb.DocOf(r)
-		b, err := EncodeDoc(d)
+		b, err := AppendDoc(nil, d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,21 +94,21 @@ func TestDecodeDoc(t *testing.T) {
 		}
 		clear(raw) // DecodeDoc's result must not share it
 		if !reflect.DeepEqual(got, d) {
-			t.Errorf("DecodeDoc(EncodeDoc(%v)) = %v", d, got)
+			t.Errorf("DecodeDoc(AppendDoc(%v)) = %v", d, got)
 		}
 		if m, err := Decode(b); err != nil || !reflect.DeepEqual(taskdb.Record(m.(map[string]any)), d.Record()) {
 			t.Errorf("Decode of a stored Doc = %v, %v; want the map %v", m, err, d.Record())
 		}
 	}
-	if _, err := EncodeDoc(taskdb.Doc{{Key: "stdout"}, {Key: "msg_id"}}); !errors.Is(err, ErrNotCanonical) {
-		t.Errorf("EncodeDoc of keys out of record order: %v, want ErrNotCanonical", err)
+	if _, err := AppendDoc(nil, taskdb.Doc{{Key: "stdout"}, {Key: "msg_id"}}); !errors.Is(err, ErrNotCanonical) {
+		t.Errorf("AppendDoc of keys out of record order: %v, want ErrNotCanonical", err)
 	}
 	for _, bad := range []taskdb.Doc{
 		{{Key: "stdout"}, {Key: "msg_id"}},
 		{{Key: "b"}, {Key: "a"}},
 		{{Key: "x", Value: taskdb.Doc{{Key: "a"}, {Key: "a"}}}},
 	} {
-		b := AppendMapLen(nil, len(bad)) // written without EncodeDoc's checks
+		b := AppendMapLen(nil, len(bad)) // written without AppendDoc's checks
 		for _, f := range bad {
 			b = AppendString(b, f.Key)
 			if v, ok := f.Value.(taskdb.Doc); ok {
@@ -154,7 +154,7 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if d, err := DecodeDoc(bytes.Clone(b), &chunk.Alloc{}); err == nil {
-			if b2, err := EncodeDoc(d); err != nil || !bytes.Equal(b2, b) && !sameValue(mustDecode(t, b2), mustDecode(t, b)) {
+			if b2, err := AppendDoc(nil, d); err != nil || !bytes.Equal(b2, b) && !sameValue(mustDecode(t, b2), mustDecode(t, b)) {
 				t.Fatalf("record doc %#v does not encode back: %v\n% x\n% x", d, err, b, b2)
 			}
 		}
@@ -265,7 +265,7 @@ func BenchmarkDecodeDoc(b *testing.B) {
 	for k, v := range w.Result(1) {
 		r[k] = v
 	}
-	raw, err := EncodeDoc(taskdb.DocOf(r))
+	raw, err := AppendDoc(nil, taskdb.DocOf(r))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,7 +6,7 @@
 // Append and Encode write canonical values only (ErrNotCanonical tells
 // the caller to normalize first), with map keys sorted, so that stored
 // bytes are deterministic and a map reads back as a taskdb.Doc in key
-// order. EncodeDoc and DecodeDoc store a whole record Doc, its keys in
+// order. AppendDoc and DecodeDoc store a whole record Doc, its keys in
 // record order (CompareKeys). Decode reads values as maps; DocDecoder
 // reads them as Docs that share the input, carving Docs and arrays out of
 // a chunk.Alloc, with Key, Skip and Raw for callers that walk a map
