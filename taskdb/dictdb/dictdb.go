@@ -219,6 +219,9 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 	var t thawer
 	for i, r := range hits {
 		out[i] = project(&t, r, keys)
+		if i == 0 {
+			t.plan(1, len(hits)-1)
+		}
 	}
 	return out, nil
 }
@@ -308,8 +311,8 @@ func (db *DB) insert(r *rec) {
 	if r.pending() {
 		db.pending.insert(int64(r.seq), r)
 	}
-	r.vals[slotClientUUID] = db.byClient.add(r.vals[slotClientUUID], r)
-	r.vals[slotEngineUUID] = db.byEngine.add(r.vals[slotEngineUUID], r)
+	r.vals[slotClientUUID] = db.byClient.add(r.vals[slotClientUUID], r, &r.clientKey)
+	r.vals[slotEngineUUID] = db.byEngine.add(r.vals[slotEngineUUID], r, &r.engineKey)
 	db.countExtras(r.rest(), 1)
 	db.bytes += r.bytes()
 }
@@ -324,8 +327,8 @@ func (db *DB) delete(r *rec) {
 		r.times[timeSubmitted] = noTime // the record is gone: its time entry dies
 		db.bySubmitted.remove(t, r)
 	}
-	db.byClient.remove(r.vals[slotClientUUID], r)
-	db.byEngine.remove(r.vals[slotEngineUUID], r)
+	db.byClient.remove(r.vals[slotClientUUID], r, r.clientKey)
+	db.byEngine.remove(r.vals[slotEngineUUID], r, r.engineKey)
 	db.countExtras(r.rest(), -1)
 	db.bytes -= r.bytes()
 }
@@ -360,11 +363,11 @@ func (db *DB) apply(r *rec, c *change) (grew bool) {
 	case kindSlot:
 		switch c.i {
 		case slotClientUUID:
-			db.byClient.remove(r.vals[c.i], r)
-			c.v = db.byClient.add(c.v, r)
+			db.byClient.remove(r.vals[c.i], r, r.clientKey)
+			c.v = db.byClient.add(c.v, r, &r.clientKey)
 		case slotEngineUUID:
-			db.byEngine.remove(r.vals[c.i], r)
-			c.v = db.byEngine.add(c.v, r)
+			db.byEngine.remove(r.vals[c.i], r, r.engineKey)
+			c.v = db.byEngine.add(c.v, r, &r.engineKey)
 		case slotBuffers, slotResultBuffers:
 			delta := bufferBytes(c.v) - bufferBytes(r.vals[c.i])
 			db.bytes += delta

@@ -5,7 +5,8 @@
 //
 // Records are stored frozen: the schema keys in typed slots (times as
 // microseconds), other keys in a sorted field list, nested documents as
-// compact field lists rather than maps. Immutable values are shared rather
+// compact field lists rather than maps, buffers and result_buffers packed
+// into one byte string the collector need not scan. Immutable values are shared rather
 // than copied: strings and times with the caller, client_uuid and
 // engine_uuid values and small repeated documents ({status: "ok"}) between
 // records. Reads thaw deep copies, so no caller ever shares mutable memory
@@ -16,7 +17,8 @@
 // msg_id lookups are O(1). Ordered indexes keep records by submitted time
 // (maintained incrementally: History and submitted ranges never sort),
 // pending records (completed null), and records by client_uuid and by
-// engine_uuid. FindRecords asks the filter for hints
+// engine_uuid (in the order they got the value, so setting one late
+// appends). FindRecords asks the filter for hints
 // (query.Filter.Hints), takes the index yielding the fewest candidates,
 // and matches the whole filter against those, skipping the match when
 // the index holds exactly the matching records. Anything else scans every

@@ -8,8 +8,8 @@ type entry struct {
 	r   *rec
 }
 
-// ordered is a sorted set of records, keyed by seq, or (byTime) by
-// submitted time with ties in seq order. Inserting in order (the common
+// ordered is a sorted set of records, keyed by seq (or another unique
+// number), or (byTime) by submitted time with ties in seq order. Inserting in order (the common
 // case: records arrive in submitted and seq order) appends. Removing
 // leaves a dead entry in place, so positions stay sorted: a seq entry dies
 // by losing its record; a time entry keeps its record (for the tie order)
@@ -100,10 +100,15 @@ func (o *ordered) remove(key int64, r *rec) {
 
 // bucketIndex indexes records by the string value of one key; records
 // whose value is neither null nor a string go to odd, which every lookup
-// must include.
+// must include. Entries are keyed by arrival in the index, not by seq:
+// a record that gets its engine_uuid long after it was added (the hub
+// sets it when the task is dispatched) is appended rather than inserted
+// among thousands of later records, shifting them. Results from the
+// index are sorted by seq when arrivals were out of order.
 type bucketIndex struct {
-	by  map[string]*bucket
-	odd ordered
+	by   map[string]*bucket
+	odd  ordered
+	next int64 // key of the next entry
 }
 
 // bucket holds the records with one value, and that value boxed once, so
@@ -113,9 +118,12 @@ type bucket struct {
 	val any
 }
 
-// add indexes r under v and returns the value r should store: the
-// bucket's shared box for strings, v otherwise.
-func (b *bucketIndex) add(v any, r *rec) any {
+// add indexes r under v, setting *key to the key of r's entry, and
+// returns the value r should store: the bucket's shared box for strings,
+// v otherwise.
+func (b *bucketIndex) add(v any, r *rec, key *int64) any {
+	b.next++
+	*key = b.next
 	switch x := v.(type) {
 	case nil:
 	case string:
@@ -124,25 +132,26 @@ func (b *bucketIndex) add(v any, r *rec) any {
 			bk = &bucket{val: v}
 			b.by[x] = bk
 		}
-		bk.insert(int64(r.seq), r)
+		bk.insert(b.next, r)
 		return bk.val
 	default:
-		b.odd.insert(int64(r.seq), r)
+		b.odd.insert(b.next, r)
 	}
 	return v
 }
 
-func (b *bucketIndex) remove(v any, r *rec) {
+// remove drops r's entry, of the given key, from under v.
+func (b *bucketIndex) remove(v any, r *rec, key int64) {
 	switch x := v.(type) {
 	case nil:
 	case string:
 		if bk := b.by[x]; bk != nil {
-			bk.remove(int64(r.seq), r)
+			bk.remove(key, r)
 			if bk.size() == 0 {
 				delete(b.by, x)
 			}
 		}
 	default:
-		b.odd.remove(int64(r.seq), r)
+		b.odd.remove(key, r)
 	}
 }

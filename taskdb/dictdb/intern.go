@@ -17,10 +17,11 @@ const (
 // intern returns a shared frozen value equal to v when v is a small
 // document of scalars, v otherwise. The caller holds db.mu.
 func (db *DB) intern(v any) any {
-	d, ok := v.(doc)
-	if !ok || len(d) == 0 || len(d) > internFields {
+	p, ok := v.(*doc)
+	if !ok || len(*p) == 0 || len(*p) > internFields {
 		return v
 	}
+	d := *p
 	var buf [internBytes]byte
 	key, ok := encodeSmall(buf[:0], d)
 	if !ok {

@@ -157,8 +157,7 @@ func planBuckets(b *bucketIndex, h query.Hint) (plan, bool) {
 			p.cost += o.size()
 		}
 	}
-	p.inOrder = len(p.scan) <= 1 && p.odd == nil
-	return p, true
+	return p, true // not inOrder: buckets keep arrival order
 }
 
 // planRange serves a time range, or a single time, on submitted.

@@ -107,7 +107,7 @@ var (
 	}
 )
 
-// rec is a stored record, 240 bytes plus its values. Its values are
+// rec is a stored record, 256 bytes plus its values. Its values are
 // frozen; the DB mutex guards the rec itself.
 type rec struct {
 	id    string
@@ -115,6 +115,8 @@ type rec struct {
 	vals  [nSlots]any
 	times [nTimes]int64 // microseconds since the Unix epoch, or noTime
 	more  *doc          // sparse schema keys once set, and extra keys; nil if none; replaced, never modified in place
+
+	clientKey, engineKey int64 // keys of the record's entries in DB.byClient and DB.byEngine
 }
 
 // rest returns the sparse schema keys and extra keys the record holds.
@@ -148,6 +150,9 @@ func (r *rec) Lookup(key string) (any, bool) {
 	case kindMsgID:
 		return r.id, true
 	case kindSlot:
+		if b, ok := r.vals[i].(blobs); ok {
+			return b.list(), true
+		}
 		return r.vals[i], true
 	case kindTime:
 		return timeValue(r.times[i]), true
@@ -259,6 +264,14 @@ func prepare(id, k string, v any) (c change, skip bool, err error) {
 		default:
 			return c, false, fmt.Errorf("%w: key %q: want null or a time, got %T", taskdb.ErrInvalidRecord, k, v)
 		}
+	case kindSlot:
+		if i == slotBuffers || i == slotResultBuffers {
+			if b, ok := packBlobs(v); ok {
+				c.v = b
+				return c, false, nil
+			}
+		}
+		fallthrough
 	default:
 		c.v, err = freeze(k, v)
 	}

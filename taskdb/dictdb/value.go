@@ -2,7 +2,9 @@ package dictdb
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
+	"math/bits"
 	"slices"
 	"strings"
 	"time"
@@ -19,8 +21,44 @@ import (
 type field = taskdb.Field
 
 // doc is a frozen document. Its fields are sorted by key. It has the
-// layout of a taskdb.Doc, so thawing one is a copy.
+// layout of a taskdb.Doc, so thawing one is a copy. Stored values hold
+// documents as *doc (see newDoc); rec.more is a doc too.
 type doc []field
+
+// newDoc returns a document of n fields. Up to 8 fields, the slice
+// header and the fields share one allocation: an interface holds a *doc
+// as it is, where a doc would need a box of its own, one more object for
+// the collector to mark and for reads to chase.
+func newDoc(n int) *doc {
+	if n > 0 && n < len(fusedDocs) {
+		return fusedDocs[n]()
+	}
+	d := make(doc, n)
+	return &d
+}
+
+// fusedDoc is a document's slice header and fields in one allocation.
+type fusedDoc[A any] struct {
+	d doc
+	a A
+}
+
+func fuse[A any](fields func(*A) []field) *doc {
+	p := new(fusedDoc[A])
+	p.d = fields(&p.a)
+	return &p.d
+}
+
+var fusedDocs = [...]func() *doc{
+	1: func() *doc { return fuse(func(a *[1]field) []field { return a[:] }) },
+	2: func() *doc { return fuse(func(a *[2]field) []field { return a[:] }) },
+	3: func() *doc { return fuse(func(a *[3]field) []field { return a[:] }) },
+	4: func() *doc { return fuse(func(a *[4]field) []field { return a[:] }) },
+	5: func() *doc { return fuse(func(a *[5]field) []field { return a[:] }) },
+	6: func() *doc { return fuse(func(a *[6]field) []field { return a[:] }) },
+	7: func() *doc { return fuse(func(a *[7]field) []field { return a[:] }) },
+	8: func() *doc { return fuse(func(a *[8]field) []field { return a[:] }) },
+}
 
 // docLinear is the size up to which doc lookups scan instead of bisecting.
 const docLinear = 16
@@ -126,10 +164,10 @@ func freezeDepth(key string, v any, depth int) (any, error) {
 	return freezeDepth(key, c, depth)
 }
 
-// Boxed empty documents, shared so that storing {} allocates nothing.
+// Empty documents, shared so that storing {} allocates nothing.
 var (
-	nilDoc   any = doc(nil)
-	emptyDoc any = doc{}
+	nilDoc   any = new(doc)
+	emptyDoc any = &doc{}
 )
 
 func freezeMap(key string, m map[string]any, depth int) (any, error) {
@@ -139,7 +177,8 @@ func freezeMap(key string, m map[string]any, depth int) (any, error) {
 	if len(m) == 0 {
 		return emptyDoc, nil
 	}
-	d := make(doc, 0, len(m))
+	p := newDoc(len(m))
+	d := (*p)[:0]
 	for k, e := range m {
 		f, err := freezeDepth(key, e, depth+1)
 		if err != nil {
@@ -148,58 +187,80 @@ func freezeMap(key string, m map[string]any, depth int) (any, error) {
 		d = append(d, field{Key: k, Value: f})
 	}
 	sortFields(d)
-	return d, nil
+	*p = d
+	return p, nil
 }
 
 // thawer copies frozen values out for one read. It carves the results'
-// documents, arrays and byte strings out of a few growing chunks instead
-// of allocating each on its own: a record is a dozen small objects, and
-// allocating and collecting those dominated large reads. Results share
-// chunks, so one result kept alive keeps its neighbours' memory too.
+// documents, arrays and byte strings out of a few chunks instead of
+// allocating each on its own: a record is a dozen small objects, and
+// allocating and collecting those dominated large reads. The first
+// result is allocated exactly; plan then sizes the chunks for the rest
+// from what it took, so that small reads waste nothing and large ones
+// allocate a few big chunks. Results share chunks, so one result kept
+// alive keeps its neighbours' memory too.
 type thawer struct {
-	fields []field
-	anys   []any
-	bytes  []byte
-	next   int // size of the next chunk, in fields
+	fields chunk[field]
+	anys   chunk[any]
+	bytes  chunk[byte]
 }
 
-// Chunk sizes: the first chunk holds a record or two, later ones double
-// up to maxChunk fields (128 KiB).
+// Largest chunks, in elements: 128 KiB of fields, 16 KiB of interfaces,
+// 32 KiB of bytes.
 const (
-	minChunk = 64
-	maxChunk = 4096
+	maxFields = 4096
+	maxAnys   = 1024
+	maxBytes  = 32 << 10
 )
 
-// doc returns an empty document with room for n fields.
-func (t *thawer) doc(n int) taskdb.Doc {
-	if len(t.fields) < n {
-		t.next = min(max(2*t.next, minChunk), maxChunk)
-		t.fields = make([]field, max(n, t.next))
-	}
-	d := t.fields[:0:n]
-	t.fields = t.fields[n:]
-	return d
+// chunk hands out slices of one type from a shared allocation.
+type chunk[T any] struct {
+	free []T
+	size int // of the next allocation; 0 before plan: exact allocations
+	used int // elements handed out
 }
 
-func (t *thawer) array(n int) []any {
-	if len(t.anys) < n {
-		t.anys = make([]any, max(n, t.next/4, minChunk))
+// take returns n elements, with capacity n.
+func (c *chunk[T]) take(n, limit int) []T {
+	if n == 0 {
+		return []T{} // not nil: an empty value is not a null one
 	}
-	a := t.anys[:n:n]
-	t.anys = t.anys[n:]
-	return a
+	c.used += n
+	if len(c.free) < n {
+		if n >= c.size {
+			return make([]T, n) // too big to share, or not planned yet
+		}
+		c.free = make([]T, c.size)
+		c.size = min(2*c.size, limit)
+	}
+	s := c.free[:n:n]
+	c.free = c.free[n:]
+	return s
 }
+
+// plan sizes the next allocation for n more reads taking what the ones
+// so far took on average.
+func (c *chunk[T]) plan(reads, n, limit int) {
+	if reads > 0 && c.used > 0 {
+		c.size = min(c.used/reads*n+1, limit)
+	}
+}
+
+// plan prepares the chunks for n more results like the done results so
+// far.
+func (t *thawer) plan(done, n int) {
+	t.fields.plan(done, n, maxFields)
+	t.anys.plan(done, n, maxAnys)
+	t.bytes.plan(done, n, maxBytes)
+}
+
+// doc returns an empty document with room for n fields.
+func (t *thawer) doc(n int) taskdb.Doc { return t.fields.take(n, maxFields)[:0] }
+
+func (t *thawer) array(n int) []any { return t.anys.take(n, maxAnys) }
 
 func (t *thawer) clone(b []byte) []byte {
-	n := len(b)
-	if len(t.bytes) < n {
-		if n > maxChunk {
-			return bytes.Clone(b)
-		}
-		t.bytes = make([]byte, max(n, 8*t.next))
-	}
-	c := t.bytes[:n:n]
-	t.bytes = t.bytes[n:]
+	c := t.bytes.take(len(b), maxBytes)
 	copy(c, b)
 	return c
 }
@@ -208,12 +269,12 @@ func (t *thawer) clone(b []byte) []byte {
 // become taskdb.Docs.
 func (t *thawer) thaw(v any) any {
 	switch x := v.(type) {
-	case doc:
-		if x == nil {
+	case *doc:
+		if *x == nil {
 			return taskdb.Doc(nil)
 		}
-		d := t.doc(len(x))
-		for _, f := range x {
+		d := t.doc(len(*x))
+		for _, f := range *x {
 			d = append(d, field{Key: f.Key, Value: t.thaw(f.Value)})
 		}
 		return d
@@ -228,6 +289,14 @@ func (t *thawer) thaw(v any) any {
 		return out
 	case []byte:
 		return t.clone(x)
+	case blobs:
+		out := t.array(x.count())
+		for i := range out {
+			var b []byte
+			b, x = x.cut()
+			out[i] = t.clone(b)
+		}
+		return out
 	}
 	return v
 }
@@ -246,6 +315,88 @@ func bufferBytes(v any) int64 {
 			}
 		}
 		return n
+	case blobs:
+		var n int64
+		for len(x) > 0 {
+			var b []byte
+			b, x = x.cut()
+			n += int64(len(b))
+		}
+		return n
 	}
 	return 0
+}
+
+// blobs is a frozen non-empty list of byte strings, the usual value of
+// buffers and result_buffers, packed as each string's uvarint length and
+// bytes: one allocation the collector never scans, where []any{[]byte}
+// takes four that it scans and reads must chase. Only those two slots
+// hold blobs; rec.Lookup and thaw present them as []any.
+type blobs []byte
+
+// packBlobs packs v if it is a non-empty list of byte strings.
+func packBlobs(v any) (blobs, bool) {
+	n := 0
+	switch x := v.(type) {
+	case []any:
+		for _, e := range x {
+			b, ok := e.([]byte)
+			if !ok {
+				return nil, false
+			}
+			n += uvarintLen(len(b)) + len(b)
+		}
+	case [][]byte:
+		for _, b := range x {
+			n += uvarintLen(len(b)) + len(b)
+		}
+	default:
+		return nil, false
+	}
+	if n == 0 {
+		return nil, false
+	}
+	out := make(blobs, 0, n)
+	add := func(b []byte) {
+		out = binary.AppendUvarint(out, uint64(len(b)))
+		out = append(out, b...)
+	}
+	if x, ok := v.([]any); ok {
+		for _, e := range x {
+			add(e.([]byte))
+		}
+	} else {
+		for _, b := range v.([][]byte) {
+			add(b)
+		}
+	}
+	return out, true
+}
+
+func uvarintLen(n int) int { return (bits.Len64(uint64(n)|1) + 6) / 7 }
+
+// cut returns b's first byte string, sharing b's memory, and the rest.
+func (b blobs) cut() ([]byte, blobs) {
+	n, k := binary.Uvarint(b)
+	b = b[k:]
+	return b[:n:n], b[n:]
+}
+
+func (b blobs) count() int {
+	n := 0
+	for ; len(b) > 0; n++ {
+		_, b = b.cut()
+	}
+	return n
+}
+
+// list returns b as []any, sharing b's memory: for matching only.
+func (b blobs) list() []any {
+	out := make([]any, 0, b.count())
+	for len(b) > 0 {
+		var e []byte
+		e, b = b.cut()
+		out = append(out, e)
+	}
+	return out
 }

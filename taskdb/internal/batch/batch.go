@@ -60,6 +60,7 @@ const (
 	DefaultRetryMax        = 5 * time.Second
 	DefaultApplyTimeout    = 10 * time.Second
 	DefaultSummaryInterval = 30 * time.Second
+	DefaultKnownIDs        = 1 << 18
 )
 
 // Options configure a Queue. The zero value of each field means its
@@ -87,6 +88,10 @@ type Options struct {
 	ApplyTimeout time.Duration
 	// SummaryInterval is how often an outage is logged while it lasts.
 	SummaryInterval time.Duration
+	// KnownIDs bounds the msg_ids the queue remembers as existing (about
+	// 100 bytes each): beyond it the oldest is forgotten, and an Update or
+	// Drop of it asks Exists again.
+	KnownIDs int
 	// Exists reports whether the database holds msgID; Enqueue calls it
 	// for an Update or Drop of a msg_id the queue does not know. Nil: such
 	// writes fail with ErrNotFound.
@@ -107,6 +112,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = DefaultBatchSize
+	}
+	if o.KnownIDs <= 0 {
+		o.KnownIDs = DefaultKnownIDs
 	}
 	if o.MaxPending <= 0 {
 		o.MaxPending = DefaultMaxPending
@@ -152,13 +160,13 @@ type Queue struct {
 	cancel context.CancelFunc
 
 	mu       sync.Mutex
-	known    map[string]struct{} // msg_ids that exist once the queue is applied
-	pending  []Op                // queued, not yet taken by the writer
-	sizes    []int64             // pending's sizes
-	enqueued uint64              // writes ever enqueued
-	done     uint64              // writes applied or rejected, a prefix of enqueued
-	bytes    int64               // size of the writes enqueued and not done
-	syncers  int                 // readers waiting in Sync: flush at once
+	known    *knownIDs // recent msg_ids that exist once the queue is applied
+	pending  []Op      // queued, not yet taken by the writer
+	sizes    []int64   // pending's sizes
+	enqueued uint64    // writes ever enqueued
+	done     uint64    // writes applied or rejected, a prefix of enqueued
+	bytes    int64     // size of the writes enqueued and not done
+	syncers  int       // readers waiting in Sync: flush at once
 	closed   bool
 	down     error         // the last outage error, nil when none
 	downAt   time.Time     // when the outage began
@@ -184,7 +192,7 @@ func newQueue(apply Apply, o Options, after func(time.Duration) <-chan time.Time
 		after:   after,
 		ctx:     ctx,
 		cancel:  cancel,
-		known:   make(map[string]struct{}),
+		known:   newKnownIDs(o.KnownIDs),
 		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		exited:  make(chan struct{}),
@@ -214,7 +222,7 @@ func (q *Queue) Enqueue(ctx context.Context, op Op) error {
 		if q.closed {
 			return taskdb.ErrClosed
 		}
-		_, ok := q.known[op.ID]
+		ok := q.known.has(op.ID)
 		switch {
 		case op.Kind == Add && ok:
 			return fmt.Errorf("%s: %w", op.ID, taskdb.ErrExists)
@@ -230,7 +238,7 @@ func (q *Queue) Enqueue(ctx context.Context, op Op) error {
 			if !found {
 				return fmt.Errorf("%s: %w", op.ID, taskdb.ErrNotFound)
 			}
-			q.known[op.ID] = struct{}{}
+			q.known.add(op.ID)
 			checked = true
 			continue // the queue may have changed meanwhile
 		}
@@ -250,10 +258,14 @@ func (q *Queue) Enqueue(ctx context.Context, op Op) error {
 		}
 	}
 	switch op.Kind {
-	case Add, Update:
-		q.known[op.ID] = struct{}{}
+	case Add:
+		q.known.add(op.ID)
+	case Update:
+		if !q.known.has(op.ID) {
+			q.known.add(op.ID)
+		}
 	case Drop:
-		delete(q.known, op.ID)
+		q.known.remove(op.ID)
 	}
 	q.pending = append(q.pending, op)
 	q.sizes = append(q.sizes, size)
@@ -493,7 +505,7 @@ func (q *Queue) finish(ops []Op, sizes []int64, rejected error) {
 	for i, op := range ops {
 		q.bytes -= sizes[i]
 		if rejected != nil && op.Kind == Add {
-			delete(q.known, op.ID)
+			q.known.remove(op.ID)
 		}
 	}
 	q.done += uint64(len(ops))

@@ -525,3 +525,41 @@ func TestSizeOf(t *testing.T) {
 		}
 	}
 }
+
+// TestKnownIDsBounded: the queue remembers the last KnownIDs msg_ids; an
+// update of an older one asks the database, and memory stays bounded.
+func TestKnownIDsBounded(t *testing.T) {
+	h := start(t, newFake(), Options{KnownIDs: 3})
+	h.enqueue(t, Add, "a", "b", "c", "d", "e")
+	if h.q.known.has("a") || h.q.known.has("b") || !h.q.known.has("e") || len(h.q.known.ids) != 3 {
+		t.Fatalf("known %v, want the last 3", h.q.known.ids)
+	}
+	h.enqueue(t, Update, "a") // forgotten: found through Exists, once applied
+	if !h.q.known.has("a") {
+		t.Error("a found in the database is not remembered again")
+	}
+	if err := h.q.Enqueue(t.Context(), Op{Kind: Update, ID: "zz"}); !errors.Is(err, taskdb.ErrNotFound) {
+		t.Errorf("update of an id nowhere: %v, want ErrNotFound", err)
+	}
+	for i := range 1000 {
+		id := fmt.Sprintf("x%d", i)
+		h.enqueue(t, Add, id)
+		h.enqueue(t, Drop, id)
+		h.enqueue(t, Add, id)
+	}
+	if n, r := len(h.q.known.ids), len(h.q.known.ring)-h.q.known.head; n != 3 || r > 2*3+64 {
+		t.Errorf("after 3000 writes: %d ids, %d ring entries; want 3 and a bounded ring", n, r)
+	}
+}
+
+func TestKnownIDsSet(t *testing.T) {
+	k := newKnownIDs(2)
+	k.add("a")
+	k.add("b")
+	k.remove("a")
+	k.add("c")
+	k.add("a") // re-added: the stale entry of its first add must not evict it
+	if !k.has("a") || !k.has("c") || k.has("b") || len(k.ids) != 2 {
+		t.Errorf("ids %v, want a and c", k.ids)
+	}
+}

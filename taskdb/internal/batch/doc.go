@@ -7,7 +7,9 @@
 // Enqueue decides ErrExists and ErrNotFound at once from the set of
 // msg_ids the queue knows exist: those it added, and those found in the
 // database by Options.Exists on a miss (after the writes queued before
-// it are applied). Add is never checked against the database: a msg_id
+// it are applied). The set keeps the last Options.KnownIDs of them, so a
+// long-running hub stays bounded; an older one costs a lookup when it is
+// updated or dropped, and adding it again is caught when applied. Add is never checked against the database: a msg_id
 // added by another hub sharing the database, or before a restart, is
 // caught when the batch is applied, logged and dropped (msg_ids are
 // UUIDs, so this means a bug, not a race). An acknowledged write is kept
