@@ -120,10 +120,14 @@ func collect(rows pgx.Rows, q *query.Filter, keys []string) ([]taskdb.Doc, map[s
 	var out []taskdb.Doc
 	found := make(map[string]bool)
 	var a chunk.Alloc
+	read := 0
 	for rows.Next() {
 		d, err := codec.DecodeDoc(rows.RawValues()[0], &a)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %v", errCorrupt, err)
+		}
+		if read++; read == 1 {
+			a.Plan(1, 1) // more rows may follow: share chunks from now on
 		}
 		if q.MatchDoc(d) {
 			out = append(out, project(d, keys, found))

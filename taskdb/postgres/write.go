@@ -176,6 +176,9 @@ func (db *DB) lock(ctx context.Context, tx pgx.Tx, ids []string) (map[string]tas
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", errCorrupt, raw[0], err)
 		}
+		if len(stored) == 0 {
+			a.Plan(1, len(ids)-1)
+		}
 		stored[string(raw[0])] = d
 	}
 	return stored, rows.Err()

@@ -215,6 +215,7 @@ func (db *DB) scan(ctx context.Context, cols []int, need func(string) bool, stmt
 func (db *DB) collect(ctx context.Context, rows driver.Rows, cols []int, need func(string) bool, q *query.Filter, keep func(taskdb.Doc) taskdb.Doc) ([]taskdb.Doc, error) {
 	vals := make([]driver.Value, len(cols))
 	c := &carver{}
+	read := 0
 	var out []taskdb.Doc
 	var seqs []int64
 	sorted := true
@@ -232,6 +233,9 @@ func (db *DB) collect(ctx context.Context, rows driver.Rows, cols []int, need fu
 		d, err := decodeRow(cols, vals, need, c)
 		if err != nil {
 			return nil, err
+		}
+		if read++; read == 1 {
+			c.Plan(1, 1) // more rows may follow: share chunks from now on
 		}
 		if q != nil && !q.MatchDoc(d) {
 			continue

@@ -1,61 +1,78 @@
 package chunk
 
-import (
-	"bytes"
+import "github.com/taskhub/taskhub/taskdb"
 
-	"github.com/taskhub/taskhub/taskdb"
-)
-
-// Chunk sizes: the first chunk holds a record or two, later ones double
-// up to maxChunk fields (128 KiB).
+// Largest chunks, in elements: 128 KiB of fields, 16 KiB of interfaces,
+// 32 KiB of bytes.
 const (
-	minChunk = 64
-	maxChunk = 4096
+	maxFields = 4096
+	maxAnys   = 1024
+	maxBytes  = 32 << 10
 )
 
-// An Alloc carves the values of one read out of its chunks. Results
-// share chunks, so one result kept alive keeps its neighbours' memory
-// too. The zero Alloc is ready to use; it is not safe for concurrent use.
+// An Alloc carves the values of one read out of its chunks. Until Plan
+// is called it allocates each value exactly, so a read of one result
+// wastes nothing; Plan then sizes chunks for the results to come from
+// what the first ones took, and chunks double from there. Results share
+// chunks, so one result kept alive keeps its neighbours' memory too. The
+// zero Alloc is ready to use; it is not safe for concurrent use.
 type Alloc struct {
-	fields []taskdb.Field
-	anys   []any
-	bytes  []byte
-	next   int // size of the next field chunk
+	fields pool[taskdb.Field]
+	anys   pool[any]
+	bytes  pool[byte]
 }
 
-// Doc returns an empty Doc with room for n fields.
-func (a *Alloc) Doc(n int) taskdb.Doc {
-	if len(a.fields) < n {
-		a.next = min(max(2*a.next, minChunk), maxChunk)
-		a.fields = make([]taskdb.Field, max(n, a.next))
-	}
-	d := a.fields[:0:n]
-	a.fields = a.fields[n:]
-	return d
+// Plan prepares the chunks for n more results like the done results so
+// far. A reader that does not know how many results follow calls
+// Plan(1, 1) after the first: chunks then double as it reads on.
+func (a *Alloc) Plan(done, n int) {
+	a.fields.plan(done, n, maxFields)
+	a.anys.plan(done, n, maxAnys)
+	a.bytes.plan(done, n, maxBytes)
 }
 
-// Array returns an array of n nil elements.
-func (a *Alloc) Array(n int) []any {
-	if len(a.anys) < n {
-		a.anys = make([]any, max(n, a.next/4, minChunk))
+// Doc returns an empty, non-nil Doc with room for n fields.
+func (a *Alloc) Doc(n int) taskdb.Doc { return a.fields.take(n, maxFields)[:0] }
+
+// Array returns a non-nil array of n nil elements.
+func (a *Alloc) Array(n int) []any { return a.anys.take(n, maxAnys) }
+
+// Clone returns a non-nil copy of b.
+func (a *Alloc) Clone(b []byte) []byte {
+	c := a.bytes.take(len(b), maxBytes)
+	copy(c, b)
+	return c
+}
+
+// pool hands out slices of one type from a shared allocation.
+type pool[T any] struct {
+	free []T
+	size int // of the next allocation; 0 before plan: exact allocations
+	used int // elements handed out
+}
+
+// take returns n elements, with capacity n.
+func (p *pool[T]) take(n, limit int) []T {
+	if n == 0 {
+		return []T{} // not nil: an empty value is not a null one
 	}
-	s := a.anys[:n:n]
-	a.anys = a.anys[n:]
+	p.used += n
+	if len(p.free) < n {
+		if n >= p.size {
+			return make([]T, n) // too big to share, or not planned yet
+		}
+		p.free = make([]T, p.size)
+		p.size = min(2*p.size, limit)
+	}
+	s := p.free[:n:n]
+	p.free = p.free[n:]
 	return s
 }
 
-// Clone returns a copy of b; byte strings longer than a chunk get their
-// own allocation.
-func (a *Alloc) Clone(b []byte) []byte {
-	n := len(b)
-	if len(a.bytes) < n {
-		if n > maxChunk {
-			return bytes.Clone(b)
-		}
-		a.bytes = make([]byte, max(n, 8*a.next, minChunk))
+// plan sizes the next allocation for n more reads taking what the ones
+// so far took on average.
+func (p *pool[T]) plan(reads, n, limit int) {
+	if reads > 0 && p.used > 0 {
+		p.size = min(p.used/reads*n+1, limit)
 	}
-	c := a.bytes[:n:n]
-	a.bytes = a.bytes[n:]
-	copy(c, b)
-	return c
 }

@@ -124,6 +124,15 @@ func TestDecodeDoc(t *testing.T) {
 			t.Errorf("DecodeDoc of %v out of order = %v", bad, d)
 		}
 	}
+	// Empty values decoded first, from fresh chunks, are not null.
+	b, err := AppendDoc(nil, taskdb.Doc{{Key: "a", Value: taskdb.Doc{}}, {Key: "b", Value: []any{}}, {Key: "c", Value: []byte{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := DecodeDoc(b, &chunk.Alloc{})
+	if err != nil || d.Get("a").(taskdb.Doc) == nil || d.Get("b").([]any) == nil || d.Get("c").([]byte) == nil {
+		t.Errorf("DecodeDoc of empty values = %#v, %v; want them empty, not null", d, err)
+	}
 	if _, err := DecodeDoc([]byte{0x01}, &chunk.Alloc{}); err == nil {
 		t.Error("DecodeDoc of an integer succeeded")
 	}
