@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/internal/chunk"
 	"github.com/taskhub/taskhub/taskdb/internal/codec"
 	"github.com/taskhub/taskhub/taskdb/query"
 )
@@ -118,10 +119,15 @@ func collect(rows pgx.Rows, q *query.Filter, keys []string) ([]taskdb.Doc, map[s
 	defer rows.Close()
 	var out []taskdb.Doc
 	found := make(map[string]bool)
+	var a chunk.Alloc
+	read := 0
 	for rows.Next() {
-		d, err := codec.DecodeDoc(rows.RawValues()[0])
+		d, err := codec.DecodeDoc(rows.RawValues()[0], &a)
 		if err != nil {
 			return nil, nil, fmt.Errorf("%w: %v", errCorrupt, err)
+		}
+		if read++; read == 1 {
+			a.Plan(1, 1) // more rows may follow: share chunks from now on
 		}
 		if q.MatchDoc(d) {
 			out = append(out, project(d, keys, found))

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/internal/batch"
+	"github.com/taskhub/taskhub/taskdb/internal/chunk"
 	"github.com/taskhub/taskhub/taskdb/internal/codec"
 	"github.com/taskhub/taskhub/taskdb/query"
 )
@@ -167,11 +169,15 @@ func (db *DB) lock(ctx context.Context, tx pgx.Tx, ids []string) (map[string]tas
 	}
 	defer rows.Close()
 	stored := make(map[string]taskdb.Doc, len(ids))
+	var a chunk.Alloc
 	for rows.Next() {
 		raw := rows.RawValues()
-		d, err := codec.DecodeDoc(raw[1])
+		d, err := codec.DecodeDoc(raw[1], &a)
 		if err != nil {
 			return nil, fmt.Errorf("%w: %s: %v", errCorrupt, raw[0], err)
+		}
+		if len(stored) == 0 {
+			a.Plan(1, len(ids)-1)
 		}
 		stored[string(raw[0])] = d
 	}
@@ -316,13 +322,15 @@ type rowSet struct {
 	other []bool
 	extra []pgtype.Text
 	docs  [][]byte
+	buf   []byte // where add encodes a doc
 }
 
 func (s *rowSet) add(d taskdb.Doc) error {
-	doc, err := codec.Encode(d)
-	if err != nil {
+	var err error
+	if s.buf, err = codec.AppendDoc(s.buf[:0], d); err != nil {
 		return err
 	}
+	doc := bytes.Clone(s.buf)
 	s.ids = append(s.ids, d.Get(taskdb.KeyMsgID).(string))
 	for i, k := range timeKeys {
 		t, ok := d.Get(k).(time.Time)
@@ -375,32 +383,6 @@ func isText(s string) bool {
 	return utf8.ValidString(s) && !strings.ContainsRune(s, 0)
 }
 
-// schemaRank is each schema key's position in a canonical record.
-var schemaRank = func() map[string]int {
-	m := make(map[string]int, len(taskdb.SchemaKeys))
-	for i, k := range taskdb.SchemaKeys {
-		m[k] = i
-	}
-	return m
-}()
-
-// keyOrder compares keys in canonical record order: schema keys in
-// SchemaKeys order, then the others by name.
-func keyOrder(a, b string) int {
-	ra, ok := schemaRank[a]
-	if !ok {
-		ra = len(schemaRank)
-	}
-	rb, ok := schemaRank[b]
-	if !ok {
-		rb = len(schemaRank)
-	}
-	if ra != rb {
-		return ra - rb
-	}
-	return strings.Compare(a, b)
-}
-
 // merge returns d with the fields of f, both in canonical order, f's
 // values replacing d's.
 func merge(d, f taskdb.Doc) taskdb.Doc {
@@ -415,7 +397,7 @@ func merge(d, f taskdb.Doc) taskdb.Doc {
 			out = append(out, f[j])
 			j++
 		default:
-			c := keyOrder(d[i].Key, f[j].Key)
+			c := codec.CompareKeys(d[i].Key, f[j].Key)
 			if c <= 0 {
 				if c < 0 {
 					out = append(out, d[i])

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/internal/codec"
 )
 
 // v1Columns are the columns of a schema version 1 table: seq, one per
@@ -140,7 +141,7 @@ func readV1(ctx context.Context, conn *sql.Conn, t string, after int64, n int) (
 			if !ok {
 				return nil, nil, fmt.Errorf("row %d: extra column holds a %T", seq, extra)
 			}
-			m, err := decodeValue(b)
+			m, err := codec.Decode(b)
 			if err != nil {
 				return nil, nil, fmt.Errorf("row %d: decode extra keys: %w", seq, err)
 			}
@@ -168,7 +169,7 @@ func v1Value(k string, v any) (any, error) {
 		}
 	case []byte:
 		if !taskdb.IsTimeKey(k) {
-			d, err := decodeValue(x)
+			d, err := codec.Decode(x)
 			if err != nil {
 				return nil, fmt.Errorf("decode %s: %w", k, err)
 			}

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/internal/codec"
 	"github.com/taskhub/taskhub/taskdb/query"
 )
 
@@ -214,6 +215,7 @@ func (db *DB) scan(ctx context.Context, cols []int, need func(string) bool, stmt
 func (db *DB) collect(ctx context.Context, rows driver.Rows, cols []int, need func(string) bool, q *query.Filter, keep func(taskdb.Doc) taskdb.Doc) ([]taskdb.Doc, error) {
 	vals := make([]driver.Value, len(cols))
 	c := &carver{}
+	read := 0
 	var out []taskdb.Doc
 	var seqs []int64
 	sorted := true
@@ -231,6 +233,9 @@ func (db *DB) collect(ctx context.Context, rows driver.Rows, cols []int, need fu
 		d, err := decodeRow(cols, vals, need, c)
 		if err != nil {
 			return nil, err
+		}
+		if read++; read == 1 {
+			c.Plan(1, 1) // more rows may follow: share chunks from now on
 		}
 		if q != nil && !q.MatchDoc(d) {
 			continue
@@ -293,7 +298,7 @@ var typedColumn = func() (m [len(taskdb.SchemaKeys)]int) {
 func decodeRow(cols []int, vals []driver.Value, need func(string) bool, c *carver) (taskdb.Doc, error) {
 	var typed [len(columns)]any
 	var has uint64
-	var dec *decoder
+	var dec *codec.Decoder
 	for j, i := range cols {
 		switch i {
 		case colSeq:
@@ -302,7 +307,7 @@ func decodeRow(cols []int, vals []driver.Value, need func(string) bool, c *carve
 			if !ok {
 				return nil, fmt.Errorf("doc column holds a %T", vals[j])
 			}
-			d := docDecoder(b, c)
+			d := codec.DocDecoder(b, &c.Alloc)
 			dec = &d
 		default:
 			v, err := columnValue(columns[i], vals[j], c)
@@ -313,7 +318,7 @@ func decodeRow(cols []int, vals []driver.Value, need func(string) bool, c *carve
 		}
 	}
 	if dec == nil {
-		d := c.doc(bits.OnesCount64(has))
+		d := c.Doc(bits.OnesCount64(has))
 		for i, c := range columns {
 			if has&(1<<i) != 0 {
 				d = append(d, taskdb.Field{Key: c.key, Value: typed[i]})
@@ -321,7 +326,7 @@ func decodeRow(cols []int, vals []driver.Value, need func(string) bool, c *carve
 		}
 		return d, nil
 	}
-	n, err := dec.mapLen()
+	n, err := dec.MapLen()
 	if err != nil {
 		return nil, fmt.Errorf("decode doc: %w", err)
 	}
@@ -336,11 +341,11 @@ func decodeRow(cols []int, vals []driver.Value, need func(string) bool, c *carve
 			return nil
 		}
 		n--
-		k, err := dec.key()
+		k, err := dec.Key()
 		if err != nil {
 			return err
 		}
-		if !first && docCompare(key, k) >= 0 {
+		if !first && codec.CompareKeys(key, k) >= 0 {
 			return fmt.Errorf("doc key %q out of order", k)
 		}
 		key, more, first = k, true, false
@@ -349,9 +354,9 @@ func decodeRow(cols []int, vals []driver.Value, need func(string) bool, c *carve
 	// value decodes the value of key if need accepts it, else skips it.
 	value := func() (v any, want bool, err error) {
 		if need != nil && !need(key) {
-			return nil, false, dec.skip(0)
+			return nil, false, dec.Skip()
 		}
-		v, err = dec.value(0)
+		v, err = dec.Value()
 		return v, true, err
 	}
 	if err := next(); err != nil {
@@ -397,10 +402,10 @@ func decodeRow(cols []int, vals []driver.Value, need func(string) bool, c *carve
 			d = append(d, taskdb.Field{Key: k, Value: v})
 		}
 	}
-	if dec.i != len(dec.b) {
-		return nil, fmt.Errorf("decode doc: %d trailing bytes", len(dec.b)-dec.i)
+	if err := dec.End(); err != nil {
+		return nil, fmt.Errorf("decode doc: %w", err)
 	}
-	out := append(c.doc(len(d)), d...)
+	out := append(c.Doc(len(d)), d...)
 	clear(d)
 	c.scratch = d[:0]
 	return out, nil
@@ -421,7 +426,11 @@ func columnValue(c column, v driver.Value, cv *carver) (any, error) {
 		}
 	case []byte:
 		if c.kind == kindValue {
-			d, err := decodeAll(docDecoder(x, cv))
+			dec := codec.DocDecoder(x, &cv.Alloc)
+			d, err := dec.Value()
+			if err == nil {
+				err = dec.End()
+			}
 			if err != nil {
 				return nil, fmt.Errorf("decode %s: %w", c.key, err)
 			}

@@ -15,6 +15,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/internal/codec"
 	"github.com/taskhub/taskhub/taskdb/query"
 )
 
@@ -91,17 +92,17 @@ func (r *row) put(k string, v any) error {
 	}
 	lo := len(r.buf)
 	var err error
-	if r.buf, err = appendValue(r.buf, v, 0); errors.Is(err, errNotCanonical) {
+	if r.buf, err = codec.Append(r.buf, v); errors.Is(err, codec.ErrNotCanonical) {
 		if v, err = taskdb.Normalize(k, v); err != nil {
 			return err
 		}
-		r.buf, err = appendValue(r.buf[:lo], v, 0)
+		r.buf, err = codec.Append(r.buf[:lo], v)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: key %q: %v", taskdb.ErrInvalidRecord, k, err)
 	}
 	s := span{k, lo, len(r.buf)}
-	if i, ok := schemaIndex[k]; ok {
+	if i := codec.Rank(k); i < codec.ExtraRank {
 		r.schema[i] = s
 		r.inDoc |= 1 << i
 	} else {
@@ -120,7 +121,7 @@ func (r *row) fields() []field {
 	}
 	slices.SortFunc(r.extras, func(a, b span) int { return strings.Compare(a.key, b.key) })
 	for _, s := range r.extras {
-		fs = append(fs, field{s.key, extraRank, r.buf[s.lo:s.hi]})
+		fs = append(fs, field{s.key, codec.ExtraRank, r.buf[s.lo:s.hi]})
 	}
 	return fs
 }
@@ -456,7 +457,7 @@ func encodeColumn(c column, v any) (any, error) {
 	case string:
 		return x, nil
 	}
-	return encodeValue(v)
+	return codec.Encode(v)
 }
 
 // mergeFunc is the SQL function the writer's UPDATE applies mergeDoc

@@ -1,17 +1,18 @@
 package codec
 
 import (
-	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
-	"sync"
+	"slices"
+	"strings"
 	"time"
 
-	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
 	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/internal/chunk"
 )
 
 // maxDepth bounds the nesting of stored values, as in dictdb.
@@ -19,141 +20,277 @@ const maxDepth = 100
 
 var errDepth = errors.New("nested deeper than 100 levels")
 
-// encoder is a pooled msgpack encoder writing into its own buffer.
-type encoder struct {
-	buf bytes.Buffer
-	enc *msgpack.Encoder
-}
+// ErrNotCanonical reports a value outside the canonical value model: the
+// caller normalizes it (taskdb.Normalize) and encodes it again.
+var ErrNotCanonical = errors.New("not a canonical value")
 
-var encoders = sync.Pool{New: func() any {
-	e := &encoder{}
-	e.enc = msgpack.NewEncoder(&e.buf)
-	return e
-}}
+// Encode returns v, a value in the canonical value model, as msgpack
+// (see Append).
+func Encode(v any) ([]byte, error) { return Append(nil, v) }
 
-// Encode returns v, a value in the canonical value model, as
-// msgpack. Times are msgpack timestamps; []byte is bin; integers and
-// floats keep their type.
-func Encode(v any) ([]byte, error) {
-	e := encoders.Get().(*encoder)
-	defer encoders.Put(e)
-	e.buf.Reset()
-	if err := encodeTo(e.enc, v, 0); err != nil {
-		return nil, err
+// Append appends v, a value in the canonical value model, as msgpack:
+// times are msgpack timestamps, []byte is bin, integers and floats keep
+// their type, and map keys are sorted, so that a map decodes into a
+// taskdb.Doc in key order. A taskdb.Doc is written in its own order,
+// which must be sorted too. For any value outside the canonical model
+// (another type, a time below microseconds or outside years 1-9999, a Doc
+// out of order) it returns ErrNotCanonical, so that callers can encode
+// canonical values without copying them first.
+func Append(b []byte, v any) ([]byte, error) { return appendValue(b, v, 0) }
+
+// AppendDoc appends a record Doc (fields in record order: see
+// CompareKeys) as a msgpack map, for DecodeDoc.
+func AppendDoc(b []byte, d taskdb.Doc) ([]byte, error) {
+	b = AppendMapLen(b, len(d))
+	var err error
+	for i, f := range d {
+		if i > 0 && CompareKeys(d[i-1].Key, f.Key) >= 0 {
+			return b, fmt.Errorf("%w: key %q out of record order", ErrNotCanonical, f.Key)
+		}
+		if b, err = appendValue(AppendString(b, f.Key), f.Value, 1); err != nil {
+			return b, fmt.Errorf("key %q: %w", f.Key, err)
+		}
 	}
-	return bytes.Clone(e.buf.Bytes()), nil
+	return b, nil
 }
 
-func encodeTo(e *msgpack.Encoder, v any, depth int) error {
+func appendValue(b []byte, v any, depth int) ([]byte, error) {
 	if depth > maxDepth {
-		return errDepth
+		return b, errDepth
 	}
 	switch x := v.(type) {
 	case nil:
-		return e.EncodeNil()
+		return append(b, msgpcode.Nil), nil
 	case bool:
-		return e.EncodeBool(x)
+		if x {
+			return append(b, msgpcode.True), nil
+		}
+		return append(b, msgpcode.False), nil
 	case int64:
-		return e.EncodeInt(x)
+		return appendInt(b, x), nil
 	case float64:
-		return e.EncodeFloat64(x)
+		return binary.BigEndian.AppendUint64(append(b, msgpcode.Double), math.Float64bits(x)), nil
 	case string:
-		return e.EncodeString(x)
+		return AppendString(b, x), nil
 	case []byte:
-		// EncodeBytes writes nil for a nil slice; a byte string is never null.
-		if err := e.EncodeBytesLen(len(x)); err != nil {
-			return err
-		}
-		_, err := e.Writer().Write(x)
-		return err
+		b = appendLen(b, len(x), 0, 0, msgpcode.Bin8, msgpcode.Bin16, msgpcode.Bin32)
+		return append(b, x...), nil
 	case time.Time:
-		return e.EncodeTime(x)
+		if y := x.UTC().Year(); y < 1 || y > 9999 || x.Nanosecond()%1000 != 0 {
+			return b, ErrNotCanonical
+		}
+		return appendTime(b, x), nil
 	case []any:
-		if err := e.EncodeArrayLen(len(x)); err != nil {
-			return err
-		}
+		b = appendLen(b, len(x), msgpcode.FixedArrayLow, 16, 0, msgpcode.Array16, msgpcode.Array32)
+		var err error
 		for _, el := range x {
-			if err := encodeTo(e, el, depth+1); err != nil {
-				return err
+			if b, err = appendValue(b, el, depth+1); err != nil {
+				return b, err
 			}
 		}
-		return nil
+		return b, nil
 	case taskdb.Doc:
-		if err := e.EncodeMapLen(len(x)); err != nil {
-			return err
-		}
-		for _, f := range x {
-			if err := e.EncodeString(f.Key); err != nil {
-				return err
+		b = AppendMapLen(b, len(x))
+		var err error
+		for i, f := range x {
+			if i > 0 && x[i-1].Key >= f.Key {
+				return b, ErrNotCanonical
 			}
-			if err := encodeTo(e, f.Value, depth+1); err != nil {
-				return err
+			if b, err = appendValue(AppendString(b, f.Key), f.Value, depth+1); err != nil {
+				return b, err
 			}
 		}
-		return nil
+		return b, nil
 	case map[string]any:
-		if err := e.EncodeMapLen(len(x)); err != nil {
-			return err
+		b = AppendMapLen(b, len(x))
+		var small [16]string
+		keys := small[:0]
+		for k := range x {
+			keys = append(keys, k)
 		}
-		for k, el := range x {
-			if err := e.EncodeString(k); err != nil {
-				return err
-			}
-			if err := encodeTo(e, el, depth+1); err != nil {
-				return err
+		slices.Sort(keys)
+		var err error
+		for _, k := range keys {
+			b = AppendString(b, k)
+			if b, err = appendValue(b, x[k], depth+1); err != nil {
+				return b, err
 			}
 		}
-		return nil
+		return b, nil
 	}
-	return fmt.Errorf("cannot store a %T", v)
+	return b, ErrNotCanonical
 }
 
-// Decode is the inverse of Encode: it reads the msgpack subset
-// Encode writes, straight from b. Malformed input gives an error,
-// never a panic or an allocation larger than the input.
+// appendLen appends the header of a str, bin, array or map of n
+// elements: the fix form (fix|n) when n < fixMax, else the 8-bit form
+// (c8, if not 0), else the 16-bit or 32-bit form.
+func appendLen(b []byte, n int, fix byte, fixMax int, c8, c16, c32 byte) []byte {
+	switch {
+	case n < fixMax:
+		return append(b, fix|byte(n))
+	case n <= math.MaxUint8 && c8 != 0:
+		return append(b, c8, byte(n))
+	case n <= math.MaxUint16:
+		return binary.BigEndian.AppendUint16(append(b, c16), uint16(n))
+	}
+	return binary.BigEndian.AppendUint32(append(b, c32), uint32(n))
+}
+
+// AppendMapLen appends the header of a map of n entries.
+func AppendMapLen(b []byte, n int) []byte {
+	return appendLen(b, n, msgpcode.FixedMapLow, 16, 0, msgpcode.Map16, msgpcode.Map32)
+}
+
+// AppendString appends s as a msgpack str.
+func AppendString(b []byte, s string) []byte {
+	b = appendLen(b, len(s), msgpcode.FixedStrLow, 32, msgpcode.Str8, msgpcode.Str16, msgpcode.Str32)
+	return append(b, s...)
+}
+
+// appendInt writes x in the shortest msgpack form.
+func appendInt(b []byte, x int64) []byte {
+	switch {
+	case x >= 0 && x <= int64(msgpcode.PosFixedNumHigh):
+		return append(b, byte(x))
+	case x < 0 && x >= -32:
+		return append(b, byte(int8(x)))
+	case x >= math.MinInt8 && x <= math.MaxInt8:
+		return append(b, msgpcode.Int8, byte(int8(x)))
+	case x >= math.MinInt16 && x <= math.MaxInt16:
+		return binary.BigEndian.AppendUint16(append(b, msgpcode.Int16), uint16(int16(x)))
+	case x >= math.MinInt32 && x <= math.MaxInt32:
+		return binary.BigEndian.AppendUint32(append(b, msgpcode.Int32), uint32(int32(x)))
+	}
+	return binary.BigEndian.AppendUint64(append(b, msgpcode.Int64), uint64(x))
+}
+
+// appendTime writes a msgpack timestamp (extension -1): 4 bytes for whole
+// seconds from 1970 to 2106, 8 for other times in that range, else 12.
+func appendTime(b []byte, t time.Time) []byte {
+	sec, nsec := uint64(t.Unix()), uint64(t.Nanosecond())
+	switch {
+	case sec>>34 != 0:
+		b = append(b, msgpcode.Ext8, 12, 0xff)
+		return binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint32(b, uint32(nsec)), sec)
+	case nsec == 0 && sec>>32 == 0:
+		return binary.BigEndian.AppendUint32(append(b, msgpcode.FixExt4, 0xff), uint32(sec))
+	}
+	return binary.BigEndian.AppendUint64(append(b, msgpcode.FixExt8, 0xff), nsec<<34|sec)
+}
+
+// ExtraRank is the rank of every key that is not a schema key: after
+// the schema keys.
+const ExtraRank = len(taskdb.SchemaKeys)
+
+// schemaIndex maps a schema key to its index in taskdb.SchemaKeys.
+var schemaIndex = func() map[string]int {
+	m := make(map[string]int, len(taskdb.SchemaKeys))
+	for i, k := range taskdb.SchemaKeys {
+		m[k] = i
+	}
+	return m
+}()
+
+// Rank returns k's index in taskdb.SchemaKeys, or ExtraRank.
+func Rank(k string) int {
+	if i, ok := schemaIndex[k]; ok {
+		return i
+	}
+	return ExtraRank
+}
+
+// CompareKeys orders keys as a record Doc does: schema keys in SchemaKeys
+// order, then the others sorted.
+func CompareKeys(a, b string) int { return CompareRanked(Rank(a), a, Rank(b), b) }
+
+// CompareRanked is CompareKeys for keys of known ranks.
+func CompareRanked(ra int, a string, rb int, b string) int {
+	if ra != rb || ra != ExtraRank {
+		return ra - rb
+	}
+	return strings.Compare(a, b)
+}
+
+// Decode is the inverse of Encode, with maps as map[string]any: it
+// reads the msgpack subset Append writes, straight from b, and shares
+// nothing with b. Malformed input gives an error, never a panic or an
+// allocation larger than the input.
 func Decode(b []byte) (any, error) {
-	d := decoder{b: b}
-	v, err := d.value(0)
+	d := Decoder{b: b}
+	v, err := d.Value()
+	if err == nil {
+		err = d.End()
+	}
 	if err != nil {
 		return nil, err
-	}
-	if d.i != len(b) {
-		return nil, fmt.Errorf("%d trailing bytes", len(b)-d.i)
 	}
 	return v, nil
 }
 
-// DecodeDoc is Decode for a value Encode wrote from a taskdb.Doc: it
-// returns the document with its fields, and those of nested documents, in
-// stored order, so a Doc stored in canonical order (taskdb.DocOf) comes
-// back as it was without a map or a sort.
-func DecodeDoc(b []byte) (taskdb.Doc, error) {
-	d := decoder{b: b, docs: true}
-	v, err := d.value(0)
+// DecodeDoc is the inverse of AppendDoc: it returns the record Doc, its
+// Docs and arrays carved out of a's chunks, its strings substrings of one
+// copy of b and its byte strings copied, so b may be reused. Keys out of
+// record order (nested: out of sorted order) are an error.
+func DecodeDoc(b []byte, a *chunk.Alloc) (taskdb.Doc, error) {
+	d := DocDecoder(b, a)
+	d.copyBytes = true
+	n, err := d.MapLen()
 	if err != nil {
 		return nil, err
 	}
-	if d.i != len(b) {
-		return nil, fmt.Errorf("%d trailing bytes", len(b)-d.i)
+	doc := a.Doc(n)[:n]
+	for i := range doc {
+		k, err := d.Key()
+		if err != nil {
+			return nil, err
+		}
+		if i > 0 && CompareKeys(doc[i-1].Key, k) >= 0 {
+			return nil, fmt.Errorf("key %q out of record order", k)
+		}
+		doc[i].Key = k
+		if doc[i].Value, err = d.Value(); err != nil {
+			return nil, fmt.Errorf("key %q: %w", k, err)
+		}
 	}
-	doc, ok := v.(taskdb.Doc)
-	if !ok {
-		return nil, fmt.Errorf("stored value is a %T, not a document", v)
+	if err := d.End(); err != nil {
+		return nil, err
 	}
 	return doc, nil
 }
 
 var errShort = errors.New("truncated value")
 
-// decoder reads msgpack from b, at i, with maps as Docs if docs is set.
-type decoder struct {
-	b    []byte
-	i    int
-	docs bool
+// A Decoder reads msgpack values from a byte slice, one after the other.
+// Its zero value reads nothing; see DocDecoder.
+type Decoder struct {
+	b         []byte
+	s         string // with docs, a copy of b
+	i         int
+	docs      bool
+	copyBytes bool         // with docs: byte strings are copied, not shared
+	a         *chunk.Alloc // with docs
+}
+
+// DocDecoder returns a Decoder of b with maps as taskdb.Docs, whose keys
+// must be sorted (as Append writes them) and unique. The values it returns
+// share b: its strings are substrings of one copy of b (one allocation for
+// every string of a row), and its byte strings are slices of b itself, so
+// the caller must not change or reuse b. Its Docs and arrays are carved
+// out of a's chunks.
+func DocDecoder(b []byte, a *chunk.Alloc) Decoder {
+	return Decoder{b: b, s: string(b), docs: true, a: a}
+}
+
+// End returns an error if bytes are left after the values read.
+func (d *Decoder) End() error {
+	if d.i != len(d.b) {
+		return fmt.Errorf("%d trailing bytes", len(d.b)-d.i)
+	}
+	return nil
 }
 
 // take returns the next n bytes.
-func (d *decoder) take(n int) ([]byte, error) {
+func (d *Decoder) take(n int) ([]byte, error) {
 	if n < 0 || n > len(d.b)-d.i {
 		return nil, errShort
 	}
@@ -163,7 +300,7 @@ func (d *decoder) take(n int) ([]byte, error) {
 }
 
 // uint reads a big-endian unsigned integer of n bytes.
-func (d *decoder) uint(n int) (uint64, error) {
+func (d *Decoder) uint(n int) (uint64, error) {
 	p, err := d.take(n)
 	if err != nil {
 		return 0, err
@@ -177,7 +314,7 @@ func (d *decoder) uint(n int) (uint64, error) {
 
 // length reads the n-byte length that follows a str, bin, array, map or
 // ext code.
-func (d *decoder) length(n int) (int, error) {
+func (d *Decoder) length(n int) (int, error) {
 	u, err := d.uint(n)
 	if err != nil {
 		return 0, err
@@ -188,7 +325,134 @@ func (d *decoder) length(n int) (int, error) {
 	return int(u), nil
 }
 
-func (d *decoder) value(depth int) (any, error) {
+// MapLen reads a map header and returns its number of entries.
+func (d *Decoder) MapLen() (int, error) {
+	p, err := d.take(1)
+	if err != nil {
+		return 0, err
+	}
+	switch c := p[0]; {
+	case c >= msgpcode.FixedMapLow && c <= msgpcode.FixedMapHigh:
+		return int(c & msgpcode.FixedMapMask), nil
+	case c == msgpcode.Map16 || c == msgpcode.Map32:
+		return d.length(2 << (c - msgpcode.Map16))
+	default:
+		return 0, fmt.Errorf("msgpack code %#x is not a map", c)
+	}
+}
+
+// Key reads a map key, which must be a string.
+func (d *Decoder) Key() (string, error) {
+	p, err := d.take(1)
+	if err != nil {
+		return "", err
+	}
+	c, n := p[0], 0
+	switch {
+	case c >= msgpcode.FixedStrLow && c <= msgpcode.FixedStrHigh:
+		n = int(c & msgpcode.FixedStrMask)
+	case c == msgpcode.Str8 || c == msgpcode.Str16 || c == msgpcode.Str32:
+		if n, err = d.length(1 << (c - msgpcode.Str8)); err != nil {
+			return "", err
+		}
+	default:
+		return "", fmt.Errorf("map key with msgpack code %#x is not a string", c)
+	}
+	return d.string(n)
+}
+
+// string reads n bytes as a string.
+func (d *Decoder) string(n int) (string, error) {
+	i := d.i
+	p, err := d.take(n)
+	if err != nil {
+		return "", err
+	}
+	if d.docs {
+		return d.s[i : i+n], nil
+	}
+	return string(p), nil
+}
+
+// Raw moves past one value without decoding it and returns its encoding,
+// a slice of b.
+func (d *Decoder) Raw() ([]byte, error) {
+	start := d.i
+	if err := d.skip(0); err != nil {
+		return nil, err
+	}
+	return d.b[start:d.i:d.i], nil
+}
+
+// Skip moves past one value without decoding it.
+func (d *Decoder) Skip() error { return d.skip(0) }
+
+// skip moves past one value without decoding it.
+func (d *Decoder) skip(depth int) error {
+	if depth > maxDepth {
+		return errDepth
+	}
+	p, err := d.take(1)
+	if err != nil {
+		return err
+	}
+	c := p[0]
+	n, items := 0, 0 // bytes and nested values that follow
+	switch {
+	case c <= msgpcode.PosFixedNumHigh || c >= msgpcode.NegFixedNumLow:
+	case c >= msgpcode.FixedStrLow && c <= msgpcode.FixedStrHigh:
+		n = int(c & msgpcode.FixedStrMask)
+	case c >= msgpcode.FixedArrayLow && c <= msgpcode.FixedArrayHigh:
+		items = int(c & msgpcode.FixedArrayMask)
+	case c >= msgpcode.FixedMapLow && c <= msgpcode.FixedMapHigh:
+		items = 2 * int(c&msgpcode.FixedMapMask)
+	default:
+		switch c {
+		case msgpcode.Nil, msgpcode.False, msgpcode.True:
+		case msgpcode.Uint8, msgpcode.Uint16, msgpcode.Uint32, msgpcode.Uint64:
+			n = 1 << (c - msgpcode.Uint8)
+		case msgpcode.Int8, msgpcode.Int16, msgpcode.Int32, msgpcode.Int64:
+			n = 1 << (c - msgpcode.Int8)
+		case msgpcode.Float:
+			n = 4
+		case msgpcode.Double:
+			n = 8
+		case msgpcode.Str8, msgpcode.Str16, msgpcode.Str32:
+			n, err = d.length(1 << (c - msgpcode.Str8))
+		case msgpcode.Bin8, msgpcode.Bin16, msgpcode.Bin32:
+			n, err = d.length(1 << (c - msgpcode.Bin8))
+		case msgpcode.Array16, msgpcode.Array32:
+			items, err = d.length(2 << (c - msgpcode.Array16))
+		case msgpcode.Map16, msgpcode.Map32:
+			items, err = d.length(2 << (c - msgpcode.Map16))
+			items *= 2
+		case msgpcode.FixExt4, msgpcode.FixExt8:
+			n = 1 + 4<<(c-msgpcode.FixExt4)
+		case msgpcode.Ext8:
+			n, err = d.length(1)
+			n++
+		default:
+			return fmt.Errorf("unsupported msgpack code %#x", c)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if _, err := d.take(n); err != nil {
+		return err
+	}
+	for range items {
+		if err := d.skip(depth + 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Value reads one value.
+func (d *Decoder) Value() (any, error) { return d.value(0) }
+
+func (d *Decoder) value(depth int) (any, error) {
 	if depth > maxDepth {
 		return nil, errDepth
 	}
@@ -251,7 +515,13 @@ func (d *decoder) value(depth int) (any, error) {
 			return nil, err
 		}
 		p, err := d.take(n)
-		return bytes.Clone(p), err
+		switch {
+		case !d.docs:
+			return slices.Clone(p), err
+		case d.copyBytes:
+			return d.a.Clone(p), err
+		}
+		return p[:n:n], err
 	case msgpcode.Array16, msgpcode.Array32:
 		n, err := d.length(2 << (c - msgpcode.Array16))
 		if err != nil {
@@ -276,16 +546,21 @@ func (d *decoder) value(depth int) (any, error) {
 	return nil, fmt.Errorf("unsupported msgpack code %#x", c)
 }
 
-func (d *decoder) str(n int) (any, error) {
-	p, err := d.take(n)
-	return string(p), err
+func (d *Decoder) str(n int) (any, error) {
+	s, err := d.string(n)
+	return s, err
 }
 
-func (d *decoder) array(n, depth int) (any, error) {
+func (d *Decoder) array(n, depth int) (any, error) {
 	if n > len(d.b)-d.i {
 		return nil, errShort
 	}
-	a := make([]any, n)
+	var a []any
+	if d.docs {
+		a = d.a.Array(n)
+	} else {
+		a = make([]any, n)
+	}
 	for i := range a {
 		var err error
 		if a[i], err = d.value(depth + 1); err != nil {
@@ -295,90 +570,43 @@ func (d *decoder) array(n, depth int) (any, error) {
 	return a, nil
 }
 
-func (d *decoder) dict(n, depth int) (any, error) {
+func (d *Decoder) dict(n, depth int) (any, error) {
 	if 2*n > len(d.b)-d.i {
 		return nil, errShort
 	}
 	if d.docs {
-		return d.doc(n, depth)
+		doc := d.a.Doc(n)[:n]
+		for i := range doc {
+			k, err := d.Key()
+			if err != nil {
+				return nil, err
+			}
+			if i > 0 && k <= doc[i-1].Key {
+				return nil, fmt.Errorf("map key %q not sorted or repeated", k)
+			}
+			doc[i].Key = k
+			if doc[i].Value, err = d.value(depth + 1); err != nil {
+				return nil, err
+			}
+		}
+		return doc, nil
 	}
 	m := make(map[string]any, n)
 	for range n {
-		ks, err := d.key()
+		k, err := d.Key()
 		if err != nil {
 			return nil, err
 		}
-		if m[ks], err = d.value(depth + 1); err != nil {
+		if m[k], err = d.value(depth + 1); err != nil {
 			return nil, err
 		}
 	}
 	return m, nil
 }
 
-// key reads a map key, which must be a string; common keys are interned,
-// which saves an allocation for most keys of a record.
-func (d *decoder) key() (string, error) {
-	p, err := d.take(1)
-	if err != nil {
-		return "", err
-	}
-	var n int
-	switch c := p[0]; {
-	case c >= msgpcode.FixedStrLow && c <= msgpcode.FixedStrHigh:
-		n = int(c & msgpcode.FixedStrMask)
-	case c == msgpcode.Str8 || c == msgpcode.Str16 || c == msgpcode.Str32:
-		if n, err = d.length(1 << (c - msgpcode.Str8)); err != nil {
-			return "", err
-		}
-	default:
-		return "", fmt.Errorf("map key with msgpack code %#x is not a string", c)
-	}
-	b, err := d.take(n)
-	if err != nil {
-		return "", err
-	}
-	if k, ok := commonKeys[string(b)]; ok {
-		return k, nil
-	}
-	return string(b), nil
-}
-
-// commonKeys are the keys of records and of ipyparallel's headers,
-// metadata and contents.
-var commonKeys = func() map[string]string {
-	m := make(map[string]string)
-	for _, k := range taskdb.SchemaKeys {
-		m[k] = k
-	}
-	for _, k := range []string{
-		"msg_type", "username", "session", "date", "version", "status", "engine",
-		"started", "engine_id", "dependencies_met", "is_broadcast", "is_coalescing",
-		"after", "follow", "timeout", "targets", "retries", "data", "ename", "evalue",
-		"traceback", "execution_count", "name", "text",
-	} {
-		m[k] = k
-	}
-	return m
-}()
-
-func (d *decoder) doc(n, depth int) (any, error) {
-	doc := make(taskdb.Doc, n)
-	for i := range doc {
-		ks, err := d.key()
-		if err != nil {
-			return nil, err
-		}
-		doc[i].Key = ks
-		if doc[i].Value, err = d.value(depth + 1); err != nil {
-			return nil, err
-		}
-	}
-	return doc, nil
-}
-
 // time reads the type byte and n-byte payload of a msgpack timestamp
-// (extension -1) as EncodeTime writes it: 4, 8 or 12 bytes.
-func (d *decoder) time(n int) (any, error) {
+// (extension -1): 4, 8 or 12 bytes, holding a canonical time.
+func (d *Decoder) time(n int) (any, error) {
 	p, err := d.take(1)
 	if err != nil {
 		return nil, err
@@ -413,8 +641,12 @@ func (d *decoder) time(n int) (any, error) {
 	default:
 		return nil, fmt.Errorf("timestamp of %d bytes", n)
 	}
-	if nsec >= 1e9 {
+	if nsec >= 1e9 || nsec%1000 != 0 {
 		return nil, fmt.Errorf("timestamp with %d nanoseconds", nsec)
 	}
-	return time.Unix(sec, nsec).UTC(), nil
+	t := time.Unix(sec, nsec).UTC()
+	if y := t.Year(); y < 1 || y > 9999 {
+		return nil, fmt.Errorf("timestamp in year %d", y)
+	}
+	return t, nil
 }
