@@ -220,7 +220,7 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 	for i, r := range hits {
 		out[i] = project(&t, r, keys)
 		if i == 0 {
-			t.plan(1, len(hits)-1)
+			t.Plan(1, len(hits)-1)
 		}
 	}
 	return out, nil
@@ -232,7 +232,7 @@ func project(t *thawer, r *rec, keys []string) taskdb.Doc {
 	if len(keys) == 0 {
 		return r.thawAll(t)
 	}
-	d := t.doc(len(keys) + 1)
+	d := t.Doc(len(keys) + 1)
 	for i, k := range taskdb.SchemaKeys {
 		if k == taskdb.KeyMsgID || slices.Contains(keys, k) {
 			d = append(d, field{Key: k, Value: r.thawSchema(t, i)})

@@ -190,7 +190,7 @@ func timeValue(us int64) any {
 // order, then the extra keys, which rest keeps sorted.
 func (r *rec) thawAll(t *thawer) taskdb.Doc {
 	rest := r.rest()
-	d := t.doc(len(taskdb.SchemaKeys) + len(rest))
+	d := t.Doc(len(taskdb.SchemaKeys) + len(rest))
 	for i, k := range taskdb.SchemaKeys {
 		d = append(d, field{Key: k, Value: r.thawSchema(t, i)})
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/internal/chunk"
 	"github.com/taskhub/taskhub/taskdb/query"
 )
 
@@ -191,79 +192,11 @@ func freezeMap(key string, m map[string]any, depth int) (any, error) {
 	return p, nil
 }
 
-// thawer copies frozen values out for one read. It carves the results'
-// documents, arrays and byte strings out of a few chunks instead of
-// allocating each on its own: a record is a dozen small objects, and
-// allocating and collecting those dominated large reads. The first
-// result is allocated exactly; plan then sizes the chunks for the rest
-// from what it took, so that small reads waste nothing and large ones
-// allocate a few big chunks. Results share chunks, so one result kept
-// alive keeps its neighbours' memory too.
-type thawer struct {
-	fields chunk[field]
-	anys   chunk[any]
-	bytes  chunk[byte]
-}
-
-// Largest chunks, in elements: 128 KiB of fields, 16 KiB of interfaces,
-// 32 KiB of bytes.
-const (
-	maxFields = 4096
-	maxAnys   = 1024
-	maxBytes  = 32 << 10
-)
-
-// chunk hands out slices of one type from a shared allocation.
-type chunk[T any] struct {
-	free []T
-	size int // of the next allocation; 0 before plan: exact allocations
-	used int // elements handed out
-}
-
-// take returns n elements, with capacity n.
-func (c *chunk[T]) take(n, limit int) []T {
-	if n == 0 {
-		return []T{} // not nil: an empty value is not a null one
-	}
-	c.used += n
-	if len(c.free) < n {
-		if n >= c.size {
-			return make([]T, n) // too big to share, or not planned yet
-		}
-		c.free = make([]T, c.size)
-		c.size = min(2*c.size, limit)
-	}
-	s := c.free[:n:n]
-	c.free = c.free[n:]
-	return s
-}
-
-// plan sizes the next allocation for n more reads taking what the ones
-// so far took on average.
-func (c *chunk[T]) plan(reads, n, limit int) {
-	if reads > 0 && c.used > 0 {
-		c.size = min(c.used/reads*n+1, limit)
-	}
-}
-
-// plan prepares the chunks for n more results like the done results so
-// far.
-func (t *thawer) plan(done, n int) {
-	t.fields.plan(done, n, maxFields)
-	t.anys.plan(done, n, maxAnys)
-	t.bytes.plan(done, n, maxBytes)
-}
-
-// doc returns an empty document with room for n fields.
-func (t *thawer) doc(n int) taskdb.Doc { return t.fields.take(n, maxFields)[:0] }
-
-func (t *thawer) array(n int) []any { return t.anys.take(n, maxAnys) }
-
-func (t *thawer) clone(b []byte) []byte {
-	c := t.bytes.take(len(b), maxBytes)
-	copy(c, b)
-	return c
-}
+// thawer copies frozen values out for one read, carving the results'
+// documents, arrays and byte strings out of a few chunks (see
+// chunk.Alloc): a record is a dozen small objects, and allocating and
+// collecting those one by one dominated large reads.
+type thawer struct{ chunk.Alloc }
 
 // thaw returns a deep copy of a frozen value for a result: documents
 // become taskdb.Docs.
@@ -273,7 +206,7 @@ func (t *thawer) thaw(v any) any {
 		if *x == nil {
 			return taskdb.Doc(nil)
 		}
-		d := t.doc(len(*x))
+		d := t.Doc(len(*x))
 		for _, f := range *x {
 			d = append(d, field{Key: f.Key, Value: t.thaw(f.Value)})
 		}
@@ -282,19 +215,19 @@ func (t *thawer) thaw(v any) any {
 		if x == nil {
 			return x
 		}
-		out := t.array(len(x))
+		out := t.Array(len(x))
 		for i, e := range x {
 			out[i] = t.thaw(e)
 		}
 		return out
 	case []byte:
-		return t.clone(x)
+		return t.Clone(x)
 	case blobs:
-		out := t.array(x.count())
+		out := t.Array(x.count())
 		for i := range out {
 			var b []byte
 			b, x = x.cut()
-			out[i] = t.clone(b)
+			out[i] = t.Clone(b)
 		}
 		return out
 	}
