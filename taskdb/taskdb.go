@@ -86,6 +86,12 @@ var (
 	ErrUnavailable = errors.New("taskdb: database unavailable")
 )
 
+// UnknownKeyError is the ErrInvalidQuery of a projection on key, a key
+// that is neither a schema key nor carried by any stored record.
+func UnknownKeyError(key string) error {
+	return &query.SyntaxError{Field: key, Msg: "is neither a schema key nor a key any stored record carries"}
+}
+
 // Schema keys: the 22 keys of ipyparallel's init_record, present on every
 // stored record.
 const (

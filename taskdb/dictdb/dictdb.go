@@ -211,7 +211,7 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 	}
 	for _, k := range keys {
 		if !taskdb.IsSchemaKey(k) && db.extraKeys[k] == 0 {
-			return nil, fmt.Errorf("dictdb: find: %w", &query.SyntaxError{Field: k, Msg: "is neither a schema key nor a key any stored record carries"})
+			return nil, fmt.Errorf("dictdb: find: %w", taskdb.UnknownKeyError(k))
 		}
 	}
 	hits := db.find(q)

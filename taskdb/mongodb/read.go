@@ -90,7 +90,7 @@ func (db *DB) find(ctx context.Context, q *query.Filter, keys []string) ([]taskd
 			return nil, err
 		}
 		if !carried {
-			return nil, &query.SyntaxError{Field: k, Msg: "is neither a schema key nor a key any stored record carries"}
+			return nil, taskdb.UnknownKeyError(k)
 		}
 	}
 	return out, nil

@@ -106,7 +106,7 @@ func (db *DB) find(ctx context.Context, q *query.Filter, keys []string, where st
 			return nil, readErr(err)
 		}
 		if !carried {
-			return nil, &query.SyntaxError{Field: k, Msg: "is neither a schema key nor a key any stored record carries"}
+			return nil, taskdb.UnknownKeyError(k)
 		}
 	}
 	return out, nil
