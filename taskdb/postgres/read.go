@@ -53,16 +53,27 @@ func (db *DB) History(ctx context.Context) ([]string, error) {
 	if err := db.sync(ctx); err != nil {
 		return nil, fmt.Errorf("postgres: history: %w", err)
 	}
-	rows, err := db.pool.Query(ctx, "SELECT msg_id FROM "+db.table+" WHERE submitted IS NOT NULL ORDER BY submitted, seq")
-	if err != nil {
-		return nil, fmt.Errorf("postgres: history: %w", readErr(err))
-	}
-	defer rows.Close()
 	var ids []string
-	for rows.Next() {
-		ids = append(ids, string(rows.RawValues()[0]))
-	}
-	if err := rows.Err(); err != nil {
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		// Where autovacuum has not yet marked the newest rows all-visible,
+		// the default random_page_cost (4, for disks that seek) makes the
+		// planner read and sort the whole table rather than walk the
+		// covering index and check those rows' pages, which are cached:
+		// 62-85 ms against 42-59 ms for 100k records.
+		if _, err := tx.Exec(ctx, "SET LOCAL random_page_cost = 1.1"); err != nil {
+			return err
+		}
+		rows, err := tx.Query(ctx, "SELECT msg_id FROM "+db.table+" WHERE submitted IS NOT NULL ORDER BY submitted, seq")
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			ids = append(ids, string(rows.RawValues()[0]))
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("postgres: history: %w", readErr(err))
 	}
 	return ids, nil
