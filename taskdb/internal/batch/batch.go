@@ -175,6 +175,8 @@ type Queue struct {
 	wake     chan struct{} // wakes the writer; capacity 1
 	stats    Stats
 	exited   chan struct{} // closed when the writer returns
+
+	most int // the writer's: writes per Apply call, cut after a timeout
 }
 
 // New starts a queue applying writes with apply.
@@ -196,6 +198,7 @@ func newQueue(apply Apply, o Options, after func(time.Duration) <-chan time.Time
 		changed: make(chan struct{}),
 		wake:    make(chan struct{}, 1),
 		exited:  make(chan struct{}),
+		most:    o.BatchSize,
 	}
 	go q.run()
 	return q
@@ -454,7 +457,7 @@ func (q *Queue) flush(ops []Op, sizes []int64) bool {
 	backoff := q.opts.RetryMin
 	single := false // isolating a rejected write: one op per call
 	for len(ops) > 0 {
-		n := len(ops)
+		n := min(len(ops), q.most)
 		if single {
 			n = 1
 		}
@@ -472,9 +475,15 @@ func (q *Queue) flush(ops []Op, sizes []int64) bool {
 		case err == nil:
 			q.up()
 			backoff = q.opts.RetryMin
+			q.most = min(q.most+max(1, q.most/4), q.opts.BatchSize)
 		case q.ctx.Err() != nil:
 			return false
 		case timedOut || q.opts.Unavailable(err):
+			if timedOut {
+				// Too slow, or down: a smaller call may fit in the
+				// timeout where the same batch never would.
+				q.most = max(1, (n-applied)/2)
+			}
 			q.failed(err)
 			select {
 			case <-q.after(backoff):

@@ -21,13 +21,14 @@ var errDown = errors.New("connection refused")
 // msg_ids that rejects adding one twice and updating or dropping a
 // missing one, like a table with a primary key.
 type fakeDB struct {
-	mu      sync.Mutex
-	down    bool
-	partial bool          // report the ops applied before a rejection (else all or nothing)
-	gate    chan struct{} // if set, every apply takes a token first
-	ids     map[string]bool
-	log     []string // "kind id" of every applied op, in order
-	batches []int    // sizes of the calls, failed ones included
+	mu        sync.Mutex
+	down      bool
+	partial   bool          // report the ops applied before a rejection (else all or nothing)
+	gate      chan struct{} // if set, every apply takes a token first
+	slowAbove int           // if set, a call with more ops blocks until its context ends
+	ids       map[string]bool
+	log       []string // "kind id" of every applied op, in order
+	batches   []int    // sizes of the calls, failed ones included
 }
 
 func newFake(ids ...string) *fakeDB {
@@ -45,6 +46,13 @@ func (f *fakeDB) apply(ctx context.Context, ops []Op) (int, error) {
 		case <-ctx.Done():
 			return 0, ctx.Err()
 		}
+	}
+	if f.slowAbove > 0 && len(ops) > f.slowAbove {
+		f.mu.Lock()
+		f.batches = append(f.batches, len(ops))
+		f.mu.Unlock()
+		<-ctx.Done()
+		return 0, ctx.Err()
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -412,6 +420,32 @@ func TestApplyTimeout(t *testing.T) {
 	err := h.q.Sync(t.Context())
 	if !errors.Is(err, taskdb.ErrUnavailable) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Sync: %v, want ErrUnavailable wrapping the deadline", err)
+	}
+}
+
+// TestApplyTimeoutShrinks: a batch that takes longer than ApplyTimeout
+// on a live database is retried in halves until calls fit, and nothing
+// is lost or reordered.
+func TestApplyTimeoutShrinks(t *testing.T) {
+	db := newFake()
+	db.slowAbove = 2
+	h := start(t, db, Options{BatchSize: 8, ApplyTimeout: 5 * time.Millisecond})
+	h.enqueue(t, Add, "a", "b", "c", "d", "e", "f", "g", "h") // the 8th write starts a batch
+	want := adds("a", "b", "c", "d", "e", "f", "g", "h")
+	for deadline := time.Now().Add(5 * time.Second); !slices.Equal(db.applied(), want); {
+		if time.Now().After(deadline) {
+			t.Fatalf("applied %v after 5 s, want %v", db.applied(), want)
+		}
+		select {
+		case r := <-h.clk.retries:
+			r.fire <- time.Time{}
+		case <-time.After(time.Millisecond):
+		}
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if !slices.Equal(db.batches[:3], []int{8, 4, 2}) {
+		t.Errorf("call sizes %v, want 8, 4, 2 first", db.batches)
 	}
 }
 

@@ -26,7 +26,10 @@
 //
 // A failure the backend classifies as unavailable (or an apply that
 // outlives ApplyTimeout) starts an outage: the writer retries the same
-// writes with exponential backoff from RetryMin to RetryMax, logs once
+// writes with exponential backoff from RetryMin to RetryMax (after a
+// timeout, half as many per call, so that a live but slow database is
+// not asked the same too-big batch forever; calls grow back by a quarter
+// with each success), logs once
 // when the outage starts, every SummaryInterval while it lasts, and when
 // it ends, and the queue keeps accepting writes up to MaxPending writes or
 // MaxPendingBytes. Past that bound, Enqueue fails with
