@@ -146,7 +146,11 @@ func unavailable(err error) bool {
 	switch {
 	case strings.HasPrefix(pe.Code, "08"), // connection exception
 		strings.HasPrefix(pe.Code, "53"),       // insufficient resources (disk full)
-		strings.HasPrefix(pe.Code, "57P"),      // shutdown, cannot connect now
+		strings.HasPrefix(pe.Code, "57"),       // shutdown, canceled (statement_timeout)
+		strings.HasPrefix(pe.Code, "58"),       // system error (I/O)
+		strings.HasPrefix(pe.Code, "XX"),       // internal error
+		pe.Code == "25006",                     // read only: a standby after failover
+		pe.Code == "55P03",                     // lock_timeout
 		pe.Code == "40001", pe.Code == "40P01": // serialization failure, deadlock
 		return true
 	}
