@@ -160,8 +160,18 @@ func unavailable(err error) bool {
 	}
 	var se mongo.ServerError
 	if errors.As(err, &se) {
-		// Elections, shutdowns and the like; the driver labels them.
-		return se.HasErrorLabel("RetryableWriteError") || se.HasErrorLabel("TransientTransactionError")
+		// Elections, shutdowns and the like; the driver labels them, but
+		// only where retryable writes are on (not on a standalone).
+		if se.HasErrorLabel("RetryableWriteError") || se.HasErrorLabel("TransientTransactionError") {
+			return true
+		}
+		// The retryable writes spec's codes.
+		for _, c := range []int{6, 7, 89, 91, 189, 262, 9001, 10107, 11600, 11602, 13435, 13436} {
+			if se.HasErrorCode(c) {
+				return true
+			}
+		}
+		return false
 	}
 	var wce mongo.WriteException
 	return errors.As(err, &wce) && wce.WriteConcernError != nil
