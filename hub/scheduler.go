@@ -603,10 +603,10 @@ func (s *scheduler) result(engine, msgID string, end taskEnd, depsMet bool, fina
 		if final != nil {
 			final()
 		}
-		s.settle(msgID, taskState{done: true, ok: end == endOK, engine: eng.uuid})
 		if s.hwm > 0 {
-			s.drain()
+			s.drain() // older ready jobs take the room before msgID's dependents
 		}
+		s.settle(msgID, taskState{done: true, ok: end == endOK, engine: eng.uuid})
 		return resultFinal
 	}
 	if depsMet {

@@ -438,3 +438,21 @@ func TestSchedulerForgotten(t *testing.T) {
 		})
 	}
 }
+
+// A result that frees an engine runs the oldest ready job, not a newer
+// dependent of that result, as ipyparallel's update_graph does.
+func TestSchedulerReadyBeforeNewDependent(t *testing.T) {
+	l := &schedLog{}
+	s := newScheduler(leastLoad, 1, l, newFinished(0))
+	s.addEngine("E")
+	s.submit(newJobFor("a"))
+	s.submit(newJobFor("b"))
+	c := newJobFor("c")
+	c.after = dep("a")
+	s.submit(c)
+	l.expect(t, "submit", "assign a E")
+	s.result("E", "a", endOK, true, nil)
+	l.expect(t, "after a", "assign b E")
+	s.result("E", "b", endOK, true, nil)
+	l.expect(t, "after b", "assign c E")
+}

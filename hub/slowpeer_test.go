@@ -120,8 +120,9 @@ func goroutines() int {
 }
 
 // served bounds a well-behaved client's round trip while a peer is stuck:
-// a stalled hub would take Transport.WriteTimeout.
-const served = time.Second
+// a stalled hub would take Transport.WriteTimeout (30 s here). A third of
+// that leaves room for -race on a loaded 2-core machine.
+const served = 10 * time.Second
 
 // TestSlowPeer: a client that stops reading (its TCP window closed) costs
 // the hub nothing but the bytes queued to it. Messages beyond
