@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) taskdb.DB) {
 		{"Drop", testDrop},
 		{"DropMatching", testDropMatching},
 		{"Isolation", testIsolation},
+		{"EmptyValues", testEmptyValues},
 		{"History", testHistory},
 		{"Find", testFind},
 		{"FindAfterUpdate", testFindAfterUpdate},
