@@ -464,18 +464,14 @@ func coveredByCatalog(q *query.Filter, keys []string) bool {
 	if slices.ContainsFunc(keys, other) {
 		return false
 	}
-	fields, ok := topFields(q)
-	return ok && !slices.ContainsFunc(fields, other)
+	return !slices.ContainsFunc(q.Fields(), other)
 }
 
 // neededColumns returns the columns a projection on keys reads (seq,
 // msg_id, the keys' and those of the fields q tests) and the doc keys it
 // decodes (nil: all).
 func neededColumns(q *query.Filter, keys []string) ([]int, func(string) bool) {
-	fields, ok := topFields(q)
-	if !ok {
-		return allColumns, nil
-	}
+	fields := q.Fields()
 	var set [colDoc + 1]bool
 	set[0] = true
 	want := map[string]bool{}
@@ -494,39 +490,6 @@ func neededColumns(q *query.Filter, keys []string) ([]int, func(string) bool) {
 		}
 	}
 	return cols, func(k string) bool { return want[k] }
-}
-
-// topFields returns the top-level fields q tests (the first part of each
-// dotted path), read from its canonical JSON; ok is false if that fails.
-func topFields(q *query.Filter) (fields []string, ok bool) {
-	var walk func(raw []byte) bool
-	walk = func(raw []byte) bool {
-		var m map[string]json.RawMessage
-		if json.Unmarshal(raw, &m) != nil {
-			return false
-		}
-		for k, v := range m {
-			switch {
-			case k == "$and" || k == "$or" || k == "$nor":
-				var kids []json.RawMessage
-				if json.Unmarshal(v, &kids) != nil {
-					return false
-				}
-				for _, kid := range kids {
-					if !walk(kid) {
-						return false
-					}
-				}
-			case strings.HasPrefix(k, "$"):
-				return false
-			default:
-				head, _, _ := strings.Cut(k, ".")
-				fields = append(fields, head)
-			}
-		}
-		return true
-	}
-	return fields, walk([]byte(q.String()))
 }
 
 // whereSQL translates q into an SQL condition that holds for every row q
