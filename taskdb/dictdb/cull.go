@@ -35,7 +35,7 @@ func (db *DB) cullSize() {
 	var victims []*rec
 	db.cullOrder(func(r *rec) bool {
 		victims = append(victims, r)
-		left -= r.bytes()
+		left -= r.size
 		return left > target
 	})
 	db.cull(victims, "size_limit")
@@ -72,10 +72,10 @@ func (db *DB) cull(victims []*rec, reason string) {
 	var pending []string
 	for _, r := range victims {
 		if r.pending() {
-			pending = append(pending, r.id)
+			pending = append(pending, r.id())
 		}
 		db.delete(r)
-		db.culled.add(r.id)
+		db.culled.add(r.id())
 	}
 	db.log.Info("culled records", "reason", reason, "count", len(victims), "left", len(db.recs), "buffer_bytes", db.bytes)
 	if len(pending) > 0 {

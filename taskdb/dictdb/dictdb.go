@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"slices"
-	"strings"
 	"sync"
 
 	"github.com/taskhub/taskhub/taskdb"
@@ -63,7 +61,6 @@ type DB struct {
 	byEngine    bucketIndex
 	extraKeys   map[string]int // non-schema key → number of records carrying it
 	bytes       int64          // buffers + result_buffers of every record
-	interned    map[string]any // small documents records share; see intern
 	culled      tombstones
 }
 
@@ -89,7 +86,6 @@ func New(opts Options) *DB {
 		byClient:    bucketIndex{by: make(map[string]*bucket)},
 		byEngine:    bucketIndex{by: make(map[string]*bucket)},
 		extraKeys:   make(map[string]int),
-		interned:    make(map[string]any),
 		culled:      newTombstones(opts.Tombstones),
 	}
 }
@@ -141,16 +137,10 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	var buf [16]change
-	cs := buf[:0]
-	for k, v := range fields {
-		c, skip, err := prepare(msgID, k, v)
-		if err != nil {
-			return fmt.Errorf("dictdb: update %s: %w", msgID, err)
-		}
-		if !skip {
-			cs = append(cs, c)
-		}
+	e := getEncoder()
+	defer e.put()
+	if err := e.prepareAll(msgID, fields); err != nil {
+		return fmt.Errorf("dictdb: update %s: %w", msgID, err)
 	}
 	db.mu.Lock()
 	defer db.mu.Unlock()
@@ -158,11 +148,7 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 	if err != nil {
 		return fmt.Errorf("dictdb: update %s: %w", msgID, err)
 	}
-	grew := false
-	for i := range cs {
-		grew = db.apply(r, &cs[i]) || grew
-	}
-	if grew {
+	if db.apply(r, e) {
 		db.cullSize()
 	}
 	return nil
@@ -218,37 +204,16 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 	out := make([]taskdb.Doc, len(hits))
 	var t thawer
 	for i, r := range hits {
-		out[i] = project(&t, r, keys)
+		if len(keys) == 0 {
+			out[i] = r.thawAll(&t)
+		} else {
+			out[i] = r.project(&t, keys)
+		}
 		if i == 0 {
 			t.Plan(1, len(hits)-1)
 		}
 	}
 	return out, nil
-}
-
-// project copies the record, or only msg_id and keys when keys is not
-// empty, in the order of a full record.
-func project(t *thawer, r *rec, keys []string) taskdb.Doc {
-	if len(keys) == 0 {
-		return r.thawAll(t)
-	}
-	d := t.Doc(len(keys) + 1)
-	for i, k := range taskdb.SchemaKeys {
-		if k == taskdb.KeyMsgID || slices.Contains(keys, k) {
-			d = append(d, field{Key: k, Value: r.thawSchema(t, i)})
-		}
-	}
-	n := len(d)
-	for _, k := range keys {
-		if taskdb.IsSchemaKey(k) || slices.ContainsFunc(d[n:], func(f field) bool { return f.Key == k }) {
-			continue
-		}
-		if v, ok := r.rest().Lookup(k); ok {
-			d = append(d, field{Key: k, Value: t.thaw(v)})
-		}
-	}
-	slices.SortFunc(d[n:], func(a, b field) int { return strings.Compare(a.Key, b.Key) })
-	return d
 }
 
 // History implements taskdb.DB.
@@ -264,7 +229,7 @@ func (db *DB) History(ctx context.Context) ([]string, error) {
 	ids := make([]string, 0, db.bySubmitted.size())
 	for i := range db.bySubmitted.s {
 		if r := db.bySubmitted.at(i); r != nil {
-			ids = append(ids, r.id)
+			ids = append(ids, r.id())
 		}
 	}
 	return ids, nil
@@ -278,7 +243,7 @@ func (db *DB) Close() error {
 		return taskdb.ErrClosed
 	}
 	db.closed = true
-	db.recs, db.extraKeys, db.interned = nil, nil, nil
+	db.recs, db.extraKeys = nil, nil
 	db.bySubmitted, db.pending = ordered{byTime: true}, ordered{}
 	db.byClient, db.byEngine = bucketIndex{}, bucketIndex{}
 	db.culled = tombstones{}
@@ -301,25 +266,22 @@ func (db *DB) lookup(msgID string) (*rec, error) {
 
 // insert adds a new record to the map and every index.
 func (db *DB) insert(r *rec) {
-	for i, v := range r.vals {
-		r.vals[i] = db.intern(v)
-	}
-	db.recs[r.id] = r
+	db.recs[r.id()] = r
 	if t := r.times[timeSubmitted]; t != noTime {
 		db.bySubmitted.insert(t, r)
 	}
 	if r.pending() {
 		db.pending.insert(int64(r.seq), r)
 	}
-	r.vals[slotClientUUID] = db.byClient.add(r.vals[slotClientUUID], r, &r.clientKey)
-	r.vals[slotEngineUUID] = db.byEngine.add(r.vals[slotEngineUUID], r, &r.engineKey)
-	db.countExtras(r.rest(), 1)
-	db.bytes += r.bytes()
+	r.client = db.byClient.add(r.client, r, &r.clientKey)
+	r.engine = db.byEngine.add(r.engine, r, &r.engineKey)
+	db.countExtras(r.data, 1)
+	db.bytes += r.size
 }
 
 // delete removes a record from the map and every index.
 func (db *DB) delete(r *rec) {
-	delete(db.recs, r.id)
+	delete(db.recs, r.id())
 	if r.pending() {
 		db.pending.remove(int64(r.seq), r)
 	}
@@ -327,74 +289,74 @@ func (db *DB) delete(r *rec) {
 		r.times[timeSubmitted] = noTime // the record is gone: its time entry dies
 		db.bySubmitted.remove(t, r)
 	}
-	db.byClient.remove(r.vals[slotClientUUID], r, r.clientKey)
-	db.byEngine.remove(r.vals[slotEngineUUID], r, r.engineKey)
-	db.countExtras(r.rest(), -1)
-	db.bytes -= r.bytes()
+	db.byClient.remove(r.client, r, r.clientKey)
+	db.byEngine.remove(r.engine, r, r.engineKey)
+	db.countExtras(r.data, -1)
+	db.bytes -= r.size
 }
 
-// apply writes one change to a stored record, keeping the indexes, and
-// reports whether the record's buffers grew.
-func (db *DB) apply(r *rec, c *change) (grew bool) {
-	switch c.kind {
-	case kindTime:
-		old := r.times[c.i]
-		if old == c.t {
-			return false
+// apply writes the changes e prepared to a stored record, keeping the
+// indexes, and reports whether the record's buffers grew.
+func (db *DB) apply(r *rec, e *encoder) (grew bool) {
+	for _, c := range e.cs {
+		if kindOf(c.slot) == kindTime {
+			db.setTime(r, slotTime[c.slot], c.t)
 		}
-		switch c.i {
-		case timeSubmitted:
-			r.times[c.i] = c.t
-			if old != noTime {
-				db.bySubmitted.remove(old, r)
-			}
-			if c.t != noTime {
-				db.bySubmitted.insert(c.t, r)
-			}
-			return false
-		case timeCompleted:
-			if old == noTime {
-				db.pending.remove(int64(r.seq), r)
-			} else if c.t == noTime {
-				db.pending.insert(int64(r.seq), r)
-			}
-		}
-		r.times[c.i] = c.t
-	case kindSlot:
-		switch c.i {
-		case slotClientUUID:
-			db.byClient.remove(r.vals[c.i], r, r.clientKey)
-			c.v = db.byClient.add(c.v, r, &r.clientKey)
-		case slotEngineUUID:
-			db.byEngine.remove(r.vals[c.i], r, r.engineKey)
-			c.v = db.byEngine.add(c.v, r, &r.engineKey)
-		case slotBuffers, slotResultBuffers:
-			delta := bufferBytes(c.v) - bufferBytes(r.vals[c.i])
-			db.bytes += delta
-			grew = delta > 0
-		default:
-			c.v = db.intern(c.v)
-		}
-		r.vals[c.i] = c.v
-	case kindSparse:
-		r.setRest(r.rest().with(c.key, c.v))
-	case kindExtra:
-		if _, ok := r.rest().Lookup(c.key); !ok {
-			db.extraKeys[c.key]++
-		}
-		r.setRest(r.rest().with(c.key, c.v))
 	}
-	return grew
+	if x := e.indexed[0]; x.set {
+		db.byClient.remove(r.client, r, r.clientKey)
+		r.client = db.byClient.add(x.v, r, &r.clientKey)
+	}
+	if x := e.indexed[1]; x.set {
+		db.byEngine.remove(r.engine, r, r.engineKey)
+		r.engine = db.byEngine.add(x.v, r, &r.engineKey)
+	}
+	if len(e.order) == 0 {
+		return false
+	}
+	var delta int64
+	r.data, delta = e.merge(r.data, func(k string) { db.extraKeys[k]++ })
+	r.size += delta
+	db.bytes += delta
+	return delta > 0
 }
 
-// countExtras adds delta to the count of each extra key in rest.
-func (db *DB) countExtras(rest doc, delta int) {
-	for _, f := range rest {
-		if k, _ := locate(f.Key); k != kindExtra {
+// setTime sets time i of a stored record, keeping the indexes.
+func (db *DB) setTime(r *rec, i int, t int64) {
+	old := r.times[i]
+	if old == t {
+		return
+	}
+	switch i {
+	case timeSubmitted:
+		r.times[i] = t
+		if old != noTime {
+			db.bySubmitted.remove(old, r)
+		}
+		if t != noTime {
+			db.bySubmitted.insert(t, r)
+		}
+		return
+	case timeCompleted:
+		if old == noTime {
+			db.pending.remove(int64(r.seq), r)
+		} else if t == noTime {
+			db.pending.insert(int64(r.seq), r)
+		}
+	}
+	r.times[i] = t
+}
+
+// countExtras adds delta to the count of each extra key of data.
+func (db *DB) countExtras(data string, delta int) {
+	for i := 0; i < len(data); {
+		slot, k, v := dataEntry(data, i)
+		i = skip(data, v)
+		if slot != extraSlot {
 			continue
 		}
-		if db.extraKeys[f.Key] += delta; db.extraKeys[f.Key] == 0 {
-			delete(db.extraKeys, f.Key)
+		if db.extraKeys[k] += delta; db.extraKeys[k] == 0 {
+			delete(db.extraKeys, k)
 		}
 	}
 }

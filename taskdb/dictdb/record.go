@@ -3,28 +3,10 @@ package dictdb
 import (
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/taskhub/taskhub/taskdb"
-)
-
-// Slots of the schema keys most records set. msg_id is rec.id, the times
-// are rec.times, and the schema keys that are usually at their default
-// (resubmitted, execute_input, execute_result, error, stdout, stderr) live
-// in rec.rest with the extra keys, only once set.
-const (
-	slotHeader = iota
-	slotMetadata
-	slotContent
-	slotBuffers
-	slotClientUUID
-	slotEngineUUID
-	slotQueue
-	slotResultHeader
-	slotResultMetadata
-	slotResultContent
-	slotResultBuffers
-	nSlots
 )
 
 // Indexes into rec.times.
@@ -39,145 +21,97 @@ const (
 // noTime marks a null time.
 const noTime = math.MinInt64
 
-// kind says where a key lives in a rec.
+// kind says where a rec keeps a key.
 type kind uint8
 
 const (
-	kindExtra  kind = iota // not a schema key: in rest
-	kindSparse             // a rarely set schema key: in rest once set
-	kindMsgID
-	kindSlot
-	kindTime
+	kindData    kind = iota // in rec.data
+	kindExtra               // not a schema key: in rec.data
+	kindMsgID               // rec.idv
+	kindTime                // rec.times
+	kindIndexed             // rec.client or rec.engine, the values the bucket indexes serve
 )
 
-// locate maps a key to where a rec stores it.
-func locate(key string) (kind, int) {
-	switch key {
-	case taskdb.KeyMsgID:
-		return kindMsgID, 0
-	case taskdb.KeyHeader:
-		return kindSlot, slotHeader
-	case taskdb.KeyMetadata:
-		return kindSlot, slotMetadata
-	case taskdb.KeyContent:
-		return kindSlot, slotContent
-	case taskdb.KeyBuffers:
-		return kindSlot, slotBuffers
-	case taskdb.KeySubmitted:
-		return kindTime, timeSubmitted
-	case taskdb.KeyClientUUID:
-		return kindSlot, slotClientUUID
-	case taskdb.KeyEngineUUID:
-		return kindSlot, slotEngineUUID
-	case taskdb.KeyStarted:
-		return kindTime, timeStarted
-	case taskdb.KeyCompleted:
-		return kindTime, timeCompleted
-	case taskdb.KeyReceived:
-		return kindTime, timeReceived
-	case taskdb.KeyResultHeader:
-		return kindSlot, slotResultHeader
-	case taskdb.KeyResultMetadata:
-		return kindSlot, slotResultMetadata
-	case taskdb.KeyResultContent:
-		return kindSlot, slotResultContent
-	case taskdb.KeyResultBuffers:
-		return kindSlot, slotResultBuffers
-	case taskdb.KeyQueue:
-		return kindSlot, slotQueue
-	case taskdb.KeyResubmitted, taskdb.KeyExecuteInput, taskdb.KeyExecuteResult,
-		taskdb.KeyError, taskdb.KeyStdout, taskdb.KeyStderr:
-		return kindSparse, 0
+// Indexes of some schema keys in taskdb.SchemaKeys: the slots of rec.data
+// entries.
+const (
+	slotMsgID         = 0
+	slotBuffers       = 4
+	slotClientUUID    = 6
+	slotEngineUUID    = 7
+	slotResultBuffers = 15
+	nSlots            = len(taskdb.SchemaKeys)
+)
+
+// slotKind and slotTime say where each schema key lives.
+var slotKind, slotTime = func() (k [nSlots]kind, t [nSlots]int) {
+	for i, key := range taskdb.SchemaKeys {
+		switch key {
+		case taskdb.KeyMsgID:
+			k[i] = kindMsgID
+		case taskdb.KeySubmitted, taskdb.KeyStarted, taskdb.KeyCompleted, taskdb.KeyReceived:
+			k[i] = kindTime
+			t[i] = slices.Index(timeKeys[:], key)
+		case taskdb.KeyClientUUID, taskdb.KeyEngineUUID:
+			k[i] = kindIndexed
+		}
 	}
-	return kindExtra, 0
+	return k, t
+}()
+
+var timeKeys = [nTimes]string{taskdb.KeySubmitted, taskdb.KeyStarted, taskdb.KeyCompleted, taskdb.KeyReceived}
+
+// slotOf returns the index of key in taskdb.SchemaKeys, or extraSlot.
+func slotOf(key string) int {
+	for h := wordHash(key); slotTable[h] != 0; h++ {
+		if i := int(slotTable[h] - 1); taskdb.SchemaKeys[i] == key {
+			return i
+		}
+	}
+	return extraSlot
 }
 
-// Names of the slots and times, and the sparse schema keys.
-var (
-	slotKeys = [nSlots]string{
-		taskdb.KeyHeader, taskdb.KeyMetadata, taskdb.KeyContent, taskdb.KeyBuffers,
-		taskdb.KeyClientUUID, taskdb.KeyEngineUUID, taskdb.KeyQueue,
-		taskdb.KeyResultHeader, taskdb.KeyResultMetadata, taskdb.KeyResultContent,
-		taskdb.KeyResultBuffers,
+// slotTable is an open-addressing hash table of the schema keys' slots
+// plus one: a string switch costs several comparisons per key.
+var slotTable = func() (t [256]uint8) {
+	for i, k := range taskdb.SchemaKeys {
+		h := wordHash(k)
+		for t[h] != 0 {
+			h++
+		}
+		t[h] = uint8(i + 1)
 	}
-	timeKeys   = [nTimes]string{taskdb.KeySubmitted, taskdb.KeyStarted, taskdb.KeyCompleted, taskdb.KeyReceived}
-	sparseKeys = [...]string{
-		taskdb.KeyResubmitted, taskdb.KeyExecuteInput, taskdb.KeyExecuteResult,
-		taskdb.KeyError, taskdb.KeyStdout, taskdb.KeyStderr,
-	}
-)
+	return t
+}()
 
-// rec is a stored record, 256 bytes plus its values. Its values are
-// frozen; the DB mutex guards the rec itself.
+func kindOf(slot int) kind {
+	if slot == extraSlot {
+		return kindExtra
+	}
+	return slotKind[slot]
+}
+
+// rec is a stored record: 128 bytes, its packed data, and its entries in
+// the indexes. Its data is immutable and replaced on update; the DB
+// mutex guards the rec itself.
 type rec struct {
-	id    string
-	seq   uint64 // insertion order
-	vals  [nSlots]any
-	times [nTimes]int64 // microseconds since the Unix epoch, or noTime
-	more  *doc          // sparse schema keys once set, and extra keys; nil if none; replaced, never modified in place
+	idv            any // the msg_id, a string boxed once: reads share the box
+	seq            uint64
+	times          [nTimes]int64 // microseconds since the Unix epoch, or noTime
+	client, engine any           // nil, a string (the index's shared box), or a packed value
+	data           string        // entries of the other keys not at their default; see pack.go
+	size           int64         // bytes of buffers and result_buffers, toward the size limit
 
 	clientKey, engineKey int64 // keys of the record's entries in DB.byClient and DB.byEngine
 }
 
-// rest returns the sparse schema keys and extra keys the record holds.
-func (r *rec) rest() doc {
-	if r.more == nil {
-		return nil
-	}
-	return *r.more
-}
+// packed is an encoded client_uuid or engine_uuid value that is neither
+// null nor a string.
+type packed string
 
-// setRest replaces them.
-func (r *rec) setRest(d doc) {
-	if len(d) == 0 {
-		r.more = nil
-		return
-	}
-	r.more = &d
-}
+func (r *rec) id() string { return r.idv.(string) }
 
 func (r *rec) pending() bool { return r.times[timeCompleted] == noTime }
-
-// bytes is what the record counts toward the size limit.
-func (r *rec) bytes() int64 {
-	return bufferBytes(r.vals[slotBuffers]) + bufferBytes(r.vals[slotResultBuffers])
-}
-
-// Lookup implements query.Doc.
-func (r *rec) Lookup(key string) (any, bool) {
-	k, i := locate(key)
-	switch k {
-	case kindMsgID:
-		return r.id, true
-	case kindSlot:
-		if b, ok := r.vals[i].(blobs); ok {
-			return b.list(), true
-		}
-		return r.vals[i], true
-	case kindTime:
-		return timeValue(r.times[i]), true
-	case kindSparse:
-		if v, ok := r.rest().Lookup(key); ok {
-			return v, true
-		}
-		return taskdb.Default(key), true
-	}
-	return r.rest().Lookup(key)
-}
-
-// Len implements query.Doc.
-func (r *rec) Len() int { return len(taskdb.SchemaKeys) + r.extras() }
-
-// extras counts the record's non-schema keys.
-func (r *rec) extras() int {
-	n := 0
-	for _, f := range r.rest() {
-		if k, _ := locate(f.Key); k == kindExtra {
-			n++
-		}
-	}
-	return n
-}
 
 func timeValue(us int64) any {
 	if us == noTime {
@@ -186,123 +120,340 @@ func timeValue(us int64) any {
 	return time.UnixMicro(us).UTC()
 }
 
-// thawAll returns a deep copy of the whole record: the schema keys in
-// order, then the extra keys, which rest keeps sorted.
-func (r *rec) thawAll(t *thawer) taskdb.Doc {
-	rest := r.rest()
-	d := t.Doc(len(taskdb.SchemaKeys) + len(rest))
-	for i, k := range taskdb.SchemaKeys {
-		d = append(d, field{Key: k, Value: r.thawSchema(t, i)})
+// indexed returns the value of client_uuid or engine_uuid, decoded with d.
+func (d reader) indexed(v any) any {
+	if p, ok := v.(packed); ok {
+		x, _ := d.value(string(p), 0)
+		return x
 	}
-	for _, f := range rest {
-		if k, _ := locate(f.Key); k == kindExtra {
-			d = append(d, field{Key: f.Key, Value: t.thaw(f.Value)})
+	return v
+}
+
+// field returns the value of schema key slot, decoded with d, given
+// where its data entry starts (-1: at its default).
+func (d reader) field(slot, at int) any {
+	r := d.r
+	switch slotKind[slot] {
+	case kindMsgID:
+		return r.idv
+	case kindTime:
+		return timeValue(r.times[slotTime[slot]])
+	case kindIndexed:
+		if slot == slotClientUUID {
+			return d.indexed(r.client)
 		}
+		return d.indexed(r.engine)
+	}
+	if at < 0 {
+		return taskdb.Default(taskdb.SchemaKeys[slot])
+	}
+	v, _ := d.value(r.data, at+1)
+	return v
+}
+
+// dataEntry returns the slot of the data entry at i, its key (for an extra
+// key), and where its value starts.
+func dataEntry(s string, i int) (slot int, key string, value int) {
+	slot = int(s[i])
+	if slot != extraSlot {
+		return slot, "", i + 1
+	}
+	key, value = readKey(s, i+1)
+	return slot, key, value
+}
+
+// layout returns where the data entry of each schema key starts (-1 if
+// it is at its default), where the extra keys start, and how many there
+// are.
+func (r *rec) layout() (at [nSlots]int, extras, n int) {
+	for i := range at {
+		at[i] = -1
+	}
+	s := r.data
+	i := 0
+	for i < len(s) && s[i] != extraSlot {
+		at[s[i]] = i
+		i = skip(s, i+1)
+	}
+	extras = i
+	for i < len(s) {
+		_, _, v := dataEntry(s, i)
+		i = skip(s, v)
+		n++
+	}
+	return at, extras, n
+}
+
+// Lookup implements query.Doc. Documents come back as views.
+func (r *rec) Lookup(key string) (any, bool) {
+	slot := slotOf(key)
+	d := reader{r: r}
+	if slot != extraSlot && slotKind[slot] != kindData {
+		return d.field(slot, -1), true
+	}
+	s := r.data
+	for i := 0; i < len(s); {
+		sl, k, v := dataEntry(s, i)
+		switch {
+		case sl == slot && (slot != extraSlot || k == key):
+			x, _ := d.value(s, v)
+			return x, true
+		case sl > slot || sl == extraSlot && k > key:
+			i = len(s) // entries are sorted: key is not there
+			continue
+		}
+		i = skip(s, v)
+	}
+	if slot == extraSlot {
+		return nil, false
+	}
+	return taskdb.Default(key), true
+}
+
+// Len implements query.Doc.
+func (r *rec) Len() int {
+	_, _, n := r.layout()
+	return nSlots + n
+}
+
+// thawAll returns a deep copy of the whole record: the schema keys in
+// order, then the extra keys, sorted.
+func (r *rec) thawAll(t *thawer) taskdb.Doc {
+	at, extras, n := r.layout()
+	d := t.Doc(nSlots + n)
+	rd := reader{r: r, t: t}
+	for slot, k := range taskdb.SchemaKeys {
+		d = append(d, taskdb.Field{Key: k, Value: rd.field(slot, at[slot])})
+	}
+	return rd.extras(d, extras)
+}
+
+// extras appends the extra keys of r's data, from i on, to d.
+func (d reader) extras(out taskdb.Doc, i int) taskdb.Doc {
+	s := d.r.data
+	for i < len(s) {
+		_, k, v := dataEntry(s, i)
+		var x any
+		x, i = d.value(s, v)
+		out = append(out, taskdb.Field{Key: k, Value: x})
+	}
+	return out
+}
+
+// project returns msg_id and keys, in the order of a full record; the
+// caller has checked that keys is not empty.
+func (r *rec) project(t *thawer, keys []string) taskdb.Doc {
+	at, extras, _ := r.layout()
+	d := t.Doc(len(keys) + 1)
+	rd := reader{r: r, t: t}
+	for slot, k := range taskdb.SchemaKeys {
+		if slot == slotMsgID || slices.Contains(keys, k) {
+			d = append(d, taskdb.Field{Key: k, Value: rd.field(slot, at[slot])})
+		}
+	}
+	s := r.data
+	for i := extras; i < len(s); {
+		_, k, v := dataEntry(s, i)
+		if slices.Contains(keys, k) {
+			var x any
+			x, i = rd.value(s, v)
+			d = append(d, taskdb.Field{Key: k, Value: x})
+			continue
+		}
+		i = skip(s, v)
 	}
 	return d
 }
 
-// schemaLoc is where a rec stores each of taskdb.SchemaKeys.
-var schemaLoc = func() (l [len(taskdb.SchemaKeys)]struct {
-	kind kind
-	i    int
-}) {
-	for i, k := range taskdb.SchemaKeys {
-		l[i].kind, l[i].i = locate(k)
-	}
-	return l
-}()
-
-// thawSchema returns a copy of the value of taskdb.SchemaKeys[i].
-func (r *rec) thawSchema(t *thawer, i int) any {
-	switch l := schemaLoc[i]; l.kind {
-	case kindMsgID:
-		return r.id
-	case kindSlot:
-		return t.thaw(r.vals[l.i])
-	case kindTime:
-		return timeValue(r.times[l.i])
-	}
-	k := taskdb.SchemaKeys[i]
-	if v, ok := r.rest().Lookup(k); ok {
-		return t.thaw(v)
-	}
-	return taskdb.Default(k)
-}
-
-// change is one frozen key of a write.
+// change is one field of a write to a time or to the data, checked and
+// encoded. It holds no pointers, so recording it costs no write
+// barrier.
 type change struct {
-	kind kind
-	i    uint8
-	key  string
-	v    any   // frozen, for slots and rest
-	t    int64 // for times
+	slot   int   // index in taskdb.SchemaKeys, or extraSlot
+	key    int   // an extra key: its index in encoder.keys
+	t      int64 // a time
+	lo, hi int   // a data value, encoded in encoder.b; empty for a default
+	size   int64 // bytes of a buffers or result_buffers value
 }
 
-// prepare freezes one field of a write to record id. skip reports a field
-// with nothing to store (msg_id, which is the record's id).
-func prepare(id, k string, v any) (c change, skip bool, err error) {
-	c.key = k
-	var i int
-	c.kind, i = locate(k)
-	c.i = uint8(i)
-	switch c.kind {
+// prepare checks and encodes one field of a write to record id. The
+// field msg_id is only checked.
+func (e *encoder) prepare(id, k string, v any) error {
+	c := change{slot: slotOf(k)}
+	switch kindOf(c.slot) {
 	case kindMsgID:
 		if s, ok := v.(string); !ok || s != id {
-			return c, false, fmt.Errorf("%w: msg_id %v differs from the record's id %q", taskdb.ErrInvalidRecord, v, id)
+			return fmt.Errorf("%w: msg_id %v differs from the record's id %q", taskdb.ErrInvalidRecord, v, id)
 		}
-		return c, true, nil
+		e.idv = v
+		return nil
 	case kindTime:
 		switch t := v.(type) {
 		case nil:
 			c.t = noTime
 		case time.Time:
-			if y := t.UTC().Year(); y < 1 || y > 9999 {
-				return c, false, fmt.Errorf("%w: key %q: time %v: year outside 1-9999", taskdb.ErrInvalidRecord, k, t)
+			us, err := micros(k, t)
+			if err != nil {
+				return err
 			}
-			c.t = t.UnixMicro() // truncates to the microsecond, like query.CanonicalTime
+			c.t = us
 		default:
-			return c, false, fmt.Errorf("%w: key %q: want null or a time, got %T", taskdb.ErrInvalidRecord, k, v)
+			return fmt.Errorf("%w: key %q: want null or a time, got %T", taskdb.ErrInvalidRecord, k, v)
 		}
-	case kindSlot:
-		if i == slotBuffers || i == slotResultBuffers {
-			if b, ok := packBlobs(v); ok {
-				c.v = b
-				return c, false, nil
+		e.cs = append(e.cs, c)
+		return nil
+	case kindIndexed:
+		i := c.slot - slotClientUUID
+		e.indexed[i].set = true
+		if _, ok := v.(string); ok || v == nil {
+			e.indexed[i].v = v // strings are immutable: share the caller's box
+			return nil
+		}
+		lo := len(e.b)
+		e.key = k
+		if err := e.value(v, 0); err != nil {
+			return err
+		}
+		e.indexed[i].v = packed(e.b[lo:])
+		e.b = e.b[:lo]
+		return nil
+	case kindExtra:
+		c.key = len(e.keys)
+		e.keys = append(e.keys, k)
+	case kindData:
+		if v == taskdb.Default(k) { // comparable on both sides: no panic
+			if !e.adding {
+				e.cs = append(e.cs, c) // an update back to the default: no entry
 			}
+			return nil
 		}
-		fallthrough
-	default:
-		c.v, err = freeze(k, v)
 	}
-	return c, false, err
+	c.lo = len(e.b)
+	e.key = k
+	if err := e.value(v, 0); err != nil {
+		return err
+	}
+	c.hi = len(e.b)
+	if c.slot == slotBuffers || c.slot == slotResultBuffers {
+		c.size = bufferBytes(e.b, c.lo)
+	}
+	e.cs = append(e.cs, c)
+	return nil
 }
 
-// newRec freezes fields into a new record with every other schema key at
-// its default, outside the lock.
+// prepareAll prepares the fields of a write to record id and orders
+// the changes to its data.
+func (e *encoder) prepareAll(id string, fields taskdb.Record) error {
+	e.id = id
+	for k, v := range fields {
+		if err := e.prepare(id, k, v); err != nil {
+			return err
+		}
+	}
+	e.sortData()
+	return nil
+}
+
+// sortData sets e.order to the changes of e.cs to data entries, in data
+// order: schema keys by slot, which are unique, then extra keys sorted.
+func (e *encoder) sortData() {
+	var at [nSlots]int
+	for i, c := range e.cs {
+		if c.slot != extraSlot {
+			at[c.slot] = i + 1
+		}
+	}
+	for slot, i := range at {
+		if i > 0 && kindOf(slot) == kindData {
+			e.order = append(e.order, i-1)
+		}
+	}
+	n := len(e.order)
+	for i, c := range e.cs {
+		if c.slot == extraSlot {
+			e.order = append(e.order, i)
+		}
+	}
+	x := e.order[n:]
+	for i := 1; i < len(x); i++ {
+		for j := i; j > 0 && e.extraKey(x[j]) < e.extraKey(x[j-1]); j-- {
+			x[j], x[j-1] = x[j-1], x[j]
+		}
+	}
+}
+
+// extraKey returns the key of change i, "" for a schema key.
+func (e *encoder) extraKey(i int) string {
+	if e.cs[i].slot != extraSlot {
+		return ""
+	}
+	return e.keys[e.cs[i].key]
+}
+
+// merge returns data with the data changes of e.order applied, the change
+// in its buffer bytes, and calls added for each extra key it did not
+// have.
+func (e *encoder) merge(data string, added func(string)) (string, int64) {
+	out := e.out[:0]
+	var delta int64
+	i := 0
+	for _, ci := range e.order {
+		c, ckey := &e.cs[ci], e.extraKey(ci)
+		found := false
+		for i < len(data) {
+			slot, key, v := dataEntry(data, i)
+			if slot > c.slot || slot == c.slot && key >= ckey {
+				if found = slot == c.slot && key == ckey; found {
+					if slot == slotBuffers || slot == slotResultBuffers {
+						delta -= bufferBytes(data, v)
+					}
+					i = skip(data, v)
+				}
+				break
+			}
+			end := skip(data, v)
+			out = append(out, data[i:end]...)
+			i = end
+		}
+		if c.slot == extraSlot && !found && added != nil {
+			added(ckey)
+		}
+		if c.lo == c.hi {
+			continue // at its default: no entry
+		}
+		out = append(out, byte(c.slot))
+		if c.slot == extraSlot {
+			out = appendKey(out, ckey)
+		}
+		out = append(out, e.b[c.lo:c.hi]...)
+		delta += c.size
+	}
+	out = append(out, data[i:]...)
+	e.out = out
+	return string(out), delta
+}
+
+// newRec returns a record of fields, with every other schema key at its
+// default, outside the lock.
 func newRec(id string, fields taskdb.Record) (*rec, error) {
-	r := &rec{id: id}
+	e := getEncoder()
+	defer e.put()
+	e.adding = true
+	if err := e.prepareAll(id, fields); err != nil {
+		return nil, err
+	}
+	r := &rec{idv: e.idv, client: e.indexed[0].v, engine: e.indexed[1].v}
+	if r.idv == nil {
+		r.idv = id
+	}
 	for i := range r.times {
 		r.times[i] = noTime
 	}
-	var rest doc
-	for k, v := range fields {
-		c, skip, err := prepare(id, k, v)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case skip:
-		case c.kind == kindSlot:
-			r.vals[c.i] = c.v
-		case c.kind == kindTime:
-			r.times[c.i] = c.t
-		case c.kind == kindSparse && c.v == taskdb.Default(k): // types differ or are comparable: no panic
-		default:
-			rest = append(rest, field{Key: k, Value: c.v})
+	for _, c := range e.cs {
+		if kindOf(c.slot) == kindTime {
+			r.times[slotTime[c.slot]] = c.t
 		}
 	}
-	sortFields(rest)
-	r.setRest(rest)
+	r.data, r.size = e.merge("", nil)
 	return r, nil
 }

@@ -38,7 +38,12 @@ func (a *Alloc) Doc(n int) taskdb.Doc { return a.fields.take(n, maxFields)[:0] }
 func (a *Alloc) Array(n int) []any { return a.anys.take(n, maxAnys) }
 
 // Clone returns a non-nil copy of b.
-func (a *Alloc) Clone(b []byte) []byte {
+func (a *Alloc) Clone(b []byte) []byte { return cloneOf(a, b) }
+
+// CloneString returns s as a non-nil byte string.
+func (a *Alloc) CloneString(s string) []byte { return cloneOf(a, s) }
+
+func cloneOf[S ~string | ~[]byte](a *Alloc, b S) []byte {
 	c := a.bytes.take(len(b), maxBytes)
 	copy(c, b)
 	return c
