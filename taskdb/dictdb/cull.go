@@ -1,6 +1,9 @@
 package dictdb
 
-import "slices"
+import (
+	"slices"
+	"strings"
+)
 
 // Culling keeps the DB within its limits, fixing ipyparallel's DictDB:
 // it culls at least one record whenever a limit is exceeded, culls
@@ -11,10 +14,10 @@ import "slices"
 // cullCount enforces RecordLimit after an add. The caller holds db.mu.
 func (db *DB) cullCount() {
 	limit := db.opts.RecordLimit
-	if limit <= 0 || len(db.recs) <= limit {
+	if limit <= 0 || db.recs.len() <= limit {
 		return
 	}
-	n := max(int(db.opts.CullFraction*float64(limit)), len(db.recs)-limit, 1)
+	n := max(int(db.opts.CullFraction*float64(limit)), db.recs.len()-limit, 1)
 	var victims []*rec
 	db.cullOrder(func(r *rec) bool {
 		victims = append(victims, r)
@@ -52,12 +55,12 @@ func (db *DB) cullOrder(visit func(*rec) bool) {
 				return
 			}
 		}
-		if unsubmitted == nil && db.bySubmitted.size() < len(db.recs) {
-			for _, r := range db.recs {
+		if unsubmitted == nil && db.bySubmitted.size() < db.recs.len() {
+			db.recs.all(func(r *rec) {
 				if r.times[timeSubmitted] == noTime {
 					unsubmitted = append(unsubmitted, r)
 				}
-			}
+			})
 			slices.SortFunc(unsubmitted, bySeq)
 		}
 		for _, r := range unsubmitted {
@@ -75,9 +78,9 @@ func (db *DB) cull(victims []*rec, reason string) {
 			pending = append(pending, r.id())
 		}
 		db.delete(r)
-		db.culled.add(r.id())
+		db.culled.add(strings.Clone(r.id())) // not a substring keeping the record's data
 	}
-	db.log.Info("culled records", "reason", reason, "count", len(victims), "left", len(db.recs), "buffer_bytes", db.bytes)
+	db.log.Info("culled records", "reason", reason, "count", len(victims), "left", db.recs.len(), "buffer_bytes", db.bytes)
 	if len(pending) > 0 {
 		db.log.Warn("pending record culled: every completed record was culled already", "reason", reason, "count", len(pending), "msg_ids", pending[:min(len(pending), 10)])
 	}

@@ -54,7 +54,7 @@ type DB struct {
 	mu          sync.RWMutex // guards every field below and the recs
 	closed      bool
 	seq         uint64
-	recs        map[string]*rec
+	recs        idIndex
 	bySubmitted ordered // records with a submitted time, by it
 	pending     ordered // records whose completed is null, by seq
 	byClient    bucketIndex
@@ -81,7 +81,7 @@ func New(opts Options) *DB {
 	return &DB{
 		opts:        opts,
 		log:         log,
-		recs:        make(map[string]*rec),
+		recs:        newIDIndex(),
 		bySubmitted: ordered{byTime: true},
 		byClient:    bucketIndex{by: make(map[string]*bucket)},
 		byEngine:    bucketIndex{by: make(map[string]*bucket)},
@@ -104,7 +104,7 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 	if db.closed {
 		return taskdb.ErrClosed
 	}
-	if _, ok := db.recs[msgID]; ok {
+	if db.recs.get(msgID) != nil {
 		return fmt.Errorf("dictdb: add %s: %w", msgID, taskdb.ErrExists)
 	}
 	db.seq++
@@ -243,7 +243,7 @@ func (db *DB) Close() error {
 		return taskdb.ErrClosed
 	}
 	db.closed = true
-	db.recs, db.extraKeys = nil, nil
+	db.recs, db.extraKeys = idIndex{}, nil
 	db.bySubmitted, db.pending = ordered{byTime: true}, ordered{}
 	db.byClient, db.byEngine = bucketIndex{}, bucketIndex{}
 	db.culled = tombstones{}
@@ -255,7 +255,7 @@ func (db *DB) lookup(msgID string) (*rec, error) {
 	if db.closed {
 		return nil, taskdb.ErrClosed
 	}
-	if r, ok := db.recs[msgID]; ok {
+	if r := db.recs.get(msgID); r != nil {
 		return r, nil
 	}
 	if db.culled.has(msgID) {
@@ -266,7 +266,7 @@ func (db *DB) lookup(msgID string) (*rec, error) {
 
 // insert adds a new record to the map and every index.
 func (db *DB) insert(r *rec) {
-	db.recs[r.id()] = r
+	db.recs.put(r)
 	if t := r.times[timeSubmitted]; t != noTime {
 		db.bySubmitted.insert(t, r)
 	}
@@ -275,13 +275,13 @@ func (db *DB) insert(r *rec) {
 	}
 	r.client = db.byClient.add(r.client, r, &r.clientKey)
 	r.engine = db.byEngine.add(r.engine, r, &r.engineKey)
-	db.countExtras(r.data, 1)
+	db.countExtras(r.data(), 1)
 	db.bytes += r.size
 }
 
 // delete removes a record from the map and every index.
 func (db *DB) delete(r *rec) {
-	delete(db.recs, r.id())
+	db.recs.del(r)
 	if r.pending() {
 		db.pending.remove(int64(r.seq), r)
 	}
@@ -291,7 +291,7 @@ func (db *DB) delete(r *rec) {
 	}
 	db.byClient.remove(r.client, r, r.clientKey)
 	db.byEngine.remove(r.engine, r, r.engineKey)
-	db.countExtras(r.data, -1)
+	db.countExtras(r.data(), -1)
 	db.bytes -= r.size
 }
 
@@ -315,7 +315,7 @@ func (db *DB) apply(r *rec, e *encoder) (grew bool) {
 		return false
 	}
 	var delta int64
-	r.data, delta = e.merge(r.data, func(k string) { db.extraKeys[k]++ })
+	r.buf, delta = e.merge(r.data(), func(k string) { db.extraKeys[k]++ })
 	r.size += delta
 	db.bytes += delta
 	return delta > 0

@@ -15,7 +15,7 @@ import (
 )
 
 // A record's values other than its id, times and indexed uuids are packed
-// into one immutable string (rec.data), in a binary form private to this
+// into one immutable string (rec.buf, after the msg_id), in a binary form private to this
 // package. A string is one object without pointers, so the collector
 // never scans it: the store costs the collector a few pointers per record
 // however large the records are. Reads decode it: into results (thaw) or,
@@ -121,7 +121,6 @@ type encoder struct {
 	order   []int      // the changes to data entries, in data order
 	indexed [2]indexed // the write's client_uuid and engine_uuid
 	adding  bool       // the write adds a record: fields at their default need no change
-	idv     any        // the msg_id as the write gave it
 	id      string     // the msg_id of the record written: its strings equal to it are stored as tagRef
 	key     string     // the top-level key being encoded, for errors
 }
@@ -152,7 +151,7 @@ func (e *encoder) put() {
 	}
 	clear(e.keys)
 	e.b, e.out, e.cs, e.keys, e.order = e.b[:0], e.out[:0], e.cs[:0], e.keys[:0], e.order[:0]
-	e.indexed, e.id, e.idv, e.key, e.adding = [2]indexed{}, "", nil, "", false
+	e.indexed, e.id, e.key, e.adding = [2]indexed{}, "", "", false
 	encoders.Put(e)
 }
 
@@ -404,7 +403,7 @@ func (d reader) value(s string, i int) (any, int) {
 		w, i := uvarint(s, i)
 		return wordValues[w], i
 	case tagRef:
-		return d.r.idv, i
+		return d.r.id(), i
 	case tagTime:
 		us, i := varint(s, i)
 		return time.UnixMicro(us).UTC(), i

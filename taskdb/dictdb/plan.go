@@ -17,7 +17,7 @@ import (
 // the number of candidates it yields, then matches the candidates
 // against the whole filter.
 func (db *DB) find(q *query.Filter) []*rec {
-	best := plan{cost: len(db.recs), all: true}
+	best := plan{cost: db.recs.len(), all: true}
 	pendingOnly := false
 	if q != nil {
 		for _, h := range q.Hints() {
@@ -40,9 +40,7 @@ func (db *DB) find(q *query.Filter) []*rec {
 		}
 	}
 	if best.all {
-		for _, r := range db.recs {
-			keep(r, false)
-		}
+		db.recs.all(func(r *rec) { keep(r, false) })
 	}
 	for _, r := range best.recs {
 		keep(r, best.exact)
@@ -113,7 +111,7 @@ func (db *DB) planHint(h query.Hint) (plan, bool) {
 				p.exact = false
 				continue
 			}
-			if r, ok := db.recs[s]; ok {
+			if r := db.recs.get(s); r != nil {
 				p.recs = append(p.recs, r)
 			}
 		}

@@ -25,14 +25,14 @@ const noTime = math.MinInt64
 type kind uint8
 
 const (
-	kindData    kind = iota // in rec.data
-	kindExtra               // not a schema key: in rec.data
-	kindMsgID               // rec.idv
+	kindData    kind = iota // in rec.buf
+	kindExtra               // not a schema key: in rec.buf
+	kindMsgID               // rec.buf
 	kindTime                // rec.times
 	kindIndexed             // rec.client or rec.engine, the values the bucket indexes serve
 )
 
-// Indexes of some schema keys in taskdb.SchemaKeys: the slots of rec.data
+// Indexes of some schema keys in taskdb.SchemaKeys: the slots of data
 // entries.
 const (
 	slotMsgID         = 0
@@ -91,15 +91,16 @@ func kindOf(slot int) kind {
 	return slotKind[slot]
 }
 
-// rec is a stored record: 128 bytes, its packed data, and its entries in
-// the indexes. Its data is immutable and replaced on update; the DB
-// mutex guards the rec itself.
+// rec is a stored record: 112 bytes, and one string holding its msg_id
+// and packed data, so that the collector has two objects per record to
+// mark. The string is immutable and replaced on update; the DB mutex
+// guards the rec itself.
 type rec struct {
-	idv            any // the msg_id, a string boxed once: reads share the box
+	buf            string // the msg_id, then the data: entries of the keys not at their default (see pack.go)
+	idn            int    // length of the msg_id
 	seq            uint64
 	times          [nTimes]int64 // microseconds since the Unix epoch, or noTime
 	client, engine any           // nil, a string (the index's shared box), or a packed value
-	data           string        // entries of the other keys not at their default; see pack.go
 	size           int64         // bytes of buffers and result_buffers, toward the size limit
 
 	clientKey, engineKey int64 // keys of the record's entries in DB.byClient and DB.byEngine
@@ -109,7 +110,10 @@ type rec struct {
 // null nor a string.
 type packed string
 
-func (r *rec) id() string { return r.idv.(string) }
+func (r *rec) id() string { return r.buf[:r.idn] }
+
+// data returns the record's entries.
+func (r *rec) data() string { return r.buf[r.idn:] }
 
 func (r *rec) pending() bool { return r.times[timeCompleted] == noTime }
 
@@ -135,7 +139,7 @@ func (d reader) field(slot, at int) any {
 	r := d.r
 	switch slotKind[slot] {
 	case kindMsgID:
-		return r.idv
+		return r.id()
 	case kindTime:
 		return timeValue(r.times[slotTime[slot]])
 	case kindIndexed:
@@ -147,7 +151,7 @@ func (d reader) field(slot, at int) any {
 	if at < 0 {
 		return taskdb.Default(taskdb.SchemaKeys[slot])
 	}
-	v, _ := d.value(r.data, at+1)
+	v, _ := d.value(r.data(), at+1)
 	return v
 }
 
@@ -169,7 +173,7 @@ func (r *rec) layout() (at [nSlots]int, extras, n int) {
 	for i := range at {
 		at[i] = -1
 	}
-	s := r.data
+	s := r.data()
 	i := 0
 	for i < len(s) && s[i] != extraSlot {
 		at[s[i]] = i
@@ -191,7 +195,7 @@ func (r *rec) Lookup(key string) (any, bool) {
 	if slot != extraSlot && slotKind[slot] != kindData {
 		return d.field(slot, -1), true
 	}
-	s := r.data
+	s := r.data()
 	for i := 0; i < len(s); {
 		sl, k, v := dataEntry(s, i)
 		switch {
@@ -230,7 +234,7 @@ func (r *rec) thawAll(t *thawer) taskdb.Doc {
 
 // extras appends the extra keys of r's data, from i on, to d.
 func (d reader) extras(out taskdb.Doc, i int) taskdb.Doc {
-	s := d.r.data
+	s := d.r.data()
 	for i < len(s) {
 		_, k, v := dataEntry(s, i)
 		var x any
@@ -251,7 +255,7 @@ func (r *rec) project(t *thawer, keys []string) taskdb.Doc {
 			d = append(d, taskdb.Field{Key: k, Value: rd.field(slot, at[slot])})
 		}
 	}
-	s := r.data
+	s := r.data()
 	for i := extras; i < len(s); {
 		_, k, v := dataEntry(s, i)
 		if slices.Contains(keys, k) {
@@ -285,7 +289,6 @@ func (e *encoder) prepare(id, k string, v any) error {
 		if s, ok := v.(string); !ok || s != id {
 			return fmt.Errorf("%w: msg_id %v differs from the record's id %q", taskdb.ErrInvalidRecord, v, id)
 		}
-		e.idv = v
 		return nil
 	case kindTime:
 		switch t := v.(type) {
@@ -390,11 +393,11 @@ func (e *encoder) extraKey(i int) string {
 	return e.keys[e.cs[i].key]
 }
 
-// merge returns data with the data changes of e.order applied, the change
-// in its buffer bytes, and calls added for each extra key it did not
-// have.
+// merge returns the msg_id and data with the data changes of e.order
+// applied (a rec.buf), the change in its buffer bytes, and calls added
+// for each extra key data did not have.
 func (e *encoder) merge(data string, added func(string)) (string, int64) {
-	out := e.out[:0]
+	out := append(e.out[:0], e.id...)
 	var delta int64
 	i := 0
 	for _, ci := range e.order {
@@ -442,10 +445,7 @@ func newRec(id string, fields taskdb.Record) (*rec, error) {
 	if err := e.prepareAll(id, fields); err != nil {
 		return nil, err
 	}
-	r := &rec{idv: e.idv, client: e.indexed[0].v, engine: e.indexed[1].v}
-	if r.idv == nil {
-		r.idv = id
-	}
+	r := &rec{idn: len(id), client: e.indexed[0].v, engine: e.indexed[1].v}
 	for i := range r.times {
 		r.times[i] = noTime
 	}
@@ -454,6 +454,6 @@ func newRec(id string, fields taskdb.Record) (*rec, error) {
 			r.times[slotTime[c.slot]] = c.t
 		}
 	}
-	r.data, r.size = e.merge("", nil)
+	r.buf, r.size = e.merge("", nil)
 	return r, nil
 }

@@ -1,0 +1,50 @@
+package dictdb
+
+import (
+	"fmt"
+	"testing"
+)
+
+// TestIDIndexCollisions checks the index when ids share hashes: all of
+// them, or pairs.
+func TestIDIndexCollisions(t *testing.T) {
+	for name, hash := range map[string]func(string) uint64{
+		"one":   func(string) uint64 { return 7 },
+		"pairs": func(id string) uint64 { return uint64(len(id)) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			x := idIndex{hash: hash, byHash: map[uint64]*rec{}}
+			recs := map[string]*rec{}
+			for i := range 40 {
+				id := fmt.Sprint("m", i)
+				r := &rec{buf: id, idn: len(id)}
+				recs[r.id()] = r
+				x.put(r)
+			}
+			for i := range 40 {
+				id := fmt.Sprint("m", i)
+				if got := x.get(id); got != recs[id] {
+					t.Fatalf("get(%s) = %v", id, got)
+				}
+			}
+			n := 0
+			x.all(func(*rec) { n++ })
+			if n != 40 || x.len() != 40 {
+				t.Fatalf("all yields %d, len %d", n, x.len())
+			}
+			for i := range 40 {
+				id := fmt.Sprint("m", (i*7)%40) // an order that deletes the hashed record of a group first
+				x.del(recs[id])
+				delete(recs, id)
+				if x.get(id) != nil || x.len() != len(recs) {
+					t.Fatalf("after del(%s): get %v, len %d", id, x.get(id), x.len())
+				}
+				for id, r := range recs {
+					if x.get(id) != r {
+						t.Fatalf("after a del, get(%s) = %v", id, x.get(id))
+					}
+				}
+			}
+		})
+	}
+}
