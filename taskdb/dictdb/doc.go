@@ -3,14 +3,18 @@
 //
 // # Storage
 //
-// Records are stored frozen: the schema keys in typed slots (times as
-// microseconds), other keys in a sorted field list, nested documents as
-// compact field lists rather than maps, buffers and result_buffers packed
-// into one byte string the collector need not scan. Immutable values are shared rather
-// than copied: strings and times with the caller, client_uuid and
-// engine_uuid values and small repeated documents ({status: "ok"}) between
-// records. Reads thaw deep copies, so no caller ever shares mutable memory
-// with the store.
+// A record is 112 bytes of typed fields (the four times as microseconds,
+// client_uuid and engine_uuid, the indexes' keys) and one immutable string
+// holding its msg_id and every other key not at its default, packed in a
+// compact tagged encoding (see pack.go): common keys and values of
+// ipyparallel's messages as one-byte words, a header's copy of the msg_id
+// as a reference. The collector marks two objects per record and scans
+// none of their contents, which is what keeps writes and large reads
+// fast as the store grows. Writes encode outside the lock; an update
+// merges its fields into a new string. Reads decode: results are deep
+// copies carved from a few chunks, sharing only immutable strings;
+// matching decodes nested documents lazily, as they are looked up. The
+// msg_id index is keyed by a seeded hash of the id.
 //
 // # Indexes and planning
 //

@@ -423,6 +423,9 @@ func (d reader) value(s string, i int) (any, int) {
 		return view{}, i
 	case tagArray:
 		n, i, end := body(s, i)
+		if n == 0 && d.t != nil {
+			return emptyArray, end
+		}
 		var out []any
 		if d.t != nil {
 			out = d.t.Array(n)
@@ -438,6 +441,9 @@ func (d reader) value(s string, i int) (any, int) {
 		if d.t == nil {
 			return view{s: s[i:end], n: n, r: d.r}, end
 		}
+		if n == 0 {
+			return emptyDoc, end
+		}
 		out := d.t.Doc(n)
 		for range n {
 			var k string
@@ -450,6 +456,13 @@ func (d reader) value(s string, i int) (any, int) {
 	}
 	panic(fmt.Sprintf("dictdb: corrupt record data: tag %d", tag))
 }
+
+// Empty results are shared: nothing can be stored in them, and boxing
+// one per record (every record has metadata {}) cost an allocation.
+var (
+	emptyDoc   any = taskdb.Doc{}
+	emptyArray any = []any{}
+)
 
 // view is a packed document read for matching: it decodes fields as they
 // are looked up.

@@ -221,15 +221,20 @@ func (r *rec) Len() int {
 }
 
 // thawAll returns a deep copy of the whole record: the schema keys in
-// order, then the extra keys, sorted.
+// order, then the extra keys, sorted. It reads the data in one pass.
 func (r *rec) thawAll(t *thawer) taskdb.Doc {
-	at, extras, n := r.layout()
-	d := t.Doc(nSlots + n)
+	d := t.Doc(nSlots) // extra keys, rare, grow it
 	rd := reader{r: r, t: t}
+	s, i := r.data(), 0
 	for slot, k := range taskdb.SchemaKeys {
-		d = append(d, taskdb.Field{Key: k, Value: rd.field(slot, at[slot])})
+		at := -1
+		if i < len(s) && int(s[i]) == slot {
+			at = i
+			i = skip(s, i+1)
+		}
+		d = append(d, taskdb.Field{Key: k, Value: rd.field(slot, at)})
 	}
-	return rd.extras(d, extras)
+	return rd.extras(d, i)
 }
 
 // extras appends the extra keys of r's data, from i on, to d.
