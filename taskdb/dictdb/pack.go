@@ -64,7 +64,7 @@ var words = [...]string{
 	"code", "silent", "source", "apply_request", "apply_reply",
 	"execute_request", "execute_reply", "execute_input", "execute_result",
 	"error", "stream", "display_data", "stdout", "stderr", "5.3", "ok",
-	"aborted", "task", "mux", "username",
+	"aborted", "task", "mux",
 }
 
 var (
@@ -75,35 +75,43 @@ var (
 		}
 		return v
 	}()
-	// wordTable is an open-addressing hash table of the words' indexes
-	// plus one, cheaper than a map for these short strings.
-	wordTable = func() (t [256]uint8) {
-		for i, w := range words {
-			if _, ok := wordOf(&t, w); ok {
-				continue // a duplicate: the first index stays
-			}
-			h := wordHash(w)
-			for t[h] != 0 {
-				h++
-			}
-			t[h] = uint8(i + 1)
-		}
-		return t
-	}()
+	wordTable = newStrTable(words[:])
 )
 
-func wordHash(s string) uint8 {
+// strTable is an open-addressing hash table of the indexes of a few
+// short strings in their list: cheaper than a map or a string switch.
+type strTable struct {
+	list []string
+	t    [256]uint8 // index in list plus one, at the slot of the hash
+}
+
+func newStrTable(list []string) *strTable {
+	x := &strTable{list: list}
+	for i, s := range list {
+		if _, ok := x.index(s); ok {
+			panic("dictdb: duplicate in a string table: " + s)
+		}
+		h := strHash(s)
+		for x.t[h] != 0 {
+			h++
+		}
+		x.t[h] = uint8(i + 1)
+	}
+	return x
+}
+
+func strHash(s string) uint8 {
 	if s == "" {
 		return 0
 	}
 	return uint8(len(s)*29 + int(s[0])*7 + int(s[len(s)-1])*3)
 }
 
-// wordOf returns the index of s in words, if it is one.
-func wordOf(t *[256]uint8, s string) (uint64, bool) {
-	for h := wordHash(s); t[h] != 0; h++ {
-		if i := t[h] - 1; words[i] == s {
-			return uint64(i), true
+// index returns the index of s in the list, if it is there.
+func (x *strTable) index(s string) (int, bool) {
+	for h := strHash(s); x.t[h] != 0; h++ {
+		if i := int(x.t[h] - 1); x.list[i] == s {
+			return i, true
 		}
 	}
 	return 0, false
@@ -229,8 +237,8 @@ func (e *encoder) str(s string) {
 		e.b = append(e.b, tagRef)
 		return
 	}
-	if w, ok := wordOf(&wordTable, s); ok {
-		e.b = binary.AppendUvarint(append(e.b, tagWord), w)
+	if w, ok := wordTable.index(s); ok {
+		e.b = binary.AppendUvarint(append(e.b, tagWord), uint64(w))
 		return
 	}
 	e.b = append(binary.AppendUvarint(append(e.b, tagString), uint64(len(s))), s...)
@@ -238,8 +246,8 @@ func (e *encoder) str(s string) {
 
 // appendKey appends a document or entry key to b.
 func appendKey(b []byte, k string) []byte {
-	if w, ok := wordOf(&wordTable, k); ok {
-		return binary.AppendUvarint(b, 2*w)
+	if w, ok := wordTable.index(k); ok {
+		return binary.AppendUvarint(b, 2*uint64(w))
 	}
 	return append(binary.AppendUvarint(b, 2*uint64(len(k))+1), k...)
 }

@@ -63,26 +63,13 @@ var timeKeys = [nTimes]string{taskdb.KeySubmitted, taskdb.KeyStarted, taskdb.Key
 
 // slotOf returns the index of key in taskdb.SchemaKeys, or extraSlot.
 func slotOf(key string) int {
-	for h := wordHash(key); slotTable[h] != 0; h++ {
-		if i := int(slotTable[h] - 1); taskdb.SchemaKeys[i] == key {
-			return i
-		}
+	if i, ok := slotTable.index(key); ok {
+		return i
 	}
 	return extraSlot
 }
 
-// slotTable is an open-addressing hash table of the schema keys' slots
-// plus one: a string switch costs several comparisons per key.
-var slotTable = func() (t [256]uint8) {
-	for i, k := range taskdb.SchemaKeys {
-		h := wordHash(k)
-		for t[h] != 0 {
-			h++
-		}
-		t[h] = uint8(i + 1)
-	}
-	return t
-}()
+var slotTable = newStrTable(taskdb.SchemaKeys[:])
 
 func kindOf(slot int) kind {
 	if slot == extraSlot {
