@@ -74,11 +74,12 @@ func (db *DB) cullOrder(visit func(*rec) bool) {
 func (db *DB) cull(victims []*rec, reason string) {
 	var pending []string
 	for _, r := range victims {
+		id := strings.Clone(r.id()) // not a substring keeping the record's data
 		if r.pending() {
-			pending = append(pending, r.id())
+			pending = append(pending, id)
 		}
 		db.delete(r)
-		db.culled.add(strings.Clone(r.id())) // not a substring keeping the record's data
+		db.culled.add(id)
 	}
 	db.log.Info("culled records", "reason", reason, "count", len(victims), "left", db.recs.len(), "buffer_bytes", db.bytes)
 	if len(pending) > 0 {

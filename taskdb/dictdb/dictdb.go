@@ -62,6 +62,7 @@ type DB struct {
 	extraKeys   map[string]int // non-schema key → number of records carrying it
 	bytes       int64          // buffers + result_buffers of every record
 	culled      tombstones
+	slab        []rec // the free rest of the newest slab
 }
 
 var _ taskdb.DB = (*DB)(nil)
@@ -95,7 +96,7 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	r, err := newRec(msgID, rec)
+	built, err := newRec(msgID, rec)
 	if err != nil {
 		return fmt.Errorf("dictdb: add %s: %w", msgID, err)
 	}
@@ -107,6 +108,8 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 	if db.recs.get(msgID) != nil {
 		return fmt.Errorf("dictdb: add %s: %w", msgID, taskdb.ErrExists)
 	}
+	r := db.alloc()
+	*r = built
 	db.seq++
 	r.seq = db.seq
 	db.insert(r)
@@ -246,7 +249,7 @@ func (db *DB) Close() error {
 	db.recs, db.extraKeys = idIndex{}, nil
 	db.bySubmitted, db.pending = ordered{byTime: true}, ordered{}
 	db.byClient, db.byEngine = bucketIndex{}, bucketIndex{}
-	db.culled = tombstones{}
+	db.culled, db.slab = tombstones{}, nil
 	return nil
 }
 
@@ -293,6 +296,28 @@ func (db *DB) delete(r *rec) {
 	db.byEngine.remove(r.engine, r, r.engineKey)
 	db.countExtras(r.data(), -1)
 	db.bytes -= r.size
+	// Dead index entries may point at r, and r's slab lives as long as
+	// any record in it: keep only what the entries need (seq and the
+	// cleared submitted time), not the data.
+	r.buf, r.client, r.engine = "", nil, nil
+}
+
+// slabSize is how many records one allocation holds.
+const slabSize = 64
+
+// alloc returns a zero record from the current slab. Records are
+// allocated in slabs so that the collector marks one object for many
+// records; a slab is freed once none of its records is referenced, and
+// records die mostly in insertion order, as do their slabs. Slots are
+// never reused: a dead index entry can never come to point at a new
+// record.
+func (db *DB) alloc() *rec {
+	if len(db.slab) == 0 {
+		db.slab = make([]rec, slabSize)
+	}
+	r := &db.slab[0]
+	db.slab = db.slab[1:]
+	return r
 }
 
 // apply writes the changes e prepared to a stored record, keeping the

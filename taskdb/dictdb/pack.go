@@ -406,20 +406,20 @@ func (d reader) value(s string, i int) (any, int) {
 		return math.Float64frombits(uint64(uint32At(s, i)) | uint64(uint32At(s, i+4))<<32), i + 8
 	case tagString:
 		n, i := uvarint(s, i)
-		return s[i : i+int(n)], i + int(n)
+		return d.str(s[i : i+int(n)]), i + int(n)
 	case tagWord:
 		w, i := uvarint(s, i)
 		return wordValues[w], i
 	case tagRef:
-		return d.r.id(), i
+		return d.str(d.r.id()), i
 	case tagTime:
 		us, i := varint(s, i)
-		return time.UnixMicro(us).UTC(), i
+		return d.time(us), i
 	case tagBytes:
 		n, i := uvarint(s, i)
 		b := s[i : i+int(n)]
 		if d.t != nil {
-			return d.t.CloneString(b), i + int(n)
+			return d.t.BoxBytes(d.t.CloneString(b)), i + int(n)
 		}
 		return []byte(b), i + int(n)
 	case tagNullArray:
@@ -443,6 +443,9 @@ func (d reader) value(s string, i int) (any, int) {
 		for j := range out {
 			out[j], i = d.value(s, i)
 		}
+		if d.t != nil {
+			return d.t.BoxArray(out), end
+		}
 		return out, end
 	case tagDoc:
 		n, i, end := body(s, i)
@@ -460,7 +463,7 @@ func (d reader) value(s string, i int) (any, int) {
 			v, i = d.value(s, i)
 			out = append(out, taskdb.Field{Key: k, Value: v})
 		}
-		return out, end
+		return d.t.BoxDoc(out), end
 	}
 	panic(fmt.Sprintf("dictdb: corrupt record data: tag %d", tag))
 }
@@ -471,6 +474,26 @@ var (
 	emptyDoc   any = taskdb.Doc{}
 	emptyArray any = []any{}
 )
+
+// str returns s as an interface: boxed in the read's chunks for a result.
+func (d reader) str(s string) any {
+	if d.t != nil {
+		return d.t.BoxString(s)
+	}
+	return s
+}
+
+// time returns us microseconds since the epoch as a time, or nil for
+// noTime, as an interface: boxed in the read's chunks for a result.
+func (d reader) time(us int64) any {
+	switch {
+	case us == noTime:
+		return nil
+	case d.t != nil:
+		return d.t.BoxTime(time.UnixMicro(us).UTC())
+	}
+	return time.UnixMicro(us).UTC()
+}
 
 // view is a packed document read for matching: it decodes fields as they
 // are looked up.

@@ -78,9 +78,9 @@ func kindOf(slot int) kind {
 	return slotKind[slot]
 }
 
-// rec is a stored record: 112 bytes, and one string holding its msg_id
-// and packed data, so that the collector has two objects per record to
-// mark. The string is immutable and replaced on update; the DB mutex
+// rec is a stored record: 112 bytes in a slab of records (see
+// DB.alloc), and one string holding its msg_id and packed data, so that
+// the collector has about one object per record to mark. The string is immutable and replaced on update; the DB mutex
 // guards the rec itself.
 type rec struct {
 	buf            string // the msg_id, then the data: entries of the keys not at their default (see pack.go)
@@ -104,13 +104,6 @@ func (r *rec) data() string { return r.buf[r.idn:] }
 
 func (r *rec) pending() bool { return r.times[timeCompleted] == noTime }
 
-func timeValue(us int64) any {
-	if us == noTime {
-		return nil
-	}
-	return time.UnixMicro(us).UTC()
-}
-
 // indexed returns the value of client_uuid or engine_uuid, decoded with d.
 func (d reader) indexed(v any) any {
 	if p, ok := v.(packed); ok {
@@ -126,9 +119,9 @@ func (d reader) field(slot, at int) any {
 	r := d.r
 	switch slotKind[slot] {
 	case kindMsgID:
-		return r.id()
+		return d.str(r.id())
 	case kindTime:
-		return timeValue(r.times[slotTime[slot]])
+		return d.time(r.times[slotTime[slot]])
 	case kindIndexed:
 		if slot == slotClientUUID {
 			return d.indexed(r.client)
@@ -430,14 +423,14 @@ func (e *encoder) merge(data string, added func(string)) (string, int64) {
 
 // newRec returns a record of fields, with every other schema key at its
 // default, outside the lock.
-func newRec(id string, fields taskdb.Record) (*rec, error) {
+func newRec(id string, fields taskdb.Record) (rec, error) {
 	e := getEncoder()
 	defer e.put()
 	e.adding = true
 	if err := e.prepareAll(id, fields); err != nil {
-		return nil, err
+		return rec{}, err
 	}
-	r := &rec{idn: len(id), client: e.indexed[0].v, engine: e.indexed[1].v}
+	r := rec{idn: len(id), client: e.indexed[0].v, engine: e.indexed[1].v}
 	for i := range r.times {
 		r.times[i] = noTime
 	}

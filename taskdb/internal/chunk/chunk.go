@@ -20,6 +20,7 @@ type Alloc struct {
 	fields pool[taskdb.Field]
 	anys   pool[any]
 	bytes  pool[byte]
+	boxes  boxes
 }
 
 // Plan prepares the chunks for n more results like the done results so
@@ -29,6 +30,7 @@ func (a *Alloc) Plan(done, n int) {
 	a.fields.plan(done, n, maxFields)
 	a.anys.plan(done, n, maxAnys)
 	a.bytes.plan(done, n, maxBytes)
+	a.boxes.plan(done, n)
 }
 
 // Doc returns an empty, non-nil Doc with room for n fields.
