@@ -299,7 +299,7 @@ func (db *DB) delete(r *rec) {
 	// Dead index entries may point at r, and r's slab lives as long as
 	// any record in it: keep only what the entries need (seq and the
 	// cleared submitted time), not the data.
-	r.buf, r.client, r.engine = "", nil, nil
+	r.buf, r.ext, r.client, r.engine = "", nil, nil, nil
 }
 
 // slabSize is how many records one allocation holds.
@@ -340,7 +340,7 @@ func (db *DB) apply(r *rec, e *encoder) (grew bool) {
 		return false
 	}
 	var delta int64
-	r.buf, delta = e.merge(r.data(), func(k string) { db.extraKeys[k]++ })
+	r.buf, r.ext, delta = e.merge(r.data(), r.ext, func(k string) { db.extraKeys[k]++ })
 	r.size += delta
 	db.bytes += delta
 	return delta > 0

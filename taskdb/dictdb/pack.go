@@ -39,7 +39,14 @@ const (
 	tagDoc            // uvarint count, 4-byte length of the fields, fields sorted by key
 	tagNullArray      // []any(nil)
 	tagNullDoc        // a null document
+	tagExternal       // one byte: the value is rec.ext[byte]
 )
+
+// maxInline is the longest buffers or result_buffers value stored in a
+// record's string; longer ones are kept in rec.ext, so that an update
+// (stdout streaming in, say) does not copy a task's megabytes of
+// buffers, and strings read out of the record do not keep them alive.
+const maxInline = 1 << 10
 
 // A field of a document is its key then its value. A key is a uvarint
 // x: x/2 indexes words if x is even; otherwise x/2 bytes of key follow.
@@ -372,6 +379,8 @@ func skip[S text](s S, i int) int {
 		_, i = uvarint(s, i)
 	case tagFloat:
 		i += 8
+	case tagExternal:
+		i++
 	case tagString, tagBytes:
 		n, j := uvarint(s, i)
 		i = j + int(n)
@@ -412,6 +421,9 @@ func (d reader) value(s string, i int) (any, int) {
 		return wordValues[w], i
 	case tagRef:
 		return d.str(d.r.id()), i
+	case tagExternal:
+		x, _ := d.value(d.r.ext[s[i]], 0)
+		return x, i + 1
 	case tagTime:
 		us, i := varint(s, i)
 		return d.time(us), i

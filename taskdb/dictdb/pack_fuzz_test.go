@@ -124,7 +124,7 @@ func FuzzPack(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		in := map[string]any{}
-		for _, k := range []string{"header", "result_content", "queue", "stdout", "x_extra", "a"} {
+		for _, k := range []string{"header", "buffers", "result_content", "queue", "result_buffers", "stdout", "x_extra", "a"} {
 			if len(data) == 0 {
 				break
 			}

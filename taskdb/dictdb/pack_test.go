@@ -1,9 +1,12 @@
 package dictdb
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/taskhub/taskhub/taskdb"
+	"github.com/taskhub/taskhub/taskdb/query"
 )
 
 // TestWords checks that every word is found, at its index, and that
@@ -32,5 +35,54 @@ func TestSlotOf(t *testing.T) {
 		if got := slotOf(k); got != extraSlot {
 			t.Errorf("slotOf(%q) = %d, want extraSlot", k, got)
 		}
+	}
+}
+
+// TestLongBuffersOutOfLine checks that long buffers live outside the
+// record's string, so that updates do not copy them, and that they read
+// back, count toward the size limit, and go when replaced.
+func TestLongBuffersOutOfLine(t *testing.T) {
+	db := New(Options{})
+	defer db.Close()
+	ctx := t.Context()
+	big := bytes.Repeat([]byte("b"), 10_000)
+	if err := db.AddRecord(ctx, "m", taskdb.Record{"buffers": []any{big, []byte("small")}}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		if err := db.UpdateRecord(ctx, "m", taskdb.Record{"stdout": strings.Repeat("x", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := db.recs.get("m")
+	if len(r.buf) > maxInline || r.ext == nil || r.ext[0] == "" || r.ext[1] != "" {
+		t.Fatalf("buf %d bytes, ext %v", len(r.buf), r.ext != nil)
+	}
+	got, err := db.GetRecord(ctx, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bufs := got.Get("buffers").([]any)
+	if len(bufs) != 2 || !bytes.Equal(bufs[0].([]byte), big) || string(bufs[1].([]byte)) != "small" {
+		t.Fatalf("buffers read back as %d values", len(bufs))
+	}
+	q := query.MustParse(`{"buffers": {"$size": 2}}`)
+	if rs, err := db.FindRecords(ctx, q, []string{"buffers"}); err != nil || len(rs) != 1 {
+		t.Fatalf("$size on long buffers: %d records, %v", len(rs), err)
+	}
+	if db.bytes != 10_005 || r.size != 10_005 {
+		t.Fatalf("size %d, db bytes %d, want 10005", r.size, db.bytes)
+	}
+	if err := db.UpdateRecord(ctx, "m", taskdb.Record{"buffers": []any{[]byte("x")}, "result_buffers": []any{big}}); err != nil {
+		t.Fatal(err)
+	}
+	if r.ext == nil || r.ext[0] != "" || r.ext[1] == "" || db.bytes != 10_001 {
+		t.Fatalf("after replacing: ext %v, db bytes %d, want 10001", r.ext, db.bytes)
+	}
+	if err := db.UpdateRecord(ctx, "m", taskdb.Record{"result_buffers": nil}); err != nil {
+		t.Fatal(err)
+	}
+	if r.ext != nil || db.bytes != 1 {
+		t.Fatalf("after clearing: ext %v, db bytes %d, want 1", r.ext, db.bytes)
 	}
 }

@@ -78,7 +78,7 @@ func kindOf(slot int) kind {
 	return slotKind[slot]
 }
 
-// rec is a stored record: 112 bytes in a slab of records (see
+// rec is a stored record: 120 bytes in a slab of records (see
 // DB.alloc), and one string holding its msg_id and packed data, so that
 // the collector has about one object per record to mark. The string is immutable and replaced on update; the DB mutex
 // guards the rec itself.
@@ -88,6 +88,7 @@ type rec struct {
 	seq            uint64
 	times          [nTimes]int64 // microseconds since the Unix epoch, or noTime
 	client, engine any           // nil, a string (the index's shared box), or a packed value
+	ext            *[2]string    // buffers and result_buffers values longer than maxInline, or nil
 	size           int64         // bytes of buffers and result_buffers, toward the size limit
 
 	clientKey, engineKey int64 // keys of the record's entries in DB.byClient and DB.byEngine
@@ -322,7 +323,7 @@ func (e *encoder) prepare(id, k string, v any) error {
 		return err
 	}
 	c.hi = len(e.b)
-	if c.slot == slotBuffers || c.slot == slotResultBuffers {
+	if extIndex(c.slot) >= 0 {
 		c.size = bufferBytes(e.b, c.lo)
 	}
 	e.cs = append(e.cs, c)
@@ -379,10 +380,15 @@ func (e *encoder) extraKey(i int) string {
 }
 
 // merge returns the msg_id and data with the data changes of e.order
-// applied (a rec.buf), the change in its buffer bytes, and calls added
-// for each extra key data did not have.
-func (e *encoder) merge(data string, added func(string)) (string, int64) {
+// applied (a rec.buf) and the rec.ext that goes with it, given the
+// current one, and the change in buffer bytes. It calls added for each
+// extra key data did not have.
+func (e *encoder) merge(data string, ext *[2]string, added func(string)) (string, *[2]string, int64) {
 	out := append(e.out[:0], e.id...)
+	var exts [2]string
+	if ext != nil {
+		exts = *ext
+	}
 	var delta int64
 	i := 0
 	for _, ci := range e.order {
@@ -392,7 +398,11 @@ func (e *encoder) merge(data string, added func(string)) (string, int64) {
 			slot, key, v := dataEntry(data, i)
 			if slot > c.slot || slot == c.slot && key >= ckey {
 				if found = slot == c.slot && key == ckey; found {
-					if slot == slotBuffers || slot == slotResultBuffers {
+					switch {
+					case data[v] == tagExternal:
+						delta -= bufferBytes(exts[data[v+1]], 0)
+						exts[data[v+1]] = ""
+					case slot == slotBuffers || slot == slotResultBuffers:
 						delta -= bufferBytes(data, v)
 					}
 					i = skip(data, v)
@@ -410,15 +420,37 @@ func (e *encoder) merge(data string, added func(string)) (string, int64) {
 			continue // at its default: no entry
 		}
 		out = append(out, byte(c.slot))
+		delta += c.size
+		if x := extIndex(c.slot); x >= 0 && c.hi-c.lo > maxInline {
+			exts[x] = string(e.b[c.lo:c.hi])
+			out = append(out, tagExternal, byte(x))
+			continue
+		}
 		if c.slot == extraSlot {
 			out = appendKey(out, ckey)
 		}
 		out = append(out, e.b[c.lo:c.hi]...)
-		delta += c.size
 	}
 	out = append(out, data[i:]...)
 	e.out = out
-	return string(out), delta
+	if exts == [2]string{} {
+		ext = nil
+	} else if ext == nil || exts != *ext {
+		ext = &exts
+	}
+	return string(out), ext, delta
+}
+
+// extIndex returns the index in rec.ext of a slot's long values, or -1
+// if the slot's values are always inline.
+func extIndex(slot int) int {
+	switch slot {
+	case slotBuffers:
+		return 0
+	case slotResultBuffers:
+		return 1
+	}
+	return -1
 }
 
 // newRec returns a record of fields, with every other schema key at its
@@ -439,6 +471,6 @@ func newRec(id string, fields taskdb.Record) (rec, error) {
 			r.times[slotTime[c.slot]] = c.t
 		}
 	}
-	r.buf, r.size = e.merge("", nil)
+	r.buf, r.ext, r.size = e.merge("", nil, nil)
 	return r, nil
 }
