@@ -43,6 +43,8 @@ type Op struct {
 	Kind   Kind
 	ID     string
 	Record taskdb.Record
+
+	known uint64 // for an Add, the number of the knownIDs add it made
 }
 
 // Apply applies ops, in order, to the database. It returns how many
@@ -262,7 +264,7 @@ func (q *Queue) Enqueue(ctx context.Context, op Op) error {
 	}
 	switch op.Kind {
 	case Add:
-		q.known.add(op.ID)
+		op.known = q.known.add(op.ID)
 	case Update:
 		if !q.known.has(op.ID) {
 			q.known.add(op.ID)
@@ -504,7 +506,8 @@ func (q *Queue) flush(ops []Op, sizes []int64) bool {
 	return true
 }
 
-// finish marks ops done. A rejected Add's msg_id is unknown again.
+// finish marks ops done. A rejected Add's msg_id is unknown again,
+// unless a later Add of it is queued.
 func (q *Queue) finish(ops []Op, sizes []int64, rejected error) {
 	if len(ops) == 0 {
 		return
@@ -514,7 +517,7 @@ func (q *Queue) finish(ops []Op, sizes []int64, rejected error) {
 	for i, op := range ops {
 		q.bytes -= sizes[i]
 		if rejected != nil && op.Kind == Add {
-			q.known.remove(op.ID)
+			q.known.undo(op.ID, op.known)
 		}
 	}
 	q.done += uint64(len(ops))

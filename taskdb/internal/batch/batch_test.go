@@ -308,6 +308,25 @@ func TestRejected(t *testing.T) {
 	}
 }
 
+// TestRejectedReAdded checks that a rejected Add leaves known a later Add
+// of the same msg_id queued after a Drop: adding it a third time is
+// ErrExists, not a write the database would reject.
+func TestRejectedReAdded(t *testing.T) {
+	h := start(t, newFake("dup"), Options{})
+	h.enqueue(t, Add, "dup") // rejected: another hub added it
+	h.enqueue(t, Drop, "dup")
+	h.enqueue(t, Add, "dup")
+	if err := h.q.Sync(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := h.db.applied(), []string{"drop dup", "add dup"}; !slices.Equal(got, want) {
+		t.Errorf("applied %v, want %v", got, want)
+	}
+	if err := h.q.Enqueue(t.Context(), Op{Kind: Add, ID: "dup"}); !errors.Is(err, taskdb.ErrExists) {
+		t.Errorf("adding the re-added msg_id again: %v, want ErrExists", err)
+	}
+}
+
 func TestOutage(t *testing.T) {
 	db := newFake()
 	db.setDown(true)

@@ -25,8 +25,9 @@ func (k *knownIDs) has(id string) bool {
 	return ok
 }
 
-// add remembers id, forgetting the oldest id beyond the limit.
-func (k *knownIDs) add(id string) {
+// add remembers id, forgetting the oldest id beyond the limit, and
+// returns the number of this add.
+func (k *knownIDs) add(id string) uint64 {
 	k.seq++
 	k.ids[id] = k.seq
 	k.ring = append(k.ring, knownEntry{id, k.seq})
@@ -43,9 +44,18 @@ func (k *knownIDs) add(id string) {
 	if k.head > len(k.ring)/2 || len(k.ring) > 2*k.limit+64 {
 		k.compact()
 	}
+	return k.seq
 }
 
 func (k *knownIDs) remove(id string) { delete(k.ids, id) }
+
+// undo forgets id if add number seq is still what remembers it: not if
+// the id was dropped and added again since.
+func (k *knownIDs) undo(id string, seq uint64) {
+	if k.ids[id] == seq {
+		delete(k.ids, id)
+	}
+}
 
 // compact drops evicted and stale entries from the ring.
 func (k *knownIDs) compact() {
