@@ -299,7 +299,7 @@ func (db *DB) delete(r *rec) {
 	// Dead index entries may point at r, and r's slab lives as long as
 	// any record in it: keep only what the entries need (seq and the
 	// cleared submitted time), not the data.
-	r.buf, r.ext, r.client, r.engine = "", nil, nil, nil
+	r.buf, r.idn, r.ext, r.client, r.engine = "", 0, nil, nil, nil
 }
 
 // slabSize is how many records one allocation holds.
