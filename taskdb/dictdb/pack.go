@@ -88,8 +88,9 @@ var (
 // strTable is an open-addressing hash table of the indexes of a few
 // short strings in their list: cheaper than a map or a string switch.
 type strTable struct {
-	list []string
-	t    [256]uint8 // index in list plus one, at the slot of the hash
+	list    []string
+	longest int
+	t       [256]uint8 // index in list plus one, at the slot of the hash
 }
 
 func newStrTable(list []string) *strTable {
@@ -98,6 +99,7 @@ func newStrTable(list []string) *strTable {
 		if _, ok := x.index(s); ok {
 			panic("dictdb: duplicate in a string table: " + s)
 		}
+		x.longest = max(x.longest, len(s))
 		h := strHash(s)
 		for x.t[h] != 0 {
 			h++
@@ -116,6 +118,9 @@ func strHash(s string) uint8 {
 
 // index returns the index of s in the list, if it is there.
 func (x *strTable) index(s string) (int, bool) {
+	if len(s) > x.longest {
+		return 0, false // ids and uuids, mostly: no probe
+	}
 	for h := strHash(s); x.t[h] != 0; h++ {
 		if i := int(x.t[h] - 1); x.list[i] == s {
 			return i, true
