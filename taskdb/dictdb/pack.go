@@ -14,14 +14,14 @@ import (
 	"github.com/taskhub/taskhub/taskdb/query"
 )
 
-// A record's values other than its id, times and indexed uuids are packed
-// into one immutable string (rec.buf, after the msg_id), in a binary form private to this
-// package. A string is one object without pointers, so the collector
-// never scans it: the store costs the collector a few pointers per record
-// however large the records are. Reads decode it: into results (thaw) or,
-// for matching, into views that decode nested documents lazily. Strings
-// read out of it are substrings, shared rather than copied; strings are
-// immutable, so sharing them is safe.
+// A record's values other than its times and indexed uuids are packed
+// into one immutable string (rec.buf, after the msg_id), in a binary form
+// private to this package. A string is one object without pointers, so
+// the collector never scans it: the store costs the collector a few
+// pointers per record however large the records are. Reads decode it:
+// into results (thaw) or, for matching, into views that decode nested
+// documents lazily. Strings read out of it are substrings, shared rather
+// than copied; strings are immutable, so sharing them is safe.
 //
 // A value is a tag byte and its payload:
 const (
