@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
+	"unique"
 
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/query"
@@ -21,8 +23,36 @@ type entry struct {
 	seq     int64  // the row's seq: insertion order
 	sub     int64  // submitted, microseconds, or noTime
 	last    uint64 // queue position of the last write to the record
+	client  ident  // client_uuid
+	engine  ident  // engine_uuid
+	pending bool   // completed is null
 	gen     uint32
 	dropped bool
+}
+
+// ident is a client_uuid or engine_uuid as the catalog holds it: null, an
+// interned string, or another value, which only the matcher compares.
+type ident struct {
+	s    unique.Handle[string] // for identString
+	kind uint8
+}
+
+// ident kinds.
+const (
+	identNull uint8 = iota
+	identString
+	identOther
+)
+
+// identOf returns the ident of a kindValue column's SQL value.
+func identOf(v any) ident {
+	switch x := v.(type) {
+	case nil:
+		return ident{}
+	case string:
+		return ident{s: unique.Make(x), kind: identString}
+	}
+	return ident{kind: identOther}
 }
 
 // histItem places an entry in history order. It is stale once the entry
@@ -40,6 +70,8 @@ func (h histItem) live() bool { return !h.e.dropped && h.e.gen == h.gen }
 // without waiting for SQLite) and serves History. Guarded by DB.idsMu.
 type catalog struct {
 	ids     map[string]*entry
+	rows    []*entry   // in seq order, with dropped entries
+	dead    int        // dropped entries in rows
 	hist    []histItem // sorted by (sub, seq), with stale items
 	stale   int        // stale items in hist
 	nextSeq int64
@@ -49,7 +81,7 @@ func newCatalog() *catalog { return &catalog{ids: make(map[string]*entry), nextS
 
 // load fills the catalog from the table.
 func (c *catalog) load(ctx context.Context, db *DB) error {
-	rows, err := db.db.QueryContext(ctx, "SELECT seq, msg_id, submitted FROM "+db.table+" ORDER BY submitted, seq")
+	rows, err := db.db.QueryContext(ctx, "SELECT seq, msg_id, submitted, client_uuid, engine_uuid, completed IS NULL FROM "+db.table+" ORDER BY seq")
 	if err != nil {
 		return err
 	}
@@ -58,18 +90,25 @@ func (c *catalog) load(ctx context.Context, db *DB) error {
 		var seq int64
 		var id string
 		var sub *int64
-		if err := rows.Scan(&seq, &id, &sub); err != nil {
+		var client, engine any
+		e := &entry{sub: noTime}
+		if err := rows.Scan(&seq, &id, &sub, &client, &engine, &e.pending); err != nil {
 			return err
 		}
-		e := &entry{id: id, seq: seq, sub: noTime}
+		e.id, e.seq, e.client, e.engine = id, seq, identOf(client), identOf(engine)
 		if sub != nil {
 			e.sub = *sub
 			c.hist = append(c.hist, histItem{sub: e.sub, seq: seq, e: e})
 		}
 		c.ids[id] = e
-		c.nextSeq = max(c.nextSeq, seq+1)
+		c.rows = append(c.rows, e)
+		c.nextSeq = seq + 1
 	}
-	return rows.Err()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	slices.SortFunc(c.hist, func(a, b histItem) int { return cmp.Or(cmp.Compare(a.sub, b.sub), cmp.Compare(a.seq, b.seq)) })
+	return nil
 }
 
 func (c *catalog) has(id string) bool {
@@ -77,12 +116,14 @@ func (c *catalog) has(id string) bool {
 	return ok
 }
 
-// add records a new entry with the next seq, written by op number last.
-func (c *catalog) add(id string, sub int64, last uint64) {
-	e := &entry{id: id, seq: c.nextSeq, sub: sub, last: last}
+// add records e, a new entry, with the next seq.
+func (c *catalog) add(e entry) {
+	e.seq = c.nextSeq
 	c.nextSeq++
-	c.ids[id] = e
-	c.place(e)
+	p := &e
+	c.ids[e.id] = p
+	c.rows = append(c.rows, p)
+	c.place(p)
 }
 
 // setSubmitted changes an entry's submitted time.
@@ -107,19 +148,25 @@ func (c *catalog) drop(id string) {
 	}
 	delete(c.ids, id)
 	e.dropped = true
+	c.dead++
 	if e.sub != noTime {
 		c.stale++
 	}
 	c.compact()
 }
 
-// compact removes the stale items once they are over a quarter of the
-// history, so that dropped records are freed whether or not History is
-// ever called. Amortised, it costs O(1) per stale item.
+// compact removes the stale history items and dropped rows once they are
+// over a quarter of their slice, so that dropped records are freed
+// whether or not History is ever called. Amortised, it costs O(1) per
+// stale item.
 func (c *catalog) compact() {
 	if c.stale > len(c.hist)/4 {
 		c.hist = slices.DeleteFunc(c.hist, func(h histItem) bool { return !h.live() })
 		c.stale = 0
+	}
+	if c.dead > len(c.rows)/4 {
+		c.rows = slices.DeleteFunc(c.rows, func(e *entry) bool { return e.dropped })
+		c.dead = 0
 	}
 }
 
@@ -161,6 +208,18 @@ func (c *catalog) history() []string {
 
 // check verifies the catalog against itself; for tests.
 func (c *catalog) check() error {
+	live := 0
+	for i, e := range c.rows {
+		if i > 0 && e.seq <= c.rows[i-1].seq {
+			return fmt.Errorf("rows out of order at %d", i)
+		}
+		if !e.dropped {
+			live++
+		}
+	}
+	if live != len(c.ids) || live != len(c.rows)-c.dead {
+		return fmt.Errorf("%d live rows, %d dead of %d, %d ids", live, c.dead, len(c.rows), len(c.ids))
+	}
 	n := 0
 	for i, h := range c.hist {
 		if i > 0 && less(h, c.hist[i-1]) {
@@ -289,4 +348,116 @@ func (db *DB) findInCatalog(q *query.Filter, keys []string) []taskdb.Doc {
 		out = append(out, r)
 	}
 	return out
+}
+
+// identFilter is what a query's hints imply about the catalog's keys
+// other than msg_id and submitted: conditions on client_uuid and
+// engine_uuid, and pending when the query also asks for completed null.
+// It holds for every record the query may match.
+type identFilter struct {
+	client, engine []func(ident) bool
+	pending        bool
+}
+
+// newIdentFilter returns the filter hs imply, or nil if they test neither
+// client_uuid nor engine_uuid (SQL's pending index then serves better).
+func newIdentFilter(hs []query.Hint) *identFilter {
+	var f identFilter
+	pending := false
+	for _, h := range hs {
+		switch h.Path {
+		case taskdb.KeyClientUUID:
+			f.client = append(f.client, identCond(h))
+		case taskdb.KeyEngineUUID:
+			f.engine = append(f.engine, identCond(h))
+		case taskdb.KeyCompleted:
+			pending = pending || nullOnly(h)
+		}
+	}
+	if f.client == nil && f.engine == nil {
+		return nil
+	}
+	f.pending = pending
+	return &f
+}
+
+// nullOnly reports whether h holds only for null or missing values.
+func nullOnly(h query.Hint) bool {
+	return h.Eq && len(h.Values) > 0 && !slices.ContainsFunc(h.Values, func(v any) bool { return v != nil })
+}
+
+func (f *identFilter) match(e *entry) bool {
+	if f.pending && !e.pending {
+		return false
+	}
+	for _, c := range f.client {
+		if !c(e.client) {
+			return false
+		}
+	}
+	for _, c := range f.engine {
+		if !c(e.engine) {
+			return false
+		}
+	}
+	return true
+}
+
+// identCond returns a condition holding for every ident h may accept:
+// SQL's comparisons on the column's TEXT values, with values that are
+// neither strings nor null always kept for the matcher to decide.
+func identCond(h query.Hint) func(ident) bool {
+	if h.Eq {
+		null := false
+		set := make(map[unique.Handle[string]]bool)
+		for _, v := range h.Values {
+			switch x := v.(type) {
+			case nil:
+				null = true
+			case string:
+				set[unique.Make(x)] = true
+			}
+		}
+		return func(d ident) bool {
+			switch d.kind {
+			case identNull:
+				return null
+			case identString:
+				return set[d.s]
+			}
+			return true
+		}
+	}
+	lo, loStr := h.Lower.(string)
+	hi, hiStr := h.Upper.(string)
+	if h.Lower != nil && !loStr || h.Upper != nil && !hiStr { // no string compares with the bound
+		return func(d ident) bool { return d.kind == identOther }
+	}
+	return func(d ident) bool {
+		switch d.kind {
+		case identNull:
+			return h.Lower == nil && h.Upper == nil
+		case identOther:
+			return true
+		}
+		s := d.s.Value()
+		if c := strings.Compare(s, lo); loStr && (c < 0 || c == 0 && !h.LowerIncl) {
+			return false
+		}
+		if c := strings.Compare(s, hi); hiStr && (c > 0 || c == 0 && !h.UpperIncl) {
+			return false
+		}
+		return true
+	}
+}
+
+// seqsWhere returns the seqs of the entries f matches, in order.
+func (c *catalog) seqsWhere(f *identFilter) []int64 {
+	var seqs []int64
+	for _, e := range c.rows {
+		if !e.dropped && f.match(e) {
+			seqs = append(seqs, e.seq)
+		}
+	}
+	return seqs
 }

@@ -172,10 +172,15 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 		return fmt.Errorf("sqlitedb: add %s: %w", msgID, err)
 	}
 	args := r.insertArgs(msgID)
-	db.noteBlobs(args)
-	sub := noTime
-	if t, ok := args[columnIndex[taskdb.KeySubmitted]].(int64); ok {
-		sub = t
+	e := entry{
+		id:      msgID,
+		sub:     noTime,
+		client:  identOf(r.cols[colClient]),
+		engine:  identOf(r.cols[colEngine]),
+		pending: r.cols[colCompleted] == nil,
+	}
+	if t, ok := r.cols[colSubmitted].(int64); ok {
+		e.sub = t
 	}
 	o := &op{kind: opAdd, id: msgID, size: opSize(args)}
 	return db.enqueue(ctx, o,
@@ -186,7 +191,10 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 			o.args = append([]any{db.cat.nextSeq}, args...)
 			return nil
 		},
-		func() { db.cat.add(msgID, sub, o.seq) })
+		func() {
+			e.last = o.seq
+			db.cat.add(e)
+		})
 }
 
 // UpdateRecord replaces the top-level keys of fields in the record. It
@@ -210,7 +218,6 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 		o.cols |= 1 << colDoc
 		o.args = append(o.args, appendFields(make([]byte, 0, len(r.buf)+16*len(fs)+8), fs))
 	}
-	db.noteBlobs(r.cols[:])
 	o.size = opSize(o.args)
 	exists := func() error {
 		e := db.cat.ids[msgID]
@@ -223,15 +230,23 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 	if o.cols == 0 {
 		return db.locked(exists)
 	}
-	i := columnIndex[taskdb.KeySubmitted]
-	setSub := o.cols&(1<<i) != 0
 	sub := noTime
-	if t, ok := r.cols[i].(int64); ok {
+	if t, ok := r.cols[colSubmitted].(int64); ok {
 		sub = t
 	}
 	return db.enqueue(ctx, o, exists, func() {
-		db.cat.ids[msgID].last = o.seq
-		if setSub {
+		e := db.cat.ids[msgID]
+		e.last = o.seq
+		if r.set&(1<<colClient) != 0 {
+			e.client = identOf(r.cols[colClient])
+		}
+		if r.set&(1<<colEngine) != 0 {
+			e.engine = identOf(r.cols[colEngine])
+		}
+		if r.set&(1<<colCompleted) != 0 {
+			e.pending = r.cols[colCompleted] == nil
+		}
+		if r.set&(1<<colSubmitted) != 0 {
 			db.cat.setSubmitted(msgID, sub)
 		}
 	})
