@@ -2,6 +2,7 @@ package sqlitedb
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
@@ -61,15 +62,16 @@ func appendMap(b []byte, fs []field, defaults bool) []byte {
 	return b
 }
 
-// docFields splits a doc (or a patch: any msgpack map with string keys in
-// Doc order) into its fields, without decoding the values.
-func docFields(b []byte) ([]field, error) {
-	d := codec.DocDecoder(b, nil) // keys are substrings of one copy of b
+// docFields appends to dst the fields of a doc (or a patch: any msgpack
+// map with string keys in Doc order), without decoding the values. The
+// keys are substrings of one copy of b; the values are slices of b.
+func docFields(dst []field, b []byte) ([]field, error) {
+	d := codec.DocDecoder(b, nil)
 	n, err := d.MapLen()
 	if err != nil {
 		return nil, err
 	}
-	fs := make([]field, 0, n)
+	fs := slices.Grow(dst, n)
 	for range n {
 		k, err := d.Key()
 		if err != nil {
@@ -90,18 +92,24 @@ func docFields(b []byte) ([]field, error) {
 	return fs, nil
 }
 
+// mergeFields is how many fields mergeDoc handles without allocating
+// their slices: more than a record has keys, extra keys aside.
+const mergeFields = 32
+
 // mergeDoc returns the doc old with the fields of patch (a doc that may
-// hold schema keys at their default) set.
+// hold schema keys at their default) set. It retains neither old nor
+// patch.
 func mergeDoc(old, patch []byte) ([]byte, error) {
-	a, err := docFields(old)
+	var bufA, bufP, bufOut [mergeFields]field
+	a, err := docFields(bufA[:0], old)
 	if err != nil {
 		return nil, fmt.Errorf("stored doc: %w", err)
 	}
-	p, err := docFields(patch)
+	p, err := docFields(bufP[:0], patch)
 	if err != nil {
 		return nil, fmt.Errorf("patch: %w", err)
 	}
-	out := make([]field, 0, len(a)+len(p))
+	out := slices.Grow(bufOut[:0], len(a)+len(p))
 	i, j := 0, 0
 	for i < len(a) || j < len(p) {
 		switch {

@@ -60,7 +60,7 @@ func FuzzDecodeRow(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if _, err := decodeRow([]int{colSeq, colDoc}, []driver.Value{int64(1), bytes.Clone(b)}, nil, &carver{}); err == nil {
-			if _, err := docFields(b); err != nil {
+			if _, err := docFields(nil, b); err != nil {
 				t.Fatalf("decodeRow reads % x, docFields fails: %v", b, err)
 			}
 		}

@@ -477,17 +477,23 @@ func encodeColumn(c column, v any) (any, error) {
 
 // mergeFunc is the SQL function the writer's UPDATE applies mergeDoc
 // with, so that a partial update reads the stored doc in the same
-// statement.
+// statement. Its arguments are views of SQLite's memory (VolatileArgs),
+// which mergeDoc does not retain.
 const mergeFunc = "taskhub_merge_doc"
 
 func init() {
-	sqlite.MustRegisterDeterministicScalarFunction(mergeFunc, 2, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-		old, ok1 := args[0].([]byte)
-		patch, ok2 := args[1].([]byte)
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("%s(%T, %T): want two blobs", mergeFunc, args[0], args[1])
-		}
-		return mergeDoc(old, patch)
+	sqlite.MustRegisterFunction(mergeFunc, &sqlite.FunctionImpl{
+		NArgs:         2,
+		Deterministic: true,
+		VolatileArgs:  true,
+		Scalar: func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			old, ok1 := args[0].([]byte)
+			patch, ok2 := args[1].([]byte)
+			if !ok1 || !ok2 {
+				return nil, fmt.Errorf("%s(%T, %T): want two blobs", mergeFunc, args[0], args[1])
+			}
+			return mergeDoc(old, patch)
+		},
 	})
 }
 
