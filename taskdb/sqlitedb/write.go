@@ -9,6 +9,7 @@ import (
 	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -74,10 +75,55 @@ type span struct {
 	lo, hi int
 }
 
+// keyPlace says where a schema key goes: its typed column, or -1 and its
+// rank in the doc.
+type keyPlace struct{ col, rank int }
+
+// keyPlaces maps every schema key to its place; other keys go in the
+// doc with rank codec.ExtraRank.
+var keyPlaces = func() map[string]keyPlace {
+	m := make(map[string]keyPlace, len(taskdb.SchemaKeys))
+	for _, k := range taskdb.SchemaKeys {
+		c, ok := columnIndex[k]
+		if !ok {
+			c = -1
+		}
+		m[k] = keyPlace{c, codec.Rank(k)}
+	}
+	return m
+}()
+
+// bufPool holds the scratch buffers rows encode doc values into: a
+// row's doc is copied out of its buffer once encoded.
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooled is the largest scratch buffer kept for reuse.
+const maxPooled = 64 << 10
+
+// scratch gives r a pooled buffer; release returns it.
+func (r *row) scratch() *[]byte {
+	p := bufPool.Get().(*[]byte)
+	r.buf = (*p)[:0]
+	return p
+}
+
+// release returns the buffer scratch gave, once nothing refers to it.
+func (r *row) release(p *[]byte) {
+	if cap(r.buf) <= maxPooled {
+		*p = r.buf[:0]
+		bufPool.Put(p)
+	}
+	r.buf = nil
+}
+
 // put sets key k to v, normalizing v (taskdb.Normalize) if it is not
 // canonical already.
 func (r *row) put(k string, v any) error {
-	if i, ok := columnIndex[k]; ok {
+	place, ok := keyPlaces[k]
+	if !ok {
+		place = keyPlace{-1, codec.ExtraRank}
+	}
+	if i := place.col; i >= 0 {
 		v, err := taskdb.Normalize(k, v)
 		if err != nil {
 			return err
@@ -102,7 +148,7 @@ func (r *row) put(k string, v any) error {
 		return fmt.Errorf("%w: key %q: %v", taskdb.ErrInvalidRecord, k, err)
 	}
 	s := span{k, lo, len(r.buf)}
-	if i := codec.Rank(k); i < codec.ExtraRank {
+	if i := place.rank; i < codec.ExtraRank {
 		r.schema[i] = s
 		r.inDoc |= 1 << i
 	} else {
@@ -111,9 +157,10 @@ func (r *row) put(k string, v any) error {
 	return nil
 }
 
-// fields returns the doc keys with their encoded values, in Doc order.
-func (r *row) fields() []field {
-	fs := make([]field, 0, bits.OnesCount32(r.inDoc)+len(r.extras))
+// fields appends to dst the doc keys with their encoded values, in Doc
+// order.
+func (r *row) fields(dst []field) []field {
+	fs := slices.Grow(dst, bits.OnesCount32(r.inDoc)+len(r.extras))
 	for i, s := range r.schema {
 		if r.inDoc&(1<<i) != 0 {
 			fs = append(fs, field{s.key, i, r.buf[s.lo:s.hi]})
@@ -147,15 +194,26 @@ func (r *row) putRecord(msgID string, rec taskdb.Record) error {
 	return nil
 }
 
-// insertArgs returns the values of a new row's columns after seq: typed
-// columns not set are null (the default of every typed key).
+// insertArgs returns the values of a new row's columns, with args[0]
+// left for its seq: typed columns not set are null (the default of every
+// typed key).
 func (r *row) insertArgs(msgID string) []any {
-	args := make([]any, colDoc+1)
-	copy(args, r.cols[:])
-	args[0] = msgID
-	fs := r.fields()
-	args[colDoc] = appendDoc(make([]byte, 0, len(r.buf)+16*len(fs)+8), fs)
+	args := make([]any, colDoc+2)
+	copy(args[1:], r.cols[:])
+	args[1] = msgID
+	var buf [mergeFields]field
+	fs := r.fields(buf[:0])
+	args[1+colDoc] = appendDoc(make([]byte, 0, docSize(r.buf, fs)), fs)
 	return args
+}
+
+// docSize bounds the size of a doc or patch of fs, whose values are in buf.
+func docSize(buf []byte, fs []field) int {
+	n := len(buf) + 5
+	for _, f := range fs {
+		n += len(f.key) + 5
+	}
+	return n
 }
 
 // AddRecord stores a copy of rec. It returns ErrExists, ErrInvalidRecord,
@@ -168,6 +226,7 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 		return err
 	}
 	var r row
+	defer r.release(r.scratch())
 	if err := r.putRecord(msgID, rec); err != nil {
 		return fmt.Errorf("sqlitedb: add %s: %w", msgID, err)
 	}
@@ -188,7 +247,8 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 			if db.cat.has(msgID) {
 				return fmt.Errorf("sqlitedb: add %s: %w", msgID, taskdb.ErrExists)
 			}
-			o.args = append([]any{db.cat.nextSeq}, args...)
+			args[0] = db.cat.nextSeq
+			o.args = args
 			return nil
 		},
 		func() {
@@ -205,18 +265,21 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 		return err
 	}
 	var r row
+	defer r.release(r.scratch())
 	if err := r.putRecord(msgID, fields); err != nil {
 		return fmt.Errorf("sqlitedb: update %s: %w", msgID, err)
 	}
 	o := &op{kind: opUpdate, id: msgID, cols: r.set}
+	o.args = make([]any, 0, bits.OnesCount64(r.set)+2) // and the doc patch and seq
 	for i := range colDoc {
 		if r.set&(1<<i) != 0 {
 			o.args = append(o.args, r.cols[i])
 		}
 	}
-	if fs := r.fields(); len(fs) > 0 { // merged into the stored doc by the writer's UPDATE
+	var buf [mergeFields]field
+	if fs := r.fields(buf[:0]); len(fs) > 0 { // merged into the stored doc by the writer's UPDATE
 		o.cols |= 1 << colDoc
-		o.args = append(o.args, appendFields(make([]byte, 0, len(r.buf)+16*len(fs)+8), fs))
+		o.args = append(o.args, appendFields(make([]byte, 0, docSize(r.buf, fs)), fs))
 	}
 	o.size = opSize(o.args)
 	exists := func() error {
