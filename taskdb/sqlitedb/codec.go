@@ -39,32 +39,26 @@ func (f field) isDefault() bool {
 
 // appendDoc appends fs, sorted in Doc order without repeated keys, as a
 // doc: schema keys at their default are left out.
-func appendDoc(b []byte, fs []field) []byte { return appendMap(b, fs, false) }
 
-// appendFields appends fs, sorted in Doc order without repeated keys, as
-// a patch for mergeDoc: schema keys at their default are kept, since they
-// reset the stored value.
-func appendFields(b []byte, fs []field) []byte { return appendMap(b, fs, true) }
-
-func appendMap(b []byte, fs []field, defaults bool) []byte {
+func appendDoc(b []byte, fs []field) []byte {
 	n := 0
 	for _, f := range fs {
-		if defaults || !f.isDefault() {
+		if !f.isDefault() {
 			n++
 		}
 	}
 	b = codec.AppendMapLen(b, n)
 	for _, f := range fs {
-		if defaults || !f.isDefault() {
+		if !f.isDefault() {
 			b = append(codec.AppendString(b, f.key), f.raw...)
 		}
 	}
 	return b
 }
 
-// docFields appends to dst the fields of a doc (or a patch: any msgpack
-// map with string keys in Doc order), without decoding the values. The
-// keys are substrings of one copy of b; the values are slices of b.
+// docFields appends to dst the fields of a doc (any msgpack map with
+// string keys in Doc order), without decoding the values. The keys are
+// substrings of one copy of b; the values are slices of b.
 func docFields(dst []field, b []byte) ([]field, error) {
 	d := codec.DocDecoder(b, nil)
 	n, err := d.MapLen()
@@ -96,18 +90,14 @@ func docFields(dst []field, b []byte) ([]field, error) {
 // their slices: more than a record has keys, extra keys aside.
 const mergeFields = 32
 
-// mergeDoc returns the doc old with the fields of patch (a doc that may
-// hold schema keys at their default) set. It retains neither old nor
-// patch.
-func mergeDoc(old, patch []byte) ([]byte, error) {
-	var bufA, bufP, bufOut [mergeFields]field
+// mergeDoc appends to dst the doc old with the fields of p (in Doc
+// order, without repeated keys; schema keys at their default reset the
+// stored value) set. It retains neither old nor p.
+func mergeDoc(dst, old []byte, p []field) ([]byte, error) {
+	var bufA, bufOut [mergeFields]field
 	a, err := docFields(bufA[:0], old)
 	if err != nil {
 		return nil, fmt.Errorf("stored doc: %w", err)
-	}
-	p, err := docFields(bufP[:0], patch)
-	if err != nil {
-		return nil, fmt.Errorf("patch: %w", err)
 	}
 	out := slices.Grow(bufOut[:0], len(a)+len(p))
 	i, j := 0, 0
@@ -128,7 +118,11 @@ func mergeDoc(old, patch []byte) ([]byte, error) {
 			}
 		}
 	}
-	return appendDoc(make([]byte, 0, len(old)+len(patch)), out), nil
+	n := len(old)
+	for _, f := range p {
+		n += len(f.raw)
+	}
+	return appendDoc(slices.Grow(dst, docSize(n, p)), out), nil
 }
 
 // carver hands out the Docs and arrays of one read (see chunk.Alloc),

@@ -1,6 +1,7 @@
 package sqlitedb
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
@@ -38,8 +39,9 @@ type op struct {
 	id   string
 	row  int64      // opUpdate, opGet: the row's seq
 	rows []int64    // opDrop: the rows' seqs
-	cols uint64     // opUpdate: bit i set when args holds column i (colDoc: a patch)
-	args []any      // opAdd: seq and every column; opUpdate: the set columns, in order
+	cols uint64     // opUpdate: bit i set when column i is set (colDoc: by patch)
+	args []any      // opAdd: seq and every column; opUpdate: the set typed columns, in order
+	patch []field   // opUpdate: the doc keys set, in Doc order
 	done chan error // SyncFull writes and flushes; nil otherwise
 	err  error      // set when the writer dropped this op
 	rec  taskdb.Doc // opGet: the record read
@@ -159,19 +161,28 @@ func (r *row) put(k string, v any) error {
 }
 
 // fields appends to dst the doc keys with their encoded values, in Doc
-// order.
-func (r *row) fields(dst []field) []field {
+// order. The values are slices of vals: r.buf or a copy of it.
+func (r *row) fields(dst []field, vals []byte) []field {
 	fs := slices.Grow(dst, bits.OnesCount32(r.inDoc)+len(r.extras))
 	for i, s := range r.schema {
 		if r.inDoc&(1<<i) != 0 {
-			fs = append(fs, field{s.key, i, r.buf[s.lo:s.hi]})
+			fs = append(fs, field{s.key, i, vals[s.lo:s.hi]})
 		}
 	}
 	slices.SortFunc(r.extras, func(a, b span) int { return strings.Compare(a.key, b.key) })
 	for _, s := range r.extras {
-		fs = append(fs, field{s.key, codec.ExtraRank, r.buf[s.lo:s.hi]})
+		fs = append(fs, field{s.key, codec.ExtraRank, vals[s.lo:s.hi]})
 	}
 	return fs
+}
+
+// patch returns the doc keys as a patch for mergeDoc, their values in a
+// copy of r.buf, or nil if there are none.
+func (r *row) patch() []field {
+	if r.inDoc == 0 && len(r.extras) == 0 {
+		return nil
+	}
+	return r.fields(nil, bytes.Clone(r.buf))
 }
 
 // putRecord puts every key of rec, checking that a msg_id key matches
@@ -203,14 +214,14 @@ func (r *row) insertArgs(msgID string) []any {
 	copy(args[1:], r.cols[:])
 	args[1] = msgID
 	var buf [mergeFields]field
-	fs := r.fields(buf[:0])
-	args[1+colDoc] = appendDoc(make([]byte, 0, docSize(r.buf, fs)), fs)
+	fs := r.fields(buf[:0], r.buf)
+	args[1+colDoc] = appendDoc(make([]byte, 0, docSize(len(r.buf), fs)), fs)
 	return args
 }
 
-// docSize bounds the size of a doc or patch of fs, whose values are in buf.
-func docSize(buf []byte, fs []field) int {
-	n := len(buf) + 5
+// docSize bounds the size of a doc of fs, whose values take n bytes.
+func docSize(n int, fs []field) int {
+	n += 5
 	for _, f := range fs {
 		n += len(f.key) + 5
 	}
@@ -270,19 +281,18 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 	if err := r.putRecord(msgID, fields); err != nil {
 		return fmt.Errorf("sqlitedb: update %s: %w", msgID, err)
 	}
-	o := &op{kind: opUpdate, id: msgID, cols: r.set}
-	o.args = make([]any, 0, bits.OnesCount64(r.set)+2) // and the doc patch and seq
+	o := &op{kind: opUpdate, id: msgID, cols: r.set, patch: r.patch()}
+	o.args = make([]any, 0, bits.OnesCount64(r.set))
 	for i := range colDoc {
 		if r.set&(1<<i) != 0 {
 			o.args = append(o.args, r.cols[i])
 		}
 	}
-	var buf [mergeFields]field
-	if fs := r.fields(buf[:0]); len(fs) > 0 { // merged into the stored doc by the writer's UPDATE
-		o.cols |= 1 << colDoc
-		o.args = append(o.args, appendFields(make([]byte, 0, docSize(r.buf, fs)), fs))
-	}
 	o.size = opSize(o.args)
+	if o.patch != nil { // merged into the stored doc by the writer's UPDATE
+		o.cols |= 1 << colDoc
+		o.size += int64(len(r.buf))
+	}
 	exists := func() error {
 		e := db.cat.ids[msgID]
 		if e == nil {
@@ -541,8 +551,10 @@ func encodeColumn(c column, v any) (any, error) {
 
 // mergeFunc is the SQL function the writer's UPDATE applies mergeDoc
 // with, so that a partial update reads the stored doc in the same
-// statement. Its arguments are views of SQLite's memory (VolatileArgs),
-// which mergeDoc does not retain.
+// statement. Its arguments are the stored doc, a view of SQLite's memory
+// (VolatileArgs) that mergeDoc does not retain, and the token of a patch
+// lent by patches: the writer neither encodes nor binds the patch, and
+// the function does not parse it again.
 const mergeFunc = "taskhub_merge_doc"
 
 func init() {
@@ -552,13 +564,61 @@ func init() {
 		VolatileArgs:  true,
 		Scalar: func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			old, ok1 := args[0].([]byte)
-			patch, ok2 := args[1].([]byte)
+			token, ok2 := args[1].(int64)
 			if !ok1 || !ok2 {
-				return nil, fmt.Errorf("%s(%T, %T): want two blobs", mergeFunc, args[0], args[1])
+				return nil, fmt.Errorf("%s(%T, %T): want a blob and a patch token", mergeFunc, args[0], args[1])
 			}
-			return mergeDoc(old, patch)
+			l, ok := patches.get(token)
+			if !ok {
+				return nil, fmt.Errorf("%s: no patch %d", mergeFunc, token)
+			}
+			doc, err := mergeDoc((*l.out)[:0], old, l.patch)
+			*l.out = doc // the driver copies doc before the writer's next UPDATE
+			return doc, err
 		},
 	})
+}
+
+// patches lends the patches of running UPDATEs to mergeFunc. Each DB's
+// writer lends one at a time; the table is shared by every DB in the
+// process, as the SQL function is.
+var patches = patchTable{m: make(map[int64]loan)}
+
+type patchTable struct {
+	mu   sync.Mutex
+	m    map[int64]loan
+	last int64
+}
+
+// loan is a patch and the writer's buffer mergeFunc builds the new doc
+// in: the driver copies the doc into SQLite before the UPDATE returns.
+type loan struct {
+	patch []field
+	out   *[]byte
+}
+
+// lend makes l available to mergeFunc under the returned token until
+// give is called.
+func (t *patchTable) lend(l loan) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.last++
+	t.m[t.last] = l
+	return t.last
+}
+
+func (t *patchTable) get(token int64) (loan, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.m[token]
+	return p, ok
+}
+
+// give ends the loan of token.
+func (t *patchTable) give(token int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, token)
 }
 
 // writer owns the connection that writes: it applies ops in queue order
@@ -578,6 +638,7 @@ type writer struct {
 	abort   rawStmt // ROLLBACK
 	updates map[uint64]rawStmt
 	nv      []driver.NamedValue // arguments, reused
+	merged  []byte              // mergeFunc's output, reused
 	batch   []*op
 	bytes   int64 // sum of the batch's op sizes
 	inTx    bool
@@ -852,7 +913,16 @@ func (w *writer) apply(o *op) error {
 		if err != nil {
 			return err
 		}
-		return w.execRaw(s, o.args, o.row)
+		if o.patch == nil {
+			return w.execRaw(s, o.args, o.row)
+		}
+		token := patches.lend(loan{o.patch, &w.merged})
+		err = w.execRaw(s, o.args, token, o.row)
+		patches.give(token)
+		if cap(w.merged) > maxPooled { // keep no huge record's buffer
+			w.merged = nil
+		}
+		return err
 	case opDrop:
 		for _, row := range o.rows {
 			if err := w.execRaw(w.del, nil, row); err != nil {
