@@ -34,18 +34,18 @@ const (
 
 // op is one write queued for the writer goroutine.
 type op struct {
-	kind opKind
-	seq  uint64 // position in the queue; 0 for opFlush
-	id   string
-	row  int64      // opUpdate, opGet: the row's seq
-	rows []int64    // opDrop: the rows' seqs
-	cols uint64     // opUpdate: bit i set when column i is set (colDoc: by patch)
-	args []any      // opAdd: seq and every column; opUpdate: the set typed columns, in order
-	patch []field   // opUpdate: the doc keys set, in Doc order
-	done chan error // SyncFull writes and flushes; nil otherwise
-	err  error      // set when the writer dropped this op
-	rec  taskdb.Doc // opGet: the record read
-	size int64      // bytes held against DB.queueBytes until committed
+	kind  opKind
+	seq   uint64 // position in the queue; 0 for opFlush
+	id    string
+	row   int64      // opUpdate, opGet: the row's seq
+	rows  []int64    // opDrop: the rows' seqs
+	cols  uint64     // opUpdate: bit i set when column i is set (colDoc: by patch)
+	args  []any      // opAdd: seq and every column; opUpdate: the set typed columns, in order
+	patch []field    // opUpdate: the doc keys set, in Doc order
+	done  chan error // SyncFull writes and flushes; nil otherwise
+	err   error      // set when the writer dropped this op
+	rec   taskdb.Doc // opGet: the record read
+	size  int64      // bytes held against DB.queueBytes until committed
 }
 
 // opSize is the bytes of strings and blobs in args.
