@@ -25,24 +25,19 @@ type entry struct {
 	last    uint64 // queue position of the last write to the record
 	client  ident  // client_uuid
 	engine  ident  // engine_uuid
-	pending bool   // completed is null
 	gen     uint32
+	pending bool // completed is null
 	dropped bool
 }
 
-// ident is a client_uuid or engine_uuid as the catalog holds it: null, an
-// interned string, or another value, which only the matcher compares.
-type ident struct {
-	s    unique.Handle[string] // for identString
-	kind uint8
-}
+// ident is a client_uuid or engine_uuid as the catalog holds it: an
+// interned string; the zero ident for null; or identOther for any other
+// value, which only the matcher compares. A string equal to identOther's
+// is taken for another value: a query may then read its row for nothing,
+// never miss it.
+type ident unique.Handle[string]
 
-// ident kinds.
-const (
-	identNull uint8 = iota
-	identString
-	identOther
-)
+var identOther = ident(unique.Make("\x00taskhub: a value that is not a string\x00"))
 
 // identOf returns the ident of a kindValue column's SQL value.
 func identOf(v any) ident {
@@ -50,9 +45,9 @@ func identOf(v any) ident {
 	case nil:
 		return ident{}
 	case string:
-		return ident{s: unique.Make(x), kind: identString}
+		return ident(unique.Make(x))
 	}
-	return ident{kind: identOther}
+	return identOther
 }
 
 // histItem places an entry in history order. It is stale once the entry
@@ -419,28 +414,28 @@ func identCond(h query.Hint) func(ident) bool {
 			}
 		}
 		return func(d ident) bool {
-			switch d.kind {
-			case identNull:
+			switch d {
+			case ident{}:
 				return null
-			case identString:
-				return set[d.s]
+			case identOther:
+				return true
 			}
-			return true
+			return set[unique.Handle[string](d)]
 		}
 	}
 	lo, loStr := h.Lower.(string)
 	hi, hiStr := h.Upper.(string)
 	if h.Lower != nil && !loStr || h.Upper != nil && !hiStr { // no string compares with the bound
-		return func(d ident) bool { return d.kind == identOther }
+		return func(d ident) bool { return d == identOther }
 	}
 	return func(d ident) bool {
-		switch d.kind {
-		case identNull:
+		switch d {
+		case ident{}:
 			return h.Lower == nil && h.Upper == nil
 		case identOther:
 			return true
 		}
-		s := d.s.Value()
+		s := unique.Handle[string](d).Value()
 		if c := strings.Compare(s, lo); loStr && (c < 0 || c == 0 && !h.LowerIncl) {
 			return false
 		}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unique"
 
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/dbtest"
@@ -157,6 +158,8 @@ func TestPushdown(t *testing.T) {
 			r["engine_uuid"] = "\xff\xfe"
 		case 5:
 			r["stdout"] = nil
+		case 7:
+			r["client_uuid"] = unique.Handle[string](identOther).Value() // the catalog's marker of non-strings
 		}
 		if err := db.AddRecord(ctx, w.ID(i), r); err != nil {
 			t.Fatal(err)
@@ -186,6 +189,8 @@ func TestPushdown(t *testing.T) {
 		{"client_uuid": map[string]any{"$lt": w.Submitted(3)}},
 		{"client_uuid": int64(7)},
 		{"client_uuid": nil},
+		{"client_uuid": unique.Handle[string](identOther).Value()},
+		{"client_uuid": map[string]any{"$lt": w.Client(3)}},
 		{"engine_uuid": map[string]any{"$in": []any{nil, "\xff\xfe"}}, "completed": nil},
 		{"engine_uuid": map[string]any{"$in": []any{nil, "\xff\xfe"}}, "completed": map[string]any{"$in": []any{nil, w.Submitted(9).Add(time.Millisecond)}}},
 		{"engine_uuid": map[string]any{"$in": []any{nil, "\xff\xfe"}}, "completed": map[string]any{"$ne": nil}},
