@@ -234,14 +234,25 @@ func (c *catalog) check() error {
 // else are answered from memory.
 func catalogKey(k string) bool { return k == taskdb.KeyMsgID || k == taskdb.KeySubmitted }
 
-// candidates returns copies of the entries that may satisfy a condition
-// lo ≤ submitted ≤ hi (nil bounds are open; with both nil, every entry),
-// for matching outside idsMu.
-func (c *catalog) candidates(lo, hi *int64) []entry {
+// hit is the copy of an entry's id, seq and submitted time a catalog
+// query matches outside idsMu.
+type hit struct {
+	id       string
+	seq, sub int64
+}
+
+func (e *entry) hit() hit { return hit{e.id, e.seq, e.sub} }
+
+// candidates returns the hits of the entries that may satisfy a condition
+// lo ≤ submitted ≤ hi (nil bounds are open; with both nil, every entry,
+// in seq order).
+func (c *catalog) candidates(lo, hi *int64) []hit {
 	if lo == nil && hi == nil {
-		out := make([]entry, 0, len(c.ids))
-		for _, e := range c.ids {
-			out = append(out, *e)
+		out := make([]hit, 0, len(c.ids))
+		for _, e := range c.rows {
+			if !e.dropped {
+				out = append(out, e.hit())
+			}
 		}
 		return out
 	}
@@ -252,32 +263,31 @@ func (c *catalog) candidates(lo, hi *int64) []entry {
 	if hi != nil {
 		j = sort.Search(len(c.hist), func(k int) bool { return c.hist[k].sub > *hi })
 	}
-	var out []entry
+	var out []hit
 	for _, h := range c.hist[i:max(i, j)] {
 		if h.live() {
-			out = append(out, *h.e)
+			out = append(out, h.e.hit())
 		}
 	}
 	return out
 }
 
-// lookup returns copies of the entries of those ids that exist, for
-// matching outside idsMu.
-func (c *catalog) lookup(ids []any) []entry {
-	out := make([]entry, 0, len(ids))
+// lookup returns the hits of those ids that exist.
+func (c *catalog) lookup(ids []any) []hit {
+	out := make([]hit, 0, len(ids))
 	for _, v := range ids {
 		if id, ok := v.(string); ok {
 			if e := c.ids[id]; e != nil {
-				out = append(out, *e)
+				out = append(out, e.hit())
 			}
 		}
 	}
 	return out
 }
 
-// entryDoc shows an entry to the query matcher as a record holding only
-// the catalog's keys.
-type entryDoc struct{ e *entry }
+// entryDoc shows a hit to the query matcher as a record holding only the
+// catalog's keys.
+type entryDoc struct{ e *hit }
 
 func (d entryDoc) Lookup(key string) (any, bool) {
 	switch key {
@@ -318,16 +328,16 @@ func (db *DB) findInCatalog(q *query.Filter, keys []string) []taskdb.Doc {
 		}
 	}
 	db.idsMu.Lock()
-	var cands []entry
+	var cands []hit
 	if byID {
 		cands = db.cat.lookup(ids)
 	} else {
 		cands = db.cat.candidates(lo, hi)
 	}
 	db.idsMu.Unlock()
-	slices.SortFunc(cands, func(a, b entry) int { return cmp.Compare(a.seq, b.seq) })
+	slices.SortFunc(cands, func(a, b hit) int { return cmp.Compare(a.seq, b.seq) })
 	if byID { // $in may list an id twice
-		cands = slices.CompactFunc(cands, func(a, b entry) bool { return a.seq == b.seq })
+		cands = slices.CompactFunc(cands, func(a, b hit) bool { return a.seq == b.seq })
 	}
 	var out []taskdb.Doc
 	for i := range cands {
