@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"database/sql/driver"
 	"errors"
+	"fmt"
 	"maps"
+	"reflect"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -142,4 +145,43 @@ func BenchmarkMergeDoc(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// TestMergeAcrossDBs updates records of several DBs at once: their
+// writers lend their patches to the one process-wide merge function,
+// and each must merge its own.
+func TestMergeAcrossDBs(t *testing.T) {
+	const dbs, n = 3, 200
+	w := dbtest.NewWorkload()
+	var wg sync.WaitGroup
+	for d := range dbs {
+		db := open(t, Options{FlushInterval: time.Millisecond})
+		load(t, db, n)
+		wg.Go(func() {
+			for i := range n {
+				u := taskdb.Record{"result_content": map[string]any{"db": int64(d), "i": int64(i)}, "stdout": fmt.Sprint(d)}
+				if err := db.UpdateRecord(t.Context(), w.ID(i), u); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+			if err := db.sync(t.Context()); err != nil {
+				t.Error(err)
+				return
+			}
+			for i := range n {
+				r, err := db.GetRecord(t.Context(), w.ID(i))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				want := taskdb.Doc{{Key: "db", Value: int64(d)}, {Key: "i", Value: int64(i)}}
+				if got := r.Get("result_content"); !reflect.DeepEqual(got, want) || r.Get("stdout") != fmt.Sprint(d) || r.Get("header") == nil {
+					t.Errorf("db %d record %d: result_content %v, stdout %v", d, i, got, r.Get("stdout"))
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
