@@ -57,10 +57,10 @@ func appendDoc(b []byte, fs []field) []byte {
 }
 
 // docFields appends to dst the fields of a doc (any msgpack map with
-// string keys in Doc order), without decoding the values. The keys are
-// substrings of one copy of b; the values are slices of b.
+// string keys in Doc order), without decoding the values. The keys and
+// values alias b.
 func docFields(dst []field, b []byte) ([]field, error) {
-	d := codec.DocDecoder(b, nil)
+	d := codec.KeyDecoder(b)
 	n, err := d.MapLen()
 	if err != nil {
 		return nil, err
