@@ -48,6 +48,52 @@ func TestEncodeNormalizes(t *testing.T) {
 	}
 }
 
+// TestColumnArg checks the typed columns' values, shortcuts included:
+// times become UTC microseconds whatever their offset, strings stay
+// strings, other values are normalized and encoded, and values a column
+// cannot hold are invalid.
+func TestColumnArg(t *testing.T) {
+	at := time.Date(2024, 5, 6, 7, 8, 9, 123_456_789, time.FixedZone("x", 3600))
+	three, _ := codec.Encode(int64(3))
+	for _, c := range []struct {
+		key  string
+		v    any
+		want any // nil with bad: an error
+		bad  bool
+	}{
+		{"submitted", at, at.Truncate(time.Microsecond).UnixMicro(), false},
+		{"submitted", nil, nil, false},
+		{"submitted", "2024-05-06", nil, true},
+		{"submitted", time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), nil, true},
+		{"completed", int64(5), nil, true},
+		{"client_uuid", "\xff\xfe", "\xff\xfe", false},
+		{"client_uuid", int(3), three, false},
+		{"client_uuid", at, mustEncode(t, at.UTC().Truncate(time.Microsecond)), false},
+		{"msg_id", "m", "m", false},
+	} {
+		var r row
+		err := r.put(c.key, c.v)
+		if c.bad {
+			if !errors.Is(err, taskdb.ErrInvalidRecord) {
+				t.Errorf("put(%s, %#v) = %v, want ErrInvalidRecord", c.key, c.v, err)
+			}
+			continue
+		}
+		if got := r.cols[columnIndex[c.key]]; err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("put(%s, %#v): %#v, %v; want %#v", c.key, c.v, got, err, c.want)
+		}
+	}
+}
+
+func mustEncode(t *testing.T, v any) []byte {
+	t.Helper()
+	b, err := codec.Encode(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 // FuzzDecodeRow checks that stored bytes never make the doc column's
 // readers (decodeRow, docFields, mergeDoc) panic or over-allocate; that a
 // doc decodeRow reads splits into fields; and that a decoded map stored
