@@ -3,7 +3,9 @@ package sqlitedb
 import (
 	"cmp"
 	"context"
+	"database/sql/driver"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
 	"strings"
@@ -76,30 +78,32 @@ func newCatalog() *catalog { return &catalog{ids: make(map[string]*entry), nextS
 
 // load fills the catalog from the table.
 func (c *catalog) load(ctx context.Context, db *DB) error {
-	rows, err := db.db.QueryContext(ctx, "SELECT seq, msg_id, submitted, client_uuid, engine_uuid, completed IS NULL FROM "+db.table+" ORDER BY seq")
+	stmt := "SELECT seq, msg_id, submitted, client_uuid, engine_uuid, completed IS NULL FROM " + db.table + " ORDER BY seq"
+	err := db.rawQuery(ctx, stmt, nil, func(rows driver.Rows) error {
+		vals := make([]driver.Value, 6)
+		for {
+			if err := rows.Next(vals); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			seq, ok1 := vals[0].(int64)
+			id, ok2 := vals[1].(string)
+			pending, ok3 := vals[5].(int64)
+			if !ok1 || !ok2 || !ok3 {
+				return fmt.Errorf("row of types %T, %T, %T", vals[0], vals[1], vals[5])
+			}
+			e := &entry{id: id, seq: seq, sub: noTime, client: identOf(vals[3]), engine: identOf(vals[4]), pending: pending != 0}
+			if sub, ok := vals[2].(int64); ok {
+				e.sub = sub
+				c.hist = append(c.hist, histItem{sub: sub, seq: seq, e: e})
+			}
+			c.ids[id] = e
+			c.rows = append(c.rows, e)
+			c.nextSeq = seq + 1
+		}
+	})
 	if err != nil {
-		return err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var seq int64
-		var id string
-		var sub *int64
-		var client, engine any
-		e := &entry{sub: noTime}
-		if err := rows.Scan(&seq, &id, &sub, &client, &engine, &e.pending); err != nil {
-			return err
-		}
-		e.id, e.seq, e.client, e.engine = id, seq, identOf(client), identOf(engine)
-		if sub != nil {
-			e.sub = *sub
-			c.hist = append(c.hist, histItem{sub: e.sub, seq: seq, e: e})
-		}
-		c.ids[id] = e
-		c.rows = append(c.rows, e)
-		c.nextSeq = seq + 1
-	}
-	if err := rows.Err(); err != nil {
 		return err
 	}
 	slices.SortFunc(c.hist, func(a, b histItem) int { return cmp.Or(cmp.Compare(a.sub, b.sub), cmp.Compare(a.seq, b.seq)) })

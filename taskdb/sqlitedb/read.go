@@ -185,13 +185,23 @@ func (db *DB) carries(ctx context.Context, k string) (bool, error) {
 // drop one), in seq order. It reads rows from the driver itself:
 // database/sql's Scan would copy every string and blob once more.
 func (db *DB) scan(ctx context.Context, cols []int, need func(string) bool, stmt string, args []any, q *query.Filter, keep func(taskdb.Doc) taskdb.Doc) ([]taskdb.Doc, error) {
+	var out []taskdb.Doc
+	err := db.rawQuery(ctx, stmt, args, func(rows driver.Rows) (err error) {
+		out, err = db.collect(ctx, rows, cols, need, q, keep)
+		return err
+	})
+	return out, err
+}
+
+// rawQuery runs stmt with args on a reader connection and passes its
+// rows, straight from the driver, to f.
+func (db *DB) rawQuery(ctx context.Context, stmt string, args []any, f func(driver.Rows) error) error {
 	conn, err := db.db.Conn(ctx)
 	if err != nil {
-		return nil, db.readErr(err)
+		return db.readErr(err)
 	}
 	defer conn.Close()
-	var out []taskdb.Doc
-	err = conn.Raw(func(dc any) error {
+	return conn.Raw(func(dc any) error {
 		qc, ok := dc.(driver.QueryerContext)
 		if !ok {
 			return fmt.Errorf("driver connection %T cannot query", dc)
@@ -205,10 +215,8 @@ func (db *DB) scan(ctx context.Context, cols []int, need func(string) bool, stmt
 			return db.readErr(err)
 		}
 		defer rows.Close()
-		out, err = db.collect(ctx, rows, cols, need, q, keep)
-		return err
+		return f(rows)
 	})
-	return out, err
 }
 
 // collect decodes and filters rows for scan. It stops when ctx is done:
