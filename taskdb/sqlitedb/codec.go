@@ -39,7 +39,6 @@ func (f field) isDefault() bool {
 
 // appendDoc appends fs, sorted in Doc order without repeated keys, as a
 // doc: schema keys at their default are left out.
-
 func appendDoc(b []byte, fs []field) []byte {
 	n := 0
 	for _, f := range fs {
