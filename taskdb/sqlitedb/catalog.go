@@ -3,10 +3,14 @@ package sqlitedb
 import (
 	"cmp"
 	"context"
+	"database/sql/driver"
 	"fmt"
+	"io"
 	"slices"
 	"sort"
+	"strings"
 	"time"
+	"unique"
 
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/query"
@@ -21,8 +25,31 @@ type entry struct {
 	seq     int64  // the row's seq: insertion order
 	sub     int64  // submitted, microseconds, or noTime
 	last    uint64 // queue position of the last write to the record
+	client  ident  // client_uuid
+	engine  ident  // engine_uuid
 	gen     uint32
+	pending bool // completed is null
 	dropped bool
+}
+
+// ident is a client_uuid or engine_uuid as the catalog holds it: an
+// interned string; the zero ident for null; or identOther for any other
+// value, which only the matcher compares. A string equal to identOther's
+// is taken for another value: a query may then read its row for nothing,
+// never miss it.
+type ident unique.Handle[string]
+
+var identOther = ident(unique.Make("\x00taskhub: a value that is not a string\x00"))
+
+// identOf returns the ident of a kindValue column's SQL value.
+func identOf(v any) ident {
+	switch x := v.(type) {
+	case nil:
+		return ident{}
+	case string:
+		return ident(unique.Make(x))
+	}
+	return identOther
 }
 
 // histItem places an entry in history order. It is stale once the entry
@@ -40,6 +67,8 @@ func (h histItem) live() bool { return !h.e.dropped && h.e.gen == h.gen }
 // without waiting for SQLite) and serves History. Guarded by DB.idsMu.
 type catalog struct {
 	ids     map[string]*entry
+	rows    []*entry   // in seq order, with dropped entries
+	dead    int        // dropped entries in rows
 	hist    []histItem // sorted by (sub, seq), with stale items
 	stale   int        // stale items in hist
 	nextSeq int64
@@ -49,27 +78,36 @@ func newCatalog() *catalog { return &catalog{ids: make(map[string]*entry), nextS
 
 // load fills the catalog from the table.
 func (c *catalog) load(ctx context.Context, db *DB) error {
-	rows, err := db.db.QueryContext(ctx, "SELECT seq, msg_id, submitted FROM "+db.table+" ORDER BY submitted, seq")
+	stmt := "SELECT seq, msg_id, submitted, client_uuid, engine_uuid, completed IS NULL FROM " + db.table + " ORDER BY seq"
+	err := db.rawQuery(ctx, stmt, nil, func(rows driver.Rows) error {
+		vals := make([]driver.Value, 6)
+		for {
+			if err := rows.Next(vals); err == io.EOF {
+				return nil
+			} else if err != nil {
+				return err
+			}
+			seq, ok1 := vals[0].(int64)
+			id, ok2 := vals[1].(string)
+			pending, ok3 := vals[5].(int64)
+			if !ok1 || !ok2 || !ok3 {
+				return fmt.Errorf("row of types %T, %T, %T", vals[0], vals[1], vals[5])
+			}
+			e := &entry{id: id, seq: seq, sub: noTime, client: identOf(vals[3]), engine: identOf(vals[4]), pending: pending != 0}
+			if sub, ok := vals[2].(int64); ok {
+				e.sub = sub
+				c.hist = append(c.hist, histItem{sub: sub, seq: seq, e: e})
+			}
+			c.ids[id] = e
+			c.rows = append(c.rows, e)
+			c.nextSeq = seq + 1
+		}
+	})
 	if err != nil {
 		return err
 	}
-	defer rows.Close()
-	for rows.Next() {
-		var seq int64
-		var id string
-		var sub *int64
-		if err := rows.Scan(&seq, &id, &sub); err != nil {
-			return err
-		}
-		e := &entry{id: id, seq: seq, sub: noTime}
-		if sub != nil {
-			e.sub = *sub
-			c.hist = append(c.hist, histItem{sub: e.sub, seq: seq, e: e})
-		}
-		c.ids[id] = e
-		c.nextSeq = max(c.nextSeq, seq+1)
-	}
-	return rows.Err()
+	slices.SortFunc(c.hist, func(a, b histItem) int { return cmp.Or(cmp.Compare(a.sub, b.sub), cmp.Compare(a.seq, b.seq)) })
+	return nil
 }
 
 func (c *catalog) has(id string) bool {
@@ -77,12 +115,14 @@ func (c *catalog) has(id string) bool {
 	return ok
 }
 
-// add records a new entry with the next seq, written by op number last.
-func (c *catalog) add(id string, sub int64, last uint64) {
-	e := &entry{id: id, seq: c.nextSeq, sub: sub, last: last}
+// add records e, a new entry, with the next seq.
+func (c *catalog) add(e entry) {
+	e.seq = c.nextSeq
 	c.nextSeq++
-	c.ids[id] = e
-	c.place(e)
+	p := &e
+	c.ids[e.id] = p
+	c.rows = append(c.rows, p)
+	c.place(p)
 }
 
 // setSubmitted changes an entry's submitted time.
@@ -107,19 +147,25 @@ func (c *catalog) drop(id string) {
 	}
 	delete(c.ids, id)
 	e.dropped = true
+	c.dead++
 	if e.sub != noTime {
 		c.stale++
 	}
 	c.compact()
 }
 
-// compact removes the stale items once they are over a quarter of the
-// history, so that dropped records are freed whether or not History is
-// ever called. Amortised, it costs O(1) per stale item.
+// compact removes the stale history items and dropped rows once they are
+// over a quarter of their slice, so that dropped records are freed
+// whether or not History is ever called. Amortised, it costs O(1) per
+// stale item.
 func (c *catalog) compact() {
 	if c.stale > len(c.hist)/4 {
 		c.hist = slices.DeleteFunc(c.hist, func(h histItem) bool { return !h.live() })
 		c.stale = 0
+	}
+	if c.dead > len(c.rows)/4 {
+		c.rows = slices.DeleteFunc(c.rows, func(e *entry) bool { return e.dropped })
+		c.dead = 0
 	}
 }
 
@@ -161,6 +207,18 @@ func (c *catalog) history() []string {
 
 // check verifies the catalog against itself; for tests.
 func (c *catalog) check() error {
+	live := 0
+	for i, e := range c.rows {
+		if i > 0 && e.seq <= c.rows[i-1].seq {
+			return fmt.Errorf("rows out of order at %d", i)
+		}
+		if !e.dropped {
+			live++
+		}
+	}
+	if live != len(c.ids) || live != len(c.rows)-c.dead {
+		return fmt.Errorf("%d live rows, %d dead of %d, %d ids", live, c.dead, len(c.rows), len(c.ids))
+	}
 	n := 0
 	for i, h := range c.hist {
 		if i > 0 && less(h, c.hist[i-1]) {
@@ -180,14 +238,25 @@ func (c *catalog) check() error {
 // else are answered from memory.
 func catalogKey(k string) bool { return k == taskdb.KeyMsgID || k == taskdb.KeySubmitted }
 
-// candidates returns copies of the entries that may satisfy a condition
-// lo ≤ submitted ≤ hi (nil bounds are open; with both nil, every entry),
-// for matching outside idsMu.
-func (c *catalog) candidates(lo, hi *int64) []entry {
+// hit is the copy of an entry's id, seq and submitted time a catalog
+// query matches outside idsMu.
+type hit struct {
+	id       string
+	seq, sub int64
+}
+
+func (e *entry) hit() hit { return hit{e.id, e.seq, e.sub} }
+
+// candidates returns the hits of the entries that may satisfy a condition
+// lo ≤ submitted ≤ hi (nil bounds are open; with both nil, every entry,
+// in seq order).
+func (c *catalog) candidates(lo, hi *int64) []hit {
 	if lo == nil && hi == nil {
-		out := make([]entry, 0, len(c.ids))
-		for _, e := range c.ids {
-			out = append(out, *e)
+		out := make([]hit, 0, len(c.ids))
+		for _, e := range c.rows {
+			if !e.dropped {
+				out = append(out, e.hit())
+			}
 		}
 		return out
 	}
@@ -198,32 +267,31 @@ func (c *catalog) candidates(lo, hi *int64) []entry {
 	if hi != nil {
 		j = sort.Search(len(c.hist), func(k int) bool { return c.hist[k].sub > *hi })
 	}
-	var out []entry
+	var out []hit
 	for _, h := range c.hist[i:max(i, j)] {
 		if h.live() {
-			out = append(out, *h.e)
+			out = append(out, h.e.hit())
 		}
 	}
 	return out
 }
 
-// lookup returns copies of the entries of those ids that exist, for
-// matching outside idsMu.
-func (c *catalog) lookup(ids []any) []entry {
-	out := make([]entry, 0, len(ids))
+// lookup returns the hits of those ids that exist.
+func (c *catalog) lookup(ids []any) []hit {
+	out := make([]hit, 0, len(ids))
 	for _, v := range ids {
 		if id, ok := v.(string); ok {
 			if e := c.ids[id]; e != nil {
-				out = append(out, *e)
+				out = append(out, e.hit())
 			}
 		}
 	}
 	return out
 }
 
-// entryDoc shows an entry to the query matcher as a record holding only
-// the catalog's keys.
-type entryDoc struct{ e *entry }
+// entryDoc shows a hit to the query matcher as a record holding only the
+// catalog's keys.
+type entryDoc struct{ e *hit }
 
 func (d entryDoc) Lookup(key string) (any, bool) {
 	switch key {
@@ -264,16 +332,16 @@ func (db *DB) findInCatalog(q *query.Filter, keys []string) []taskdb.Doc {
 		}
 	}
 	db.idsMu.Lock()
-	var cands []entry
+	var cands []hit
 	if byID {
 		cands = db.cat.lookup(ids)
 	} else {
 		cands = db.cat.candidates(lo, hi)
 	}
 	db.idsMu.Unlock()
-	slices.SortFunc(cands, func(a, b entry) int { return cmp.Compare(a.seq, b.seq) })
+	slices.SortFunc(cands, func(a, b hit) int { return cmp.Compare(a.seq, b.seq) })
 	if byID { // $in may list an id twice
-		cands = slices.CompactFunc(cands, func(a, b entry) bool { return a.seq == b.seq })
+		cands = slices.CompactFunc(cands, func(a, b hit) bool { return a.seq == b.seq })
 	}
 	var out []taskdb.Doc
 	for i := range cands {
@@ -289,4 +357,116 @@ func (db *DB) findInCatalog(q *query.Filter, keys []string) []taskdb.Doc {
 		out = append(out, r)
 	}
 	return out
+}
+
+// identFilter is what a query's hints imply about the catalog's keys
+// other than msg_id and submitted: conditions on client_uuid and
+// engine_uuid, and pending when the query also asks for completed null.
+// It holds for every record the query may match.
+type identFilter struct {
+	client, engine []func(ident) bool
+	pending        bool
+}
+
+// newIdentFilter returns the filter hs imply, or nil if they test neither
+// client_uuid nor engine_uuid (SQL's pending index then serves better).
+func newIdentFilter(hs []query.Hint) *identFilter {
+	var f identFilter
+	pending := false
+	for _, h := range hs {
+		switch h.Path {
+		case taskdb.KeyClientUUID:
+			f.client = append(f.client, identCond(h))
+		case taskdb.KeyEngineUUID:
+			f.engine = append(f.engine, identCond(h))
+		case taskdb.KeyCompleted:
+			pending = pending || nullOnly(h)
+		}
+	}
+	if f.client == nil && f.engine == nil {
+		return nil
+	}
+	f.pending = pending
+	return &f
+}
+
+// nullOnly reports whether h holds only for null or missing values.
+func nullOnly(h query.Hint) bool {
+	return h.Eq && len(h.Values) > 0 && !slices.ContainsFunc(h.Values, func(v any) bool { return v != nil })
+}
+
+func (f *identFilter) match(e *entry) bool {
+	if f.pending && !e.pending {
+		return false
+	}
+	for _, c := range f.client {
+		if !c(e.client) {
+			return false
+		}
+	}
+	for _, c := range f.engine {
+		if !c(e.engine) {
+			return false
+		}
+	}
+	return true
+}
+
+// identCond returns a condition holding for every ident h may accept:
+// SQL's comparisons on the column's TEXT values, with values that are
+// neither strings nor null always kept for the matcher to decide.
+func identCond(h query.Hint) func(ident) bool {
+	if h.Eq {
+		null := false
+		set := make(map[unique.Handle[string]]bool)
+		for _, v := range h.Values {
+			switch x := v.(type) {
+			case nil:
+				null = true
+			case string:
+				set[unique.Make(x)] = true
+			}
+		}
+		return func(d ident) bool {
+			switch d {
+			case ident{}:
+				return null
+			case identOther:
+				return true
+			}
+			return set[unique.Handle[string](d)]
+		}
+	}
+	lo, loStr := h.Lower.(string)
+	hi, hiStr := h.Upper.(string)
+	if h.Lower != nil && !loStr || h.Upper != nil && !hiStr { // no string compares with the bound
+		return func(d ident) bool { return d == identOther }
+	}
+	return func(d ident) bool {
+		switch d {
+		case ident{}:
+			return h.Lower == nil && h.Upper == nil
+		case identOther:
+			return true
+		}
+		s := unique.Handle[string](d).Value()
+		if c := strings.Compare(s, lo); loStr && (c < 0 || c == 0 && !h.LowerIncl) {
+			return false
+		}
+		if c := strings.Compare(s, hi); hiStr && (c > 0 || c == 0 && !h.UpperIncl) {
+			return false
+		}
+		return true
+	}
+}
+
+// seqsWhere returns the seqs of the entries f matches, in order.
+func (c *catalog) seqsWhere(f *identFilter) []int64 {
+	var seqs []int64
+	for _, e := range c.rows {
+		if !e.dropped && f.match(e) {
+			seqs = append(seqs, e.seq)
+		}
+	}
+	return seqs
 }

@@ -24,7 +24,7 @@ func TestCatalogHistory(t *testing.T) {
 		}
 		switch _, ok := model[id]; {
 		case !ok:
-			c.add(id, sub, 0)
+			c.add(entry{id: id, sub: sub})
 			model[id] = rec{seq, sub}
 			seq++
 		case rng.IntN(2) == 0:
@@ -62,7 +62,7 @@ func TestCatalogFreesStale(t *testing.T) {
 	c := newCatalog()
 	const live = 10
 	for i := range 10_000 {
-		c.add(fmt.Sprint(i), int64(i), 0)
+		c.add(entry{id: fmt.Sprint(i), sub: int64(i)})
 		c.setSubmitted(fmt.Sprint(i), int64(i)+1)
 		if i >= live {
 			c.drop(fmt.Sprint(i - live))

@@ -2,6 +2,7 @@ package sqlitedb
 
 import (
 	"fmt"
+	"slices"
 
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
@@ -38,38 +39,32 @@ func (f field) isDefault() bool {
 
 // appendDoc appends fs, sorted in Doc order without repeated keys, as a
 // doc: schema keys at their default are left out.
-func appendDoc(b []byte, fs []field) []byte { return appendMap(b, fs, false) }
-
-// appendFields appends fs, sorted in Doc order without repeated keys, as
-// a patch for mergeDoc: schema keys at their default are kept, since they
-// reset the stored value.
-func appendFields(b []byte, fs []field) []byte { return appendMap(b, fs, true) }
-
-func appendMap(b []byte, fs []field, defaults bool) []byte {
+func appendDoc(b []byte, fs []field) []byte {
 	n := 0
 	for _, f := range fs {
-		if defaults || !f.isDefault() {
+		if !f.isDefault() {
 			n++
 		}
 	}
 	b = codec.AppendMapLen(b, n)
 	for _, f := range fs {
-		if defaults || !f.isDefault() {
+		if !f.isDefault() {
 			b = append(codec.AppendString(b, f.key), f.raw...)
 		}
 	}
 	return b
 }
 
-// docFields splits a doc (or a patch: any msgpack map with string keys in
-// Doc order) into its fields, without decoding the values.
-func docFields(b []byte) ([]field, error) {
-	d := codec.DocDecoder(b, nil) // keys are substrings of one copy of b
+// docFields appends to dst the fields of a doc (any msgpack map with
+// string keys in Doc order), without decoding the values. The keys and
+// values alias b.
+func docFields(dst []field, b []byte) ([]field, error) {
+	d := codec.KeyDecoder(b)
 	n, err := d.MapLen()
 	if err != nil {
 		return nil, err
 	}
-	fs := make([]field, 0, n)
+	fs := slices.Grow(dst, n)
 	for range n {
 		k, err := d.Key()
 		if err != nil {
@@ -90,18 +85,20 @@ func docFields(b []byte) ([]field, error) {
 	return fs, nil
 }
 
-// mergeDoc returns the doc old with the fields of patch (a doc that may
-// hold schema keys at their default) set.
-func mergeDoc(old, patch []byte) ([]byte, error) {
-	a, err := docFields(old)
+// mergeFields is how many fields mergeDoc handles without allocating
+// their slices: more than a record has keys, extra keys aside.
+const mergeFields = 32
+
+// mergeDoc appends to dst the doc old with the fields of p (in Doc
+// order, without repeated keys; schema keys at their default reset the
+// stored value) set. It retains neither old nor p.
+func mergeDoc(dst, old []byte, p []field) ([]byte, error) {
+	var bufA, bufOut [mergeFields]field
+	a, err := docFields(bufA[:0], old)
 	if err != nil {
 		return nil, fmt.Errorf("stored doc: %w", err)
 	}
-	p, err := docFields(patch)
-	if err != nil {
-		return nil, fmt.Errorf("patch: %w", err)
-	}
-	out := make([]field, 0, len(a)+len(p))
+	out := slices.Grow(bufOut[:0], len(a)+len(p))
 	i, j := 0, 0
 	for i < len(a) || j < len(p) {
 		switch {
@@ -120,7 +117,11 @@ func mergeDoc(old, patch []byte) ([]byte, error) {
 			}
 		}
 	}
-	return appendDoc(make([]byte, 0, len(old)+len(patch)), out), nil
+	n := len(old)
+	for _, f := range p {
+		n += len(f.raw)
+	}
+	return appendDoc(slices.Grow(dst, docSize(n, p)), out), nil
 }
 
 // carver hands out the Docs and arrays of one read (see chunk.Alloc),

@@ -19,15 +19,18 @@
 // value); and doc, a msgpack map of every other key, in taskdb.Doc order,
 // schema keys at their default left out, nested maps with sorted keys so
 // that they decode straight into Docs. Indexes serve the history order and
-// time ranges (submitted), pending records (seq WHERE completed IS NULL),
-// client_uuid and engine_uuid.
+// time ranges (submitted) and pending records (seq WHERE completed IS
+// NULL). The catalog (below) serves msg_id, client_uuid and engine_uuid:
+// Open drops the client_uuid and engine_uuid indexes earlier builds made,
+// since keeping them cost every write more than anything else.
 //
 // # Writes
 //
 // One writer goroutine owns the writing connection and applies writes in
 // the order they were acknowledged, committing a group of them at a time
-// in WAL mode. An in-memory catalog of msg_ids (with each row's seq and
-// submitted time) decides ErrExists and ErrNotFound at once, so a write is
+// in WAL mode. An in-memory catalog of msg_ids (with each row's seq,
+// submitted time, interned client_uuid and engine_uuid, and whether it is
+// pending) decides ErrExists and ErrNotFound at once, so a write is
 // acknowledged without waiting for SQLite:
 //
 //   - SyncBatch (default): a write returns once queued; the writer
@@ -65,8 +68,9 @@
 // condition that keeps every row the query may match: the conditions the
 // query package reports as Hints (equality, $in of any length through
 // json_each, null/missing, $exists: false, ranges, at the top level and in
-// $and; msg_ids become the seqs the catalog maps them to), $or of such
-// documents, and $exists: true or $ne: null. It then runs the shared
+// $and; msg_ids, client_uuids and engine_uuids become the seqs of the
+// catalog's entries that may hold them), $or of such documents, and
+// $exists: true or $ne: null. It then runs the shared
 // query matcher on every row SQL returns, so results are exactly DictDB's;
 // conditions on doc keys, $nin, $ne, $nor, $not, $regex and the rest are
 // decided by the matcher alone. A projection reads only the columns of

@@ -26,6 +26,7 @@ type snapshot struct {
 	history []string
 	records []taskdb.Doc
 	pending []string
+	idents  [][]string // ids the catalog's client_uuid and engine_uuid select
 }
 
 func snap(t *testing.T, db taskdb.DB) snapshot {
@@ -38,15 +39,27 @@ func snap(t *testing.T, db taskdb.DB) snapshot {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pend, err := db.FindRecords(t.Context(), query.MustParse(`{"completed":null}`), []string{"msg_id"})
-	if err != nil {
-		t.Fatal(err)
+	ids := func(q string) []string {
+		t.Helper()
+		rs, err := db.FindRecords(t.Context(), query.MustParse(q), []string{"msg_id"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, r := range rs {
+			out = append(out, r.Get("msg_id").(string))
+		}
+		return out
 	}
-	var p []string
-	for _, r := range pend {
-		p = append(p, r.Get("msg_id").(string))
+	var idents [][]string
+	for _, q := range []string{
+		`{"client_uuid":{"$lt":"00000050"},"completed":null}`,
+		`{"engine_uuid":null}`,
+		`{"engine_uuid":{"$gte":"e0000008"},"client_uuid":{"$in":["00000001-000000000000000000000001",null]}}`,
+	} {
+		idents = append(idents, ids(q))
 	}
-	return snapshot{h, all, p}
+	return snapshot{h, all, ids(`{"completed":null}`), idents}
 }
 
 func TestRestart(t *testing.T) {
@@ -77,6 +90,11 @@ func TestRestart(t *testing.T) {
 	if !reflect.DeepEqual(before, after) {
 		t.Errorf("state changed across a restart:\nbefore: %d history, %d records, %d pending\nafter:  %d history, %d records, %d pending",
 			len(before.history), len(before.records), len(before.pending), len(after.history), len(after.records), len(after.pending))
+	}
+	for i, ids := range before.idents {
+		if len(ids) == 0 {
+			t.Errorf("client_uuid/engine_uuid query %d selects nothing", i)
+		}
 	}
 	if len(before.records) != 300 || len(before.history) != 299 {
 		t.Errorf("got %d records, %d in history; want 300, 299", len(before.records), len(before.history))

@@ -85,7 +85,9 @@ func migrateTable(ctx context.Context, conn *sql.Conn, t string, log *slog.Logge
 					return fmt.Errorf("record %s: %w", id, err)
 				}
 			}
-			if _, err := insert.ExecContext(ctx, append([]any{seqs[i]}, r.insertArgs(id)...)...); err != nil {
+			args := r.insertArgs(id)
+			args[0] = seqs[i]
+			if _, err := insert.ExecContext(ctx, args...); err != nil {
 				return fmt.Errorf("record %s: %w", id, err)
 			}
 		}

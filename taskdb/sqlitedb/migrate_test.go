@@ -222,3 +222,35 @@ func BenchmarkMigrateV1(b *testing.B) {
 	}
 	b.ReportMetric(b.Elapsed().Seconds()/float64(b.N), "s/migration")
 }
+
+// TestDropOldIndexes opens a file whose table has the client_uuid and
+// engine_uuid indexes earlier builds created: Open drops them, logs it,
+// and the records read as before.
+func TestDropOldIndexes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tasks.db")
+	db := openOnly(t, Options{Path: path})
+	fixtureOps(t, db)
+	want := snap(t, db)
+	for _, s := range []string{"CREATE INDEX tasks_client ON tasks(client_uuid)", "CREATE INDEX tasks_engine ON tasks(engine_uuid)"} {
+		if _, err := db.db.ExecContext(t.Context(), s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	db = open(t, Options{Path: path, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	for _, name := range []string{"tasks_client", "tasks_engine"} {
+		if !strings.Contains(logs.String(), "index="+name) {
+			t.Errorf("the log does not report dropping %s:\n%s", name, logs.String())
+		}
+	}
+	var n int
+	if err := db.db.QueryRowContext(t.Context(), "SELECT count(*) FROM sqlite_schema WHERE type = 'index'").Scan(&n); err != nil || n != 2 {
+		t.Errorf("%d indexes, %v; want 2 (history and pending)", n, err)
+	}
+	if got := snap(t, db); !reflect.DeepEqual(got, want) {
+		t.Errorf("records changed when the indexes were dropped")
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unique"
 
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/dbtest"
@@ -53,9 +54,13 @@ func TestLargeIn(t *testing.T) {
 			}
 		})
 	}
+	// client_uuids become the seqs of the catalog's rows that hold them.
+	for i := range dbtest.Clients {
+		list = append(list, w.Client(i))
+	}
 	f, _ := query.Parse(map[string]any{"client_uuid": map[string]any{"$in": list}})
 	if where, _ := db.whereSQL(f); !strings.Contains(where, "json_each") {
-		t.Errorf("20,000 client_uuids translate to %.80s, want json_each", where)
+		t.Errorf("20,000 client_uuids matching 50 records translate to %.80s, want json_each", where)
 	}
 	// msg_ids become the seqs of the catalog's rows: as many as exist.
 	f, _ = query.Parse(map[string]any{"msg_id": map[string]any{"$in": list}})
@@ -153,6 +158,8 @@ func TestPushdown(t *testing.T) {
 			r["engine_uuid"] = "\xff\xfe"
 		case 5:
 			r["stdout"] = nil
+		case 7:
+			r["client_uuid"] = unique.Handle[string](identOther).Value() // the catalog's marker of non-strings
 		}
 		if err := db.AddRecord(ctx, w.ID(i), r); err != nil {
 			t.Fatal(err)
@@ -176,6 +183,17 @@ func TestPushdown(t *testing.T) {
 		{"completed": map[string]any{"$ne": nil}, "$or": []any{map[string]any{"engine_uuid": map[string]any{"$regex": "^e0"}}, map[string]any{"queue": "task"}}},
 		{"$nor": []any{map[string]any{"completed": nil}}, "queue": map[string]any{"$nin": []any{"task"}}},
 		{"client_uuid": map[string]any{"$gte": w.Client(3)}, "$or": []any{map[string]any{"stdout": ""}, map[string]any{"stdout": nil}}},
+		{"engine_uuid": map[string]any{"$gt": "e0000001", "$lte": "e0000005-000000000000000000000005"}},
+		{"engine_uuid": map[string]any{"$gte": "e0000001", "$lt": "e0000005-000000000000000000000005"}, "client_uuid": map[string]any{"$lt": w.Client(30)}},
+		{"client_uuid": map[string]any{"$gt": int64(5)}},
+		{"client_uuid": map[string]any{"$lt": w.Submitted(3)}},
+		{"client_uuid": int64(7)},
+		{"client_uuid": nil},
+		{"client_uuid": unique.Handle[string](identOther).Value()},
+		{"client_uuid": map[string]any{"$lt": w.Client(3)}},
+		{"engine_uuid": map[string]any{"$in": []any{nil, "\xff\xfe"}}, "completed": nil},
+		{"engine_uuid": map[string]any{"$in": []any{nil, "\xff\xfe"}}, "completed": map[string]any{"$in": []any{nil, w.Submitted(9).Add(time.Millisecond)}}},
+		{"engine_uuid": map[string]any{"$in": []any{nil, "\xff\xfe"}}, "completed": map[string]any{"$ne": nil}},
 	} {
 		f, err := query.Parse(q)
 		if err != nil {

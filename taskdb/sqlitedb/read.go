@@ -10,6 +10,7 @@ import (
 	"math/bits"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -184,13 +185,23 @@ func (db *DB) carries(ctx context.Context, k string) (bool, error) {
 // drop one), in seq order. It reads rows from the driver itself:
 // database/sql's Scan would copy every string and blob once more.
 func (db *DB) scan(ctx context.Context, cols []int, need func(string) bool, stmt string, args []any, q *query.Filter, keep func(taskdb.Doc) taskdb.Doc) ([]taskdb.Doc, error) {
+	var out []taskdb.Doc
+	err := db.rawQuery(ctx, stmt, args, func(rows driver.Rows) (err error) {
+		out, err = db.collect(ctx, rows, cols, need, q, keep)
+		return err
+	})
+	return out, err
+}
+
+// rawQuery runs stmt with args on a reader connection and passes its
+// rows, straight from the driver, to f.
+func (db *DB) rawQuery(ctx context.Context, stmt string, args []any, f func(driver.Rows) error) error {
 	conn, err := db.db.Conn(ctx)
 	if err != nil {
-		return nil, db.readErr(err)
+		return db.readErr(err)
 	}
 	defer conn.Close()
-	var out []taskdb.Doc
-	err = conn.Raw(func(dc any) error {
+	return conn.Raw(func(dc any) error {
 		qc, ok := dc.(driver.QueryerContext)
 		if !ok {
 			return fmt.Errorf("driver connection %T cannot query", dc)
@@ -204,10 +215,8 @@ func (db *DB) scan(ctx context.Context, cols []int, need func(string) bool, stmt
 			return db.readErr(err)
 		}
 		defer rows.Close()
-		out, err = db.collect(ctx, rows, cols, need, q, keep)
-		return err
+		return f(rows)
 	})
-	return out, err
 }
 
 // collect decodes and filters rows for scan. It stops when ctx is done:
@@ -565,25 +574,41 @@ func (db *DB) orSQL(raw json.RawMessage) (string, []any, bool) {
 	return "(" + strings.Join(ors, " OR ") + ")", args, true
 }
 
-// hintTerms returns the conditions implied by q's hints.
+// hintTerms returns the conditions implied by q's hints. Those on
+// client_uuid and engine_uuid, which SQL does not index, select rows by
+// the seqs the catalog finds.
 func (db *DB) hintTerms(q *query.Filter) ([]string, []any) {
 	var terms []string
 	var args []any
-	for _, h := range q.Hints() {
+	hs := q.Hints()
+	f := newIdentFilter(hs)
+	for _, h := range hs {
 		i, ok := columnIndex[h.Path]
 		if !ok {
 			continue // dotted path or doc key: matched in Go
 		}
-		s, a := "", []any(nil)
-		if columns[i].kind == kindID && h.Eq {
+		var s string
+		var a []any
+		switch {
+		case columns[i].kind == kindValue, f != nil && f.pending && h.Path == taskdb.KeyCompleted && nullOnly(h):
+			continue // in f
+		case columns[i].kind == kindID && h.Eq:
 			s, a = db.seqSQL(h.Values)
-		} else {
-			s, a = hintSQL(columns[i], h, db.mayHoldBlobs(i))
+		default:
+			s, a = hintSQL(columns[i], h)
 		}
 		if s != "" {
 			terms = append(terms, s)
 			args = append(args, a...)
 		}
+	}
+	if f != nil {
+		db.idsMu.Lock()
+		seqs := db.cat.seqsWhere(f)
+		db.idsMu.Unlock()
+		s, a := seqIn(seqs)
+		terms = append(terms, s)
+		args = append(args, a...)
 	}
 	return terms, args
 }
@@ -591,7 +616,7 @@ func (db *DB) hintTerms(q *query.Filter) ([]string, []any) {
 // seqSQL returns a condition selecting the rows of the msg_ids among
 // vals: the catalog knows each one's seq, so msg_id needs no index.
 func (db *DB) seqSQL(vals []any) (string, []any) {
-	var seqs []any
+	var seqs []int64
 	db.idsMu.Lock()
 	for _, v := range vals {
 		if id, ok := v.(string); ok {
@@ -601,16 +626,32 @@ func (db *DB) seqSQL(vals []any) (string, []any) {
 		}
 	}
 	db.idsMu.Unlock()
-	if len(seqs) == 0 {
-		return "0", nil
-	}
-	s, a, _ := inSQL("seq", seqs) // integers: always ok
-	return s, a
+	return seqIn(seqs)
 }
 
-// anyBlob holds for the kindValue rows whose value is not a string or
-// null: SQLite orders every BLOB after every TEXT, so it is one index range.
-func anyBlob(name string) string { return name + " >= X''" }
+// seqIn returns a condition selecting the rows of seqs: bound parameters
+// for a few, one JSON array read by json_each for many.
+func seqIn(seqs []int64) (string, []any) {
+	switch {
+	case len(seqs) == 0:
+		return "0", nil
+	case len(seqs) <= maxParams:
+		args := make([]any, len(seqs))
+		for i, s := range seqs {
+			args[i] = s
+		}
+		return "seq IN (?" + strings.Repeat(", ?", len(seqs)-1) + ")", args
+	}
+	b := make([]byte, 0, 8*len(seqs)+2)
+	b = append(b, '[')
+	for i, s := range seqs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, s, 10)
+	}
+	return "seq IN (SELECT value FROM json_each(?))", []any{string(append(b, ']'))}
+}
 
 // sqlValue converts a query operand to column c's SQL value, if c can hold
 // a value equal to it as TEXT or INTEGER (kindValue columns store
@@ -625,10 +666,9 @@ func sqlValue(c column, v any) (any, bool) {
 	return nil, false
 }
 
-// hintSQL returns a condition on column c implied by h, or "" for none.
-// blobs tells whether a kindValue column may hold BLOBs (values other than
-// strings and null), which SQL cannot compare.
-func hintSQL(c column, h query.Hint, blobs bool) (string, []any) {
+// hintSQL returns a condition on column c, msg_id or a time, implied by
+// h, or "" for none.
+func hintSQL(c column, h query.Hint) (string, []any) {
 	name := c.key
 	if h.Eq {
 		var list []any
@@ -652,9 +692,6 @@ func hintSQL(c column, h query.Hint, blobs bool) (string, []any) {
 		if null {
 			ors = append(ors, name+" IS NULL")
 		}
-		if c.kind == kindValue && blobs {
-			ors = append(ors, anyBlob(name))
-		}
 		if len(ors) == 0 {
 			return "0", nil
 		}
@@ -672,9 +709,6 @@ func hintSQL(c column, h query.Hint, blobs bool) (string, []any) {
 		}
 		x, ok := sqlValue(c, b.v)
 		if !ok {
-			if c.kind == kindValue && blobs {
-				return anyBlob(name), nil
-			}
 			return "0", nil // no value of this column compares with b.v
 		}
 		op := b.op
@@ -686,18 +720,18 @@ func hintSQL(c column, h query.Hint, blobs bool) (string, []any) {
 	if len(parts) == 0 {
 		return "", nil
 	}
-	s := strings.Join(parts, " AND ")
-	if c.kind == kindValue && blobs {
-		s = "((" + s + ") OR " + anyBlob(name) + ")"
-	}
-	return s, args
+	return strings.Join(parts, " AND "), args
 }
+
+// maxParams is the longest list bound as parameters; longer ones are
+// passed as one JSON array.
+const maxParams = 32
 
 // inSQL returns "name IN (...)": bound parameters for short lists, one
 // JSON array read by json_each for long ones (any length). ok is false
 // when a long list holds a string JSON cannot carry (invalid UTF-8).
 func inSQL(name string, list []any) (string, []any, bool) {
-	if len(list) <= 32 {
+	if len(list) <= maxParams {
 		return name + " IN (?" + strings.Repeat(", ?", len(list)-1) + ")", list, true
 	}
 	for _, v := range list {

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/taskhub/taskhub/taskdb"
 )
@@ -54,11 +55,6 @@ const (
 	colSeq = -1
 )
 
-// trackedBlobs are the indexed kindValue columns for which the DB tracks
-// whether any row holds a BLOB, so that queries on them stay index-only
-// when none does.
-var trackedBlobs = []int{columnIndex[taskdb.KeyClientUUID], columnIndex[taskdb.KeyEngineUUID]}
-
 // columnIndex maps a typed column's key to its index in columns.
 var columnIndex = func() map[string]int {
 	m := make(map[string]int, len(columns))
@@ -67,6 +63,14 @@ var columnIndex = func() map[string]int {
 	}
 	return m
 }()
+
+// The typed columns the catalog tracks.
+var (
+	colSubmitted = columnIndex[taskdb.KeySubmitted]
+	colClient    = columnIndex[taskdb.KeyClientUUID]
+	colEngine    = columnIndex[taskdb.KeyEngineUUID]
+	colCompleted = columnIndex[taskdb.KeyCompleted]
+)
 
 // colName returns the SQL name of column i.
 func colName(i int) string {
@@ -102,15 +106,37 @@ func createTable(t string) string {
 }
 
 // createIndexes returns the statements creating table t's indexes: the
-// history order and time ranges, pending records, client_uuid and
-// engine_uuid.
+// history order and time ranges, and pending records. The catalog serves
+// client_uuid and engine_uuid.
 func createIndexes(t string) []string {
 	return []string{
 		fmt.Sprintf("CREATE INDEX %[1]s_history ON %[1]s(submitted) WHERE submitted IS NOT NULL", t),
 		fmt.Sprintf("CREATE INDEX %[1]s_pending ON %[1]s(seq) WHERE completed IS NULL", t),
-		fmt.Sprintf("CREATE INDEX %[1]s_client ON %[1]s(client_uuid)", t),
-		fmt.Sprintf("CREATE INDEX %[1]s_engine ON %[1]s(engine_uuid)", t),
 	}
+}
+
+// droppedIndexes returns the names of the indexes earlier builds created
+// on table t and this one drops: the catalog serves their queries, and
+// keeping them up to date cost every write more than any other index.
+func droppedIndexes(t string) []string { return []string{t + "_client", t + "_engine"} }
+
+// dropOldIndexes drops table t's droppedIndexes, logging those it finds.
+func dropOldIndexes(ctx context.Context, conn *sql.Conn, t string, log *slog.Logger) error {
+	for _, name := range droppedIndexes(t) {
+		var n int
+		if err := conn.QueryRowContext(ctx, "SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND name = ? AND tbl_name = ?", name, t).Scan(&n); err != nil {
+			return fmt.Errorf("look for index %s: %w", name, err)
+		}
+		if n == 0 {
+			continue
+		}
+		start := time.Now()
+		if _, err := conn.ExecContext(ctx, "DROP INDEX "+name); err != nil {
+			return fmt.Errorf("drop index %s: %w", name, err)
+		}
+		log.Info("dropped an index the in-memory catalog now serves", "table", t, "index", name, "took", time.Since(start))
+	}
+	return nil
 }
 
 // migrate creates table t if missing and brings the file to
@@ -153,6 +179,10 @@ func migrate(ctx context.Context, conn *sql.Conn, t string, log *slog.Logger) (e
 		}
 	case cols != v2Columns:
 		return fmt.Errorf("%w: table %s has columns %s, want %s", ErrIncompatible, t, cols, v2Columns)
+	default:
+		if err := dropOldIndexes(ctx, conn, t, log); err != nil {
+			return err
+		}
 	}
 	// Written on every open, so that a read-only file fails here rather
 	// than at the first commit.

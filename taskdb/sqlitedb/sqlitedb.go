@@ -127,7 +127,6 @@ type DB struct {
 	queued     atomic.Uint64       // sequence number of the last op enqueued
 	committed  atomic.Uint64       // sequence number of the last op committed
 	failing    atomic.Pointer[error]
-	blobs      atomic.Uint64 // bit i: tracked column i may hold a BLOB
 	stats      stats
 
 	stop      chan struct{} // closed by Close: stops the pruner and blocked writes
@@ -249,37 +248,7 @@ func (db *DB) loadIDs(ctx context.Context) error {
 	if err := db.cat.load(ctx, db); err != nil {
 		return fmt.Errorf("load the catalog: %w", err)
 	}
-	for _, i := range trackedBlobs {
-		var found bool
-		q := fmt.Sprintf("SELECT EXISTS (SELECT 1 FROM %s WHERE %s >= X'')", db.table, colName(i))
-		if err := db.db.QueryRowContext(ctx, q).Scan(&found); err != nil {
-			return fmt.Errorf("look for non-string %s values: %w", colName(i), err)
-		}
-		if found {
-			db.blobs.Or(1 << i)
-		}
-	}
 	return nil
-}
-
-// mayHoldBlobs reports whether column i may hold a BLOB.
-func (db *DB) mayHoldBlobs(i int) bool {
-	for _, t := range trackedBlobs {
-		if t == i {
-			return db.blobs.Load()&(1<<i) != 0
-		}
-	}
-	return true
-}
-
-// noteBlobs records which tracked columns a write stores BLOBs in, before
-// the write is queued. vals is indexed by column.
-func (db *DB) noteBlobs(vals []any) {
-	for _, i := range trackedBlobs {
-		if _, ok := vals[i].([]byte); ok {
-			db.blobs.Or(1 << i)
-		}
-	}
 }
 
 // Close commits the queued writes and closes the file. It returns the

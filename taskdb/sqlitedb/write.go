@@ -1,14 +1,17 @@
 package sqlitedb
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"math/bits"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"modernc.org/sqlite"
@@ -31,17 +34,18 @@ const (
 
 // op is one write queued for the writer goroutine.
 type op struct {
-	kind opKind
-	seq  uint64 // position in the queue; 0 for opFlush
-	id   string
-	row  int64      // opUpdate, opGet: the row's seq
-	rows []int64    // opDrop: the rows' seqs
-	cols uint64     // opUpdate: bit i set when args holds column i (colDoc: a patch)
-	args []any      // opAdd: seq and every column; opUpdate: the set columns, in order
-	done chan error // SyncFull writes and flushes; nil otherwise
-	err  error      // set when the writer dropped this op
-	rec  taskdb.Doc // opGet: the record read
-	size int64      // bytes held against DB.queueBytes until committed
+	kind  opKind
+	seq   uint64 // position in the queue; 0 for opFlush
+	id    string
+	row   int64      // opUpdate, opGet: the row's seq
+	rows  []int64    // opDrop: the rows' seqs
+	cols  uint64     // opUpdate: bit i set when column i is set (colDoc: by patch)
+	args  []any      // opAdd: seq and every column; opUpdate: the set typed columns, in order
+	patch []field    // opUpdate: the doc keys set, in Doc order
+	done  chan error // SyncFull writes and flushes; nil otherwise
+	err   error      // set when the writer dropped this op
+	rec   taskdb.Doc // opGet: the record read
+	size  int64      // bytes held against DB.queueBytes until committed
 }
 
 // opSize is the bytes of strings and blobs in args.
@@ -74,17 +78,58 @@ type span struct {
 	lo, hi int
 }
 
+// keyPlace says where a schema key goes: its typed column, or -1 and its
+// rank in the doc.
+type keyPlace struct{ col, rank int }
+
+// keyPlaces maps every schema key to its place; other keys go in the
+// doc with rank codec.ExtraRank.
+var keyPlaces = func() map[string]keyPlace {
+	m := make(map[string]keyPlace, len(taskdb.SchemaKeys))
+	for _, k := range taskdb.SchemaKeys {
+		c, ok := columnIndex[k]
+		if !ok {
+			c = -1
+		}
+		m[k] = keyPlace{c, codec.Rank(k)}
+	}
+	return m
+}()
+
+// bufPool holds the scratch buffers rows encode doc values into: a
+// row's doc is copied out of its buffer once encoded.
+var bufPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooled is the largest scratch buffer kept for reuse.
+const maxPooled = 64 << 10
+
+// scratch gives r a pooled buffer; release returns it.
+func (r *row) scratch() *[]byte {
+	p := bufPool.Get().(*[]byte)
+	r.buf = (*p)[:0]
+	return p
+}
+
+// release returns the buffer scratch gave, once nothing refers to it.
+func (r *row) release(p *[]byte) {
+	if cap(r.buf) <= maxPooled {
+		*p = r.buf[:0]
+		bufPool.Put(p)
+	}
+	r.buf = nil
+}
+
 // put sets key k to v, normalizing v (taskdb.Normalize) if it is not
 // canonical already.
 func (r *row) put(k string, v any) error {
-	if i, ok := columnIndex[k]; ok {
-		v, err := taskdb.Normalize(k, v)
+	place, ok := keyPlaces[k]
+	if !ok {
+		place = keyPlace{-1, codec.ExtraRank}
+	}
+	if i := place.col; i >= 0 {
+		x, err := columnArg(k, columns[i], v)
 		if err != nil {
 			return err
-		}
-		x, err := encodeColumn(columns[i], v)
-		if err != nil {
-			return fmt.Errorf("%w: key %q: %v", taskdb.ErrInvalidRecord, k, err)
 		}
 		r.cols[i] = x
 		r.set |= 1 << i
@@ -102,7 +147,7 @@ func (r *row) put(k string, v any) error {
 		return fmt.Errorf("%w: key %q: %v", taskdb.ErrInvalidRecord, k, err)
 	}
 	s := span{k, lo, len(r.buf)}
-	if i := codec.Rank(k); i < codec.ExtraRank {
+	if i := place.rank; i < codec.ExtraRank {
 		r.schema[i] = s
 		r.inDoc |= 1 << i
 	} else {
@@ -111,19 +156,29 @@ func (r *row) put(k string, v any) error {
 	return nil
 }
 
-// fields returns the doc keys with their encoded values, in Doc order.
-func (r *row) fields() []field {
-	fs := make([]field, 0, bits.OnesCount32(r.inDoc)+len(r.extras))
+// fields appends to dst the doc keys with their encoded values, in Doc
+// order. The values are slices of vals: r.buf or a copy of it.
+func (r *row) fields(dst []field, vals []byte) []field {
+	fs := slices.Grow(dst, bits.OnesCount32(r.inDoc)+len(r.extras))
 	for i, s := range r.schema {
 		if r.inDoc&(1<<i) != 0 {
-			fs = append(fs, field{s.key, i, r.buf[s.lo:s.hi]})
+			fs = append(fs, field{s.key, i, vals[s.lo:s.hi]})
 		}
 	}
 	slices.SortFunc(r.extras, func(a, b span) int { return strings.Compare(a.key, b.key) })
 	for _, s := range r.extras {
-		fs = append(fs, field{s.key, codec.ExtraRank, r.buf[s.lo:s.hi]})
+		fs = append(fs, field{s.key, codec.ExtraRank, vals[s.lo:s.hi]})
 	}
 	return fs
+}
+
+// patch returns the doc keys as a patch for mergeDoc, their values in a
+// copy of r.buf, or nil if there are none.
+func (r *row) patch() []field {
+	if r.inDoc == 0 && len(r.extras) == 0 {
+		return nil
+	}
+	return r.fields(nil, bytes.Clone(r.buf))
 }
 
 // putRecord puts every key of rec, checking that a msg_id key matches
@@ -147,15 +202,26 @@ func (r *row) putRecord(msgID string, rec taskdb.Record) error {
 	return nil
 }
 
-// insertArgs returns the values of a new row's columns after seq: typed
-// columns not set are null (the default of every typed key).
+// insertArgs returns the values of a new row's columns, with args[0]
+// left for its seq: typed columns not set are null (the default of every
+// typed key).
 func (r *row) insertArgs(msgID string) []any {
-	args := make([]any, colDoc+1)
-	copy(args, r.cols[:])
-	args[0] = msgID
-	fs := r.fields()
-	args[colDoc] = appendDoc(make([]byte, 0, len(r.buf)+16*len(fs)+8), fs)
+	args := make([]any, colDoc+2)
+	copy(args[1:], r.cols[:])
+	args[1] = msgID
+	var buf [mergeFields]field
+	fs := r.fields(buf[:0], r.buf)
+	args[1+colDoc] = appendDoc(make([]byte, 0, docSize(len(r.buf), fs)), fs)
 	return args
+}
+
+// docSize bounds the size of a doc of fs, whose values take n bytes.
+func docSize(n int, fs []field) int {
+	n += 5
+	for _, f := range fs {
+		n += len(f.key) + 5
+	}
+	return n
 }
 
 // AddRecord stores a copy of rec. It returns ErrExists, ErrInvalidRecord,
@@ -168,14 +234,20 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 		return err
 	}
 	var r row
+	defer r.release(r.scratch())
 	if err := r.putRecord(msgID, rec); err != nil {
 		return fmt.Errorf("sqlitedb: add %s: %w", msgID, err)
 	}
 	args := r.insertArgs(msgID)
-	db.noteBlobs(args)
-	sub := noTime
-	if t, ok := args[columnIndex[taskdb.KeySubmitted]].(int64); ok {
-		sub = t
+	e := entry{
+		id:      msgID,
+		sub:     noTime,
+		client:  identOf(r.cols[colClient]),
+		engine:  identOf(r.cols[colEngine]),
+		pending: r.cols[colCompleted] == nil,
+	}
+	if t, ok := r.cols[colSubmitted].(int64); ok {
+		e.sub = t
 	}
 	o := &op{kind: opAdd, id: msgID, size: opSize(args)}
 	return db.enqueue(ctx, o,
@@ -183,10 +255,14 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 			if db.cat.has(msgID) {
 				return fmt.Errorf("sqlitedb: add %s: %w", msgID, taskdb.ErrExists)
 			}
-			o.args = append([]any{db.cat.nextSeq}, args...)
+			args[0] = db.cat.nextSeq
+			o.args = args
 			return nil
 		},
-		func() { db.cat.add(msgID, sub, o.seq) })
+		func() {
+			e.last = o.seq
+			db.cat.add(e)
+		})
 }
 
 // UpdateRecord replaces the top-level keys of fields in the record. It
@@ -197,21 +273,22 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 		return err
 	}
 	var r row
+	defer r.release(r.scratch())
 	if err := r.putRecord(msgID, fields); err != nil {
 		return fmt.Errorf("sqlitedb: update %s: %w", msgID, err)
 	}
-	o := &op{kind: opUpdate, id: msgID, cols: r.set}
+	o := &op{kind: opUpdate, id: msgID, cols: r.set, patch: r.patch()}
+	o.args = make([]any, 0, bits.OnesCount64(r.set))
 	for i := range colDoc {
 		if r.set&(1<<i) != 0 {
 			o.args = append(o.args, r.cols[i])
 		}
 	}
-	if fs := r.fields(); len(fs) > 0 { // merged into the stored doc by the writer's UPDATE
-		o.cols |= 1 << colDoc
-		o.args = append(o.args, appendFields(make([]byte, 0, len(r.buf)+16*len(fs)+8), fs))
-	}
-	db.noteBlobs(r.cols[:])
 	o.size = opSize(o.args)
+	if o.patch != nil { // merged into the stored doc by the writer's UPDATE
+		o.cols |= 1 << colDoc
+		o.size += int64(len(r.buf))
+	}
 	exists := func() error {
 		e := db.cat.ids[msgID]
 		if e == nil {
@@ -223,15 +300,23 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 	if o.cols == 0 {
 		return db.locked(exists)
 	}
-	i := columnIndex[taskdb.KeySubmitted]
-	setSub := o.cols&(1<<i) != 0
 	sub := noTime
-	if t, ok := r.cols[i].(int64); ok {
+	if t, ok := r.cols[colSubmitted].(int64); ok {
 		sub = t
 	}
 	return db.enqueue(ctx, o, exists, func() {
-		db.cat.ids[msgID].last = o.seq
-		if setSub {
+		e := db.cat.ids[msgID]
+		e.last = o.seq
+		if r.set&(1<<colClient) != 0 {
+			e.client = identOf(r.cols[colClient])
+		}
+		if r.set&(1<<colEngine) != 0 {
+			e.engine = identOf(r.cols[colEngine])
+		}
+		if r.set&(1<<colCompleted) != 0 {
+			e.pending = r.cols[colCompleted] == nil
+		}
+		if r.set&(1<<colSubmitted) != 0 {
 			db.cat.setSubmitted(msgID, sub)
 		}
 	})
@@ -444,6 +529,35 @@ func (db *DB) getQueued(ctx context.Context, msgID string, row int64) (taskdb.Do
 	return o.rec, nil
 }
 
+// columnArg normalizes v, the value of key k, and converts it to column
+// c's SQL value. Strings and times, the usual values, take a shortcut that
+// boxes nothing but the result.
+func columnArg(k string, c column, v any) (any, error) {
+	switch x := v.(type) {
+	case string:
+		if c.kind != kindTime {
+			return v, nil
+		}
+	case time.Time:
+		if c.kind == kindTime {
+			t, err := query.CanonicalTime(x)
+			if err != nil {
+				return nil, fmt.Errorf("%w: key %q: %v", taskdb.ErrInvalidRecord, k, err)
+			}
+			return t.UnixMicro(), nil
+		}
+	}
+	v, err := taskdb.Normalize(k, v)
+	if err != nil {
+		return nil, err
+	}
+	x, err := encodeColumn(c, v)
+	if err != nil {
+		return nil, fmt.Errorf("%w: key %q: %v", taskdb.ErrInvalidRecord, k, err)
+	}
+	return x, nil
+}
+
 // encodeColumn converts a canonical value to column c's SQL value:
 // microseconds for times, text for strings, msgpack for other values.
 func encodeColumn(c column, v any) (any, error) {
@@ -462,33 +576,110 @@ func encodeColumn(c column, v any) (any, error) {
 
 // mergeFunc is the SQL function the writer's UPDATE applies mergeDoc
 // with, so that a partial update reads the stored doc in the same
-// statement.
+// statement. Its arguments are the stored doc, a view of SQLite's memory
+// (VolatileArgs) that mergeDoc does not retain, and the token of a patch
+// lent by patches: the writer neither encodes nor binds the patch, and
+// the function does not parse it again.
 const mergeFunc = "taskhub_merge_doc"
 
 func init() {
-	sqlite.MustRegisterDeterministicScalarFunction(mergeFunc, 2, func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
-		old, ok1 := args[0].([]byte)
-		patch, ok2 := args[1].([]byte)
-		if !ok1 || !ok2 {
-			return nil, fmt.Errorf("%s(%T, %T): want two blobs", mergeFunc, args[0], args[1])
-		}
-		return mergeDoc(old, patch)
+	sqlite.MustRegisterFunction(mergeFunc, &sqlite.FunctionImpl{
+		NArgs:         2,
+		Deterministic: true,
+		VolatileArgs:  true,
+		Scalar: func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			old, ok1 := args[0].([]byte)
+			token, ok2 := args[1].(int64)
+			if !ok1 || !ok2 {
+				return nil, fmt.Errorf("%s(%T, %T): want a blob and a patch token", mergeFunc, args[0], args[1])
+			}
+			l, ok := patches.get(token)
+			if !ok {
+				return nil, fmt.Errorf("%s: no patch %d", mergeFunc, token)
+			}
+			doc, err := mergeDoc((*l.out)[:0], old, l.patch)
+			*l.out = doc // the driver copies doc before the writer's next UPDATE
+			return doc, err
+		},
 	})
 }
 
+// patches lends the patches of running UPDATEs to mergeFunc. Each DB's
+// writer lends one at a time; the table is shared by every DB in the
+// process, as the SQL function is.
+var patches = patchTable{m: make(map[int64]loan)}
+
+type patchTable struct {
+	mu   sync.Mutex
+	m    map[int64]loan
+	last int64
+}
+
+// loan is a patch and the writer's buffer mergeFunc builds the new doc
+// in: the driver copies the doc into SQLite before the UPDATE returns.
+type loan struct {
+	patch []field
+	out   *[]byte
+}
+
+// lend makes l available to mergeFunc under the returned token until
+// give is called.
+func (t *patchTable) lend(l loan) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.last++
+	t.m[t.last] = l
+	return t.last
+}
+
+func (t *patchTable) get(token int64) (loan, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	p, ok := t.m[token]
+	return p, ok
+}
+
+// give ends the loan of token.
+func (t *patchTable) give(token int64) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	delete(t.m, token)
+}
+
 // writer owns the connection that writes: it applies ops in queue order
-// and commits them in groups.
+// and commits them in groups. It runs its statements on the driver's
+// connection, inside conn.Raw: database/sql's work per statement
+// (converting arguments, locking, building results) was a tenth of the
+// writer's time per row.
 type writer struct {
 	db      *DB
 	conn    *sql.Conn
-	insert  *sql.Stmt
-	del     *sql.Stmt
-	read    *sql.Stmt // a whole row by seq
-	updates map[uint64]*sql.Stmt
+	dc      rawConn // conn's driver connection, used only inside conn.Raw
+	insert  rawStmt
+	del     rawStmt
+	read    rawStmt // a whole row by seq
+	begin   rawStmt
+	commit  rawStmt
+	abort   rawStmt // ROLLBACK
+	updates map[uint64]rawStmt
+	nv      []driver.NamedValue // arguments, reused
+	merged  []byte              // mergeFunc's output, reused
 	batch   []*op
 	bytes   int64 // sum of the batch's op sizes
 	inTx    bool
 	broken  error // first retryable failure of the open transaction
+}
+
+// rawConn and rawStmt are what the writer needs of the driver.
+type rawConn interface {
+	driver.Conn
+	driver.ConnPrepareContext
+}
+
+type rawStmt interface {
+	driver.Stmt
+	driver.StmtExecContext
+	driver.StmtQueryContext
 }
 
 func (db *DB) openWriter(ctx context.Context) (*writer, error) {
@@ -496,7 +687,7 @@ func (db *DB) openWriter(ctx context.Context) (*writer, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &writer{db: db, conn: conn, updates: make(map[uint64]*sql.Stmt)}
+	w := &writer{db: db, conn: conn, updates: make(map[uint64]rawStmt)}
 	var mode string
 	if err := conn.QueryRowContext(ctx, "PRAGMA journal_mode").Scan(&mode); err != nil {
 		w.close()
@@ -515,42 +706,95 @@ func (db *DB) openWriter(ctx context.Context) (*writer, error) {
 	for i := range colDoc + 1 {
 		names, marks = append(names, colName(i)), append(marks, "?")
 	}
-	for _, s := range []struct {
-		stmt **sql.Stmt
-		sql  string
-	}{
-		{&w.insert, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", db.table, strings.Join(names, ", "), strings.Join(marks, ", "))},
-		{&w.del, fmt.Sprintf("DELETE FROM %s WHERE seq = ?", db.table)},
-		{&w.read, fmt.Sprintf("SELECT %s FROM %s WHERE seq = ?", selectList(allColumns), db.table)},
-	} {
-		if *s.stmt, err = conn.PrepareContext(ctx, s.sql); err != nil {
-			w.close()
-			return nil, fmt.Errorf("prepare %q: %w", s.sql, err)
+	// The statements belong to the driver connection conn pins for its
+	// lifetime; they are used only inside conn.Raw, which holds it.
+	err = conn.Raw(func(dc any) error {
+		var ok bool
+		if w.dc, ok = dc.(rawConn); !ok {
+			return fmt.Errorf("driver connection %T cannot prepare statements", dc)
 		}
+		for _, s := range []struct {
+			stmt *rawStmt
+			sql  string
+		}{
+			{&w.insert, fmt.Sprintf("INSERT INTO %s (%s) VALUES (%s)", db.table, strings.Join(names, ", "), strings.Join(marks, ", "))},
+			{&w.del, fmt.Sprintf("DELETE FROM %s WHERE seq = ?", db.table)},
+			{&w.read, fmt.Sprintf("SELECT %s FROM %s WHERE seq = ?", selectList(allColumns), db.table)},
+			{&w.begin, "BEGIN IMMEDIATE"},
+			{&w.commit, "COMMIT"},
+			{&w.abort, "ROLLBACK"},
+		} {
+			if *s.stmt, err = w.prepare(s.sql); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		w.close()
+		return nil, err
 	}
 	return w, nil
 }
 
+// prepare prepares query on the driver connection.
+func (w *writer) prepare(query string) (rawStmt, error) {
+	s, err := w.dc.PrepareContext(context.Background(), query)
+	if err != nil {
+		return nil, fmt.Errorf("prepare %q: %w", query, err)
+	}
+	rs, ok := s.(rawStmt)
+	if !ok {
+		s.Close()
+		return nil, fmt.Errorf("prepare %q: driver statement %T cannot execute with a context", query, s)
+	}
+	return rs, nil
+}
+
+// close closes the statements and the connection, outside run.
 func (w *writer) close() error {
-	for _, s := range append([]*sql.Stmt{w.insert, w.del, w.read}, valuesOf(w.updates)...) {
+	w.conn.Raw(func(any) error { w.closeStmts(); return nil }) //nolint:errcheck // fails only if conn is closed
+	return w.conn.Close()
+}
+
+func (w *writer) closeStmts() {
+	for _, s := range []rawStmt{w.insert, w.del, w.read, w.begin, w.commit, w.abort} {
 		if s != nil {
 			s.Close()
 		}
 	}
-	return w.conn.Close()
-}
-
-func valuesOf(m map[uint64]*sql.Stmt) []*sql.Stmt {
-	var s []*sql.Stmt
-	for _, v := range m {
-		s = append(s, v)
+	for _, s := range w.updates {
+		s.Close()
 	}
-	return s
 }
 
-// run applies ops until the queue is closed, then commits and returns the
-// error of the last commit.
+// execRaw runs s with args and then extra.
+func (w *writer) execRaw(s rawStmt, args []any, extra ...any) error {
+	nv := w.nv[:0]
+	for _, a := range args {
+		nv = append(nv, driver.NamedValue{Ordinal: len(nv) + 1, Value: a})
+	}
+	for _, a := range extra {
+		nv = append(nv, driver.NamedValue{Ordinal: len(nv) + 1, Value: a})
+	}
+	_, err := s.ExecContext(context.Background(), nv)
+	clear(nv) // keep no write's values alive
+	w.nv = nv[:0]
+	return err
+}
+
+// run applies ops (see loop) on the driver connection, then closes it.
 func (w *writer) run() error {
+	err := w.conn.Raw(func(any) error {
+		defer w.closeStmts()
+		return w.loop()
+	})
+	return errors.Join(err, w.conn.Close())
+}
+
+// loop applies ops until the queue is closed, then commits and returns the
+// error of the last commit.
+func (w *writer) loop() error {
 	db := w.db
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -558,7 +802,7 @@ func (w *writer) run() error {
 	for {
 		o, ok := <-db.ops
 		if !ok {
-			return errors.Join(errs, w.close())
+			return errs
 		}
 		w.take(o)
 		if len(w.batch) == 0 { // an opGet
@@ -591,9 +835,9 @@ func (w *writer) run() error {
 			flush = o.kind == opFlush
 		}
 		timer.Stop()
-		errs = errors.Join(errs, w.commit())
+		errs = errors.Join(errs, w.commitBatch())
 		if !open {
-			return errors.Join(errs, w.close())
+			return errs
 		}
 	}
 }
@@ -619,7 +863,7 @@ func (w *writer) exec(o *op) {
 		return
 	}
 	if !w.inTx {
-		if err := w.begin(); err != nil {
+		if err := w.beginTx(); err != nil {
 			w.broken = err
 			return
 		}
@@ -659,33 +903,26 @@ func (w *writer) get(o *op) error {
 	if w.broken != nil {
 		return fmt.Errorf("sqlitedb: get %s: queued writes cannot be applied: %w", o.id, w.broken)
 	}
-	var seq int64
-	vals := make([]any, colDoc+1)
-	ptrs := []any{&seq}
-	for i := range vals {
-		ptrs = append(ptrs, &vals[i])
-	}
-	if err := w.read.QueryRowContext(context.Background(), o.row).Scan(ptrs...); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("sqlitedb: get %s: %w", o.id, taskdb.ErrNotFound)
-		}
+	rows, err := w.read.QueryContext(context.Background(), []driver.NamedValue{{Ordinal: 1, Value: o.row}})
+	if err != nil {
 		return fmt.Errorf("sqlitedb: get %s: %w", o.id, err)
 	}
-	dv := make([]driver.Value, 0, len(vals)+1) // Scan sets *any, not *driver.Value
-	dv = append(dv, seq)
-	for _, v := range vals {
-		dv = append(dv, v)
+	defer rows.Close()
+	vals := make([]driver.Value, len(allColumns))
+	switch err := rows.Next(vals); {
+	case err == io.EOF:
+		return fmt.Errorf("sqlitedb: get %s: %w", o.id, taskdb.ErrNotFound)
+	case err != nil:
+		return fmt.Errorf("sqlitedb: get %s: %w", o.id, err)
 	}
-	var err error
-	o.rec, err = decodeRow(allColumns, dv, nil, &carver{})
-	if err != nil {
+	if o.rec, err = decodeRow(allColumns, vals, nil, &carver{}); err != nil {
 		return fmt.Errorf("sqlitedb: get %s: %w", o.id, err)
 	}
 	return nil
 }
 
-func (w *writer) begin() error {
-	if _, err := w.conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+func (w *writer) beginTx() error {
+	if err := w.execRaw(w.begin, nil); err != nil {
 		return err
 	}
 	w.inTx = true
@@ -693,21 +930,27 @@ func (w *writer) begin() error {
 }
 
 func (w *writer) apply(o *op) error {
-	ctx := context.Background()
 	switch o.kind {
 	case opAdd:
-		_, err := w.insert.ExecContext(ctx, o.args...)
-		return err
+		return w.execRaw(w.insert, o.args)
 	case opUpdate:
 		s, err := w.update(o.cols)
 		if err != nil {
 			return err
 		}
-		_, err = s.ExecContext(ctx, append(o.args[:len(o.args):len(o.args)], o.row)...)
+		if o.patch == nil {
+			return w.execRaw(s, o.args, o.row)
+		}
+		token := patches.lend(loan{o.patch, &w.merged})
+		err = w.execRaw(s, o.args, token, o.row)
+		patches.give(token)
+		if cap(w.merged) > maxPooled { // keep no huge record's buffer
+			w.merged = nil
+		}
 		return err
 	case opDrop:
 		for _, row := range o.rows {
-			if _, err := w.del.ExecContext(ctx, row); err != nil {
+			if err := w.execRaw(w.del, nil, row); err != nil {
 				return err
 			}
 		}
@@ -716,7 +959,7 @@ func (w *writer) apply(o *op) error {
 }
 
 // update returns the statement setting the columns of set.
-func (w *writer) update(set uint64) (*sql.Stmt, error) {
+func (w *writer) update(set uint64) (rawStmt, error) {
 	if s, ok := w.updates[set]; ok {
 		return s, nil
 	}
@@ -729,8 +972,7 @@ func (w *writer) update(set uint64) (*sql.Stmt, error) {
 	if set&(1<<colDoc) != 0 {
 		cols = append(cols, "doc = "+mergeFunc+"(doc, ?)")
 	}
-	s, err := w.conn.PrepareContext(context.Background(),
-		fmt.Sprintf("UPDATE %s SET %s WHERE seq = ?", w.db.table, strings.Join(cols, ", ")))
+	s, err := w.prepare(fmt.Sprintf("UPDATE %s SET %s WHERE seq = ?", w.db.table, strings.Join(cols, ", ")))
 	if err != nil {
 		return nil, err
 	}
@@ -738,10 +980,10 @@ func (w *writer) update(set uint64) (*sql.Stmt, error) {
 	return s, nil
 }
 
-// commit commits the batch. On a disk or lock failure it rolls back, logs,
-// rejects new writes, and replays the batch every flush interval until it
-// commits, or gives up when the DB is closing.
-func (w *writer) commit() error {
+// commitBatch commits the batch. On a disk or lock failure it rolls back,
+// logs, rejects new writes, and replays the batch every flush interval
+// until it commits, or gives up when the DB is closing.
+func (w *writer) commitBatch() error {
 	db := w.db
 	err := w.finish()
 	for attempt := 1; err != nil; attempt++ {
@@ -792,11 +1034,11 @@ func (w *writer) finish() error {
 	w.inTx = false
 	if err := w.broken; err != nil {
 		w.broken = nil
-		w.conn.ExecContext(context.Background(), "ROLLBACK") //nolint:errcheck // SQLite may have rolled back already
+		w.execRaw(w.abort, nil) //nolint:errcheck // SQLite may have rolled back already
 		return err
 	}
-	if _, err := w.conn.ExecContext(context.Background(), "COMMIT"); err != nil {
-		w.conn.ExecContext(context.Background(), "ROLLBACK") //nolint:errcheck // as above
+	if err := w.execRaw(w.commit, nil); err != nil {
+		w.execRaw(w.abort, nil) //nolint:errcheck // as above
 		return err
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
@@ -279,6 +280,13 @@ type Decoder struct {
 // out of a's chunks.
 func DocDecoder(b []byte, a *chunk.Alloc) Decoder {
 	return Decoder{b: b, s: string(b), docs: true, a: a}
+}
+
+// KeyDecoder returns a Decoder of b for reading map keys and skipping or
+// slicing values (MapLen, Key, Raw, Skip, End) without copying b: the
+// keys it returns alias b, so they are valid only while b is unchanged.
+func KeyDecoder(b []byte) Decoder {
+	return Decoder{b: b, s: unsafe.String(unsafe.SliceData(b), len(b)), docs: true}
 }
 
 // End returns an error if bytes are left after the values read.

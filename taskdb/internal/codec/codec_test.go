@@ -287,3 +287,53 @@ func BenchmarkDecodeDoc(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "docs/s")
 }
+
+// TestKeyDecoder checks that KeyDecoder reads a map's keys and raw
+// values as DocDecoder does, without allocating.
+func TestKeyDecoder(t *testing.T) {
+	b, err := Encode(map[string]any{"a": int64(1), "b": map[string]any{"c": []any{"d", 2.5}}, "e": []byte{7}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	type kv struct {
+		k   string
+		raw []byte
+	}
+	read := func(d Decoder) []kv {
+		t.Helper()
+		n, err := d.MapLen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []kv
+		for range n {
+			k, err := d.Key()
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, err := d.Raw()
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, kv{k, raw})
+		}
+		if err := d.End(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	if got, want := read(KeyDecoder(b)), read(DocDecoder(b, nil)); !reflect.DeepEqual(got, want) {
+		t.Errorf("KeyDecoder reads %v, DocDecoder %v", got, want)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		d := KeyDecoder(b)
+		n, _ := d.MapLen()
+		for range n {
+			d.Key()  //nolint:errcheck // read above
+			d.Skip() //nolint:errcheck // read above
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("KeyDecoder allocates %v times per map", allocs)
+	}
+}
