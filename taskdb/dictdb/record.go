@@ -59,6 +59,14 @@ var slotKind, slotTime = func() (k [nSlots]kind, t [nSlots]int) {
 	return k, t
 }()
 
+// slotDefault is the value of each schema key at its default.
+var slotDefault = func() (d [nSlots]any) {
+	for i, k := range taskdb.SchemaKeys {
+		d[i] = taskdb.Default(k)
+	}
+	return d
+}()
+
 var timeKeys = [nTimes]string{taskdb.KeySubmitted, taskdb.KeyStarted, taskdb.KeyCompleted, taskdb.KeyReceived}
 
 // slotOf returns the index of key in taskdb.SchemaKeys, or extraSlot.
@@ -130,7 +138,7 @@ func (d reader) field(slot, at int) any {
 		return d.indexed(r.engine)
 	}
 	if at < 0 {
-		return taskdb.Default(taskdb.SchemaKeys[slot])
+		return slotDefault[slot]
 	}
 	v, _ := d.value(r.data(), at+1)
 	return v
@@ -204,16 +212,17 @@ func (r *rec) Len() int {
 // thawAll returns a deep copy of the whole record: the schema keys in
 // order, then the extra keys, sorted. It reads the data in one pass.
 func (r *rec) thawAll(t *thawer) taskdb.Doc {
-	d := t.Doc(nSlots) // extra keys, rare, grow it
+	d := t.Doc(nSlots)[:nSlots] // extra keys, rare, grow it
 	rd := reader{r: r, t: t}
 	s, i := r.data(), 0
-	for slot, k := range taskdb.SchemaKeys {
-		at := -1
+	for slot := range d {
+		var v any
 		if i < len(s) && int(s[i]) == slot {
-			at = i
-			i = skip(s, i+1)
+			v, i = rd.value(s, i+1)
+		} else {
+			v = rd.field(slot, -1)
 		}
-		d = append(d, taskdb.Field{Key: k, Value: rd.field(slot, at)})
+		d[slot] = taskdb.Field{Key: taskdb.SchemaKeys[slot], Value: v}
 	}
 	return rd.extras(d, i)
 }
