@@ -328,11 +328,11 @@ func (db *DB) apply(r *rec, e *encoder) (grew bool) {
 			db.setTime(r, slotTime[c.slot], c.t)
 		}
 	}
-	if x := e.indexed[0]; x.set {
+	if x := e.indexed[0]; x.set && !sameIndexed(r.client, x.v) {
 		db.byClient.remove(r.client, r, r.clientKey)
 		r.client = db.byClient.add(x.v, r, &r.clientKey)
 	}
-	if x := e.indexed[1]; x.set {
+	if x := e.indexed[1]; x.set && !sameIndexed(r.engine, x.v) {
 		db.byEngine.remove(r.engine, r, r.engineKey)
 		r.engine = db.byEngine.add(x.v, r, &r.engineKey)
 	}
@@ -344,6 +344,20 @@ func (db *DB) apply(r *rec, e *encoder) (grew bool) {
 	r.size += delta
 	db.bytes += delta
 	return delta > 0
+}
+
+// sameIndexed reports whether a client_uuid or engine_uuid write leaves
+// the value as it was (the hub sets engine_uuid again with the result),
+// so the index entry can stay.
+func sameIndexed(cur, v any) bool {
+	switch x := v.(type) {
+	case nil:
+		return cur == nil
+	case string:
+		s, ok := cur.(string)
+		return ok && s == x
+	}
+	return false
 }
 
 // setTime sets time i of a stored record, keeping the indexes.
