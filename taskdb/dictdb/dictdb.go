@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 
 	"github.com/taskhub/taskhub/taskdb"
@@ -59,7 +60,7 @@ type DB struct {
 	pending     ordered // records whose completed is null, by seq
 	byClient    bucketIndex
 	byEngine    bucketIndex
-	extraKeys   map[string]int // non-schema key → number of records carrying it
+	extraKeys   map[string]*int // non-schema key → number of records carrying it
 	bytes       int64          // buffers + result_buffers of every record
 	culled      tombstones
 	slab        []rec // the free rest of the newest slab
@@ -86,7 +87,7 @@ func New(opts Options) *DB {
 		bySubmitted: ordered{byTime: true},
 		byClient:    bucketIndex{by: make(map[string]*bucket)},
 		byEngine:    bucketIndex{by: make(map[string]*bucket)},
-		extraKeys:   make(map[string]int),
+		extraKeys:   make(map[string]*int),
 		culled:      newTombstones(opts.Tombstones),
 	}
 }
@@ -199,7 +200,7 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 		return nil, taskdb.ErrClosed
 	}
 	for _, k := range keys {
-		if !taskdb.IsSchemaKey(k) && db.extraKeys[k] == 0 {
+		if !taskdb.IsSchemaKey(k) && db.extraKeys[k] == nil {
 			return nil, fmt.Errorf("dictdb: find: %w", taskdb.UnknownKeyError(k))
 		}
 	}
@@ -340,7 +341,7 @@ func (db *DB) apply(r *rec, e *encoder) (grew bool) {
 		return false
 	}
 	var delta int64
-	r.buf, r.ext, delta = e.merge(r.data(), r.ext, func(k string) { db.extraKeys[k]++ })
+	r.buf, r.ext, delta = e.merge(r.data(), r.ext, func(k string) { db.countExtra(k, 1) })
 	r.size += delta
 	db.bytes += delta
 	return delta > 0
@@ -391,11 +392,24 @@ func (db *DB) countExtras(data string, delta int) {
 	for i := 0; i < len(data); {
 		slot, k, v := dataEntry(data, i)
 		i = skip(data, v)
-		if slot != extraSlot {
-			continue
+		if slot == extraSlot {
+			db.countExtra(k, delta)
 		}
-		if db.extraKeys[k] += delta; db.extraKeys[k] == 0 {
-			delete(db.extraKeys, k)
-		}
+	}
+}
+
+// countExtra adds delta to the count of extra key k. The map holds a
+// copy of k and counts behind pointers: assigning to a string key
+// replaces the stored key, and a key that is a substring of a record's
+// data would keep that data alive after the record is dropped or
+// updated.
+func (db *DB) countExtra(k string, delta int) {
+	n := db.extraKeys[k]
+	if n == nil {
+		n = new(int)
+		db.extraKeys[strings.Clone(k)] = n
+	}
+	if *n += delta; *n == 0 {
+		delete(db.extraKeys, k)
 	}
 }

@@ -2,8 +2,11 @@ package dictdb
 
 import (
 	"bytes"
+	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
+	"weak"
 
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/query"
@@ -84,5 +87,43 @@ func TestLongBuffersOutOfLine(t *testing.T) {
 	}
 	if r.ext != nil || db.bytes != 1 {
 		t.Fatalf("after clearing: ext %v, db bytes %d, want 1", r.ext, db.bytes)
+	}
+}
+
+// TestReplacedDataFreed checks that a record's data, once dropped or
+// replaced by an update, is not kept alive by the DB: the count of
+// records carrying an extra key must not hold its key as a substring of
+// some record's data.
+func TestReplacedDataFreed(t *testing.T) {
+	ctx := t.Context()
+	big := strings.Repeat("s", 1<<20)
+	for _, tc := range []struct {
+		name   string
+		change func(db *DB) error
+	}{
+		{"drop", func(db *DB) error { return db.DropRecord(ctx, "big") }},
+		{"update", func(db *DB) error { return db.UpdateRecord(ctx, "big", taskdb.Record{taskdb.KeyStdout: ""}) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := New(Options{})
+			defer db.Close()
+			for _, id := range []string{"keep", "big"} {
+				rec := taskdb.Record{"extra": int64(1)}
+				if id == "big" {
+					rec[taskdb.KeyStdout] = big
+				}
+				if err := db.AddRecord(ctx, id, rec); err != nil {
+					t.Fatal(err)
+				}
+			}
+			data := weak.Make(unsafe.StringData(db.recs.get("big").buf))
+			if err := tc.change(db); err != nil {
+				t.Fatal(err)
+			}
+			runtime.GC()
+			if data.Value() != nil {
+				t.Error("the record's former data is still reachable")
+			}
+		})
 	}
 }
