@@ -61,7 +61,7 @@ type DB struct {
 	byClient    bucketIndex
 	byEngine    bucketIndex
 	extraKeys   map[string]*int // non-schema key → number of records carrying it
-	bytes       int64          // buffers + result_buffers of every record
+	bytes       int64           // buffers + result_buffers of every record
 	culled      tombstones
 	slab        []rec // the free rest of the newest slab
 }
