@@ -14,6 +14,7 @@ import (
 
 	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/dbtest"
+	"github.com/taskhub/taskhub/taskdb/query"
 )
 
 func TestOpenErrors(t *testing.T) {
@@ -276,6 +277,54 @@ func TestRejectedWrite(t *testing.T) {
 			if err := db.AddRecord(ctx, "bad", nil); err == nil && mode == SyncBatch {
 				if _, err := db.GetRecord(ctx, "bad"); !errors.Is(err, taskdb.ErrNotFound) {
 					t.Errorf("GetRecord of a rejected re-add = %v, want ErrNotFound", err)
+				}
+			}
+		})
+	}
+}
+
+// TestRejectedUpdate has SQLite reject one update: the catalog, which
+// answers History, queries on msg_id and submitted alone, and conditions
+// on client_uuid, engine_uuid and pending, must go on agreeing with the
+// stored row, which the update did not change.
+func TestRejectedUpdate(t *testing.T) {
+	t0 := time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)
+	at := func(s int) time.Time { return t0.Add(time.Duration(s) * time.Second) }
+	for _, mode := range []string{SyncBatch, SyncFull} {
+		t.Run(mode, func(t *testing.T) {
+			db := open(t, Options{Sync: mode})
+			ctx := t.Context()
+			if _, err := db.db.ExecContext(ctx, `CREATE TRIGGER reject BEFORE UPDATE ON tasks WHEN NEW.msg_id = 'bad'
+				BEGIN SELECT RAISE(ABORT, 'no bad updates'); END`); err != nil {
+				t.Fatal(err)
+			}
+			for i, id := range []string{"bad", "a"} {
+				if err := db.AddRecord(ctx, id, taskdb.Record{"submitted": at(i), "client_uuid": "x", "engine_uuid": "e"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := db.UpdateRecord(ctx, "bad", taskdb.Record{"submitted": at(2), "client_uuid": "y", "engine_uuid": nil, "completed": at(2)})
+			if mode == SyncFull && (err == nil || !strings.Contains(err.Error(), "rejected")) {
+				t.Errorf("UpdateRecord(bad) = %v, want a rejection", err)
+			} else if mode == SyncBatch && err != nil {
+				t.Fatal(err)
+			}
+			if err := db.sync(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if h, err := db.History(ctx); err != nil || strings.Join(h, ",") != "bad,a" {
+				t.Errorf("History = %v, %v; want bad,a", h, err)
+			}
+			for _, q := range []string{
+				`{"client_uuid": "x"}`,
+				`{"engine_uuid": "e", "completed": null}`,
+				`{"submitted": {"$lt": {"$date": "2024-01-02T03:04:05.5Z"}}}`,
+			} {
+				for _, keys := range [][]string{nil, {"msg_id"}} {
+					rs, err := db.FindRecords(ctx, query.MustParse(q), keys)
+					if err != nil || len(rs) == 0 || rs[0].Get("msg_id") != "bad" {
+						t.Errorf("%s, keys %v: %v, %v; want bad first", q, keys, rs, err)
+					}
 				}
 			}
 		})

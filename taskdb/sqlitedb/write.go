@@ -45,6 +45,7 @@ type op struct {
 	done  chan error // SyncFull writes and flushes; nil otherwise
 	err   error      // set when the writer dropped this op
 	rec   taskdb.Doc // opGet: the record read
+	undo  func()     // opUpdate: restores the catalog entry, under idsMu, if SQLite rejects the write
 	size  int64      // bytes held against DB.queueBytes until committed
 }
 
@@ -306,6 +307,17 @@ func (db *DB) UpdateRecord(ctx context.Context, msgID string, fields taskdb.Reco
 	}
 	return db.enqueue(ctx, o, exists, func() {
 		e := db.cat.ids[msgID]
+		prev := *e
+		o.undo = func() {
+			// Only if no later write to the record changed the entry
+			// since: that one may have set the same keys. The entry then
+			// keeps this write's values for the keys only it set, until
+			// a reopen reloads the catalog.
+			if db.cat.ids[msgID] == e && e.last == o.seq {
+				e.client, e.engine, e.pending = prev.client, prev.engine, prev.pending
+				db.cat.setSubmitted(msgID, prev.sub)
+			}
+		}
 		e.last = o.seq
 		if r.set&(1<<colClient) != 0 {
 			e.client = identOf(r.cols[colClient])
@@ -876,12 +888,17 @@ func (w *writer) exec(o *op) {
 		// Not a disk or lock problem: a bug, or a value SQLite rejects
 		// (such as a blob over its size limit). Drop this write alone and
 		// forget a rejected record, so that reads do not find it; the
-		// batch goes on.
+		// batch goes on; a rejected update's catalog changes are undone.
 		w.db.stats.writeErrors.Add(1)
 		w.db.stats.rejected.Add(1)
 		w.db.log.Error("write rejected, not stored", "msg_id", o.id, "err", err)
-		if o.kind == opAdd {
+		switch {
+		case o.kind == opAdd:
 			w.db.forget(o.id, o.args[0].(int64))
+		case o.undo != nil: // the catalog must keep agreeing with the row
+			w.db.idsMu.Lock()
+			o.undo()
+			w.db.idsMu.Unlock()
 		}
 		o.kind, o.err = opFlush, fmt.Errorf("sqlitedb: write of %s rejected, not stored: %w", o.id, err)
 	}
