@@ -140,10 +140,11 @@ func (c *catalog) setSubmitted(id string, sub int64) {
 	c.compact()
 }
 
-func (c *catalog) drop(id string) {
+// drop removes the entry of id and returns it, or nil if there is none.
+func (c *catalog) drop(id string) *entry {
 	e := c.ids[id]
 	if e == nil {
-		return
+		return nil
 	}
 	delete(c.ids, id)
 	e.dropped = true
@@ -152,6 +153,27 @@ func (c *catalog) drop(id string) {
 		c.stale++
 	}
 	c.compact()
+	return e
+}
+
+// undrop brings back e, which drop removed for a write SQLite then
+// rejected, unless its id was taken again since.
+func (c *catalog) undrop(e *entry) {
+	if e == nil || !e.dropped || c.ids[e.id] != nil {
+		return
+	}
+	e.dropped = false
+	c.ids[e.id] = e
+	i, found := slices.BinarySearchFunc(c.rows, e.seq, func(x *entry, seq int64) int { return cmp.Compare(x.seq, seq) })
+	if found {
+		c.dead-- // not compacted away
+	} else {
+		c.rows = slices.Insert(c.rows, i, e)
+	}
+	if e.sub != noTime {
+		e.gen++ // its old history item, if not compacted away, stays stale
+		c.place(e)
+	}
 }
 
 // compact removes the stale history items and dropped rows once they are

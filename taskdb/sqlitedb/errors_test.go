@@ -331,6 +331,66 @@ func TestRejectedUpdate(t *testing.T) {
 	}
 }
 
+// TestRejectedDrop has SQLite reject the deletion of one row, alone and
+// in the middle of a DropMatchingRecords: the records still stored must
+// stay in the catalog, so that GetRecord, History and catalog queries
+// agree with SQL.
+func TestRejectedDrop(t *testing.T) {
+	db := open(t, Options{})
+	ctx := t.Context()
+	if _, err := db.db.ExecContext(ctx, `CREATE TRIGGER reject BEFORE DELETE ON tasks WHEN OLD.msg_id = 'bad'
+		BEGIN SELECT RAISE(ABORT, 'no bad drops'); END`); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range []string{"a", "bad", "c", "d"} {
+		if err := db.AddRecord(ctx, id, taskdb.Record{"submitted": time.Date(2024, 1, 1, 0, 0, i, 0, time.UTC)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.DropRecord(ctx, "bad"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when, want string) {
+		t.Helper()
+		if _, err := db.GetRecord(ctx, "bad"); err != nil {
+			t.Errorf("%s: GetRecord(bad) = %v", when, err)
+		}
+		if h, err := db.History(ctx); err != nil || strings.Join(h, ",") != want {
+			t.Errorf("%s: History = %v, %v; want %s", when, h, err, want)
+		}
+		for _, keys := range [][]string{nil, {"msg_id"}} {
+			rs, err := db.FindRecords(ctx, nil, keys)
+			if got := strings.Join(docIDs(rs), ","); err != nil || got != want {
+				t.Errorf("%s: FindRecords(keys %v) = %s, %v; want %s", when, keys, got, err, want)
+			}
+		}
+		db.idsMu.Lock()
+		defer db.idsMu.Unlock()
+		if err := db.cat.check(); err != nil {
+			t.Errorf("%s: catalog: %v", when, err)
+		}
+	}
+	check("DropRecord", "a,bad,c,d")
+	if err := db.DropMatchingRecords(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("DropMatchingRecords", "bad,c,d")
+}
+
+func docIDs(ds []taskdb.Doc) []string {
+	ids := make([]string, len(ds))
+	for i, d := range ds {
+		ids[i], _ = d.Get("msg_id").(string)
+	}
+	return ids
+}
+
 // TestReadsWhileQueueFull blocks the writer (another connection holds the
 // write lock) until writers fill the queue and wait: History, GetRecord
 // and writes of other callers' errors must not wait behind them.

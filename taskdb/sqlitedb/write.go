@@ -39,13 +39,14 @@ type op struct {
 	id    string
 	row   int64      // opUpdate, opGet: the row's seq
 	rows  []int64    // opDrop: the rows' seqs
+	left  int        // opDrop, after an error: rows[left:] are still stored
 	cols  uint64     // opUpdate: bit i set when column i is set (colDoc: by patch)
 	args  []any      // opAdd: seq and every column; opUpdate: the set typed columns, in order
 	patch []field    // opUpdate: the doc keys set, in Doc order
 	done  chan error // SyncFull writes and flushes; nil otherwise
 	err   error      // set when the writer dropped this op
 	rec   taskdb.Doc // opGet: the record read
-	undo  func()     // opUpdate: restores the catalog entry, under idsMu, if SQLite rejects the write
+	undo  func()     // opUpdate, opDrop: restores the catalog, under idsMu, if SQLite rejects the write
 	size  int64      // bytes held against DB.queueBytes until committed
 }
 
@@ -350,7 +351,10 @@ func (db *DB) DropRecord(ctx context.Context, msgID string) error {
 			o.rows = []int64{e.seq}
 			return nil
 		},
-		func() { db.cat.drop(msgID) })
+		func() {
+			e := db.cat.drop(msgID)
+			o.undo = func() { db.cat.undrop(e) }
+		})
 }
 
 // DropMatchingRecords removes every record q matches. Records written
@@ -383,8 +387,14 @@ func (db *DB) dropIDs(ctx context.Context, ids []string) (int, error) {
 			return nil
 		},
 		func() {
-			for _, id := range live {
-				db.cat.drop(id)
+			es := make([]*entry, len(live))
+			for i, id := range live {
+				es[i] = db.cat.drop(id)
+			}
+			o.undo = func() {
+				for _, e := range es[o.left:] {
+					db.cat.undrop(e)
+				}
 			}
 		})
 	if err != nil {
@@ -888,7 +898,8 @@ func (w *writer) exec(o *op) {
 		// Not a disk or lock problem: a bug, or a value SQLite rejects
 		// (such as a blob over its size limit). Drop this write alone and
 		// forget a rejected record, so that reads do not find it; the
-		// batch goes on; a rejected update's catalog changes are undone.
+		// batch goes on; a rejected update's or drop's catalog changes
+		// are undone.
 		w.db.stats.writeErrors.Add(1)
 		w.db.stats.rejected.Add(1)
 		w.db.log.Error("write rejected, not stored", "msg_id", o.id, "err", err)
@@ -966,8 +977,9 @@ func (w *writer) apply(o *op) error {
 		}
 		return err
 	case opDrop:
-		for _, row := range o.rows {
+		for i, row := range o.rows {
 			if err := w.execRaw(w.del, nil, row); err != nil {
+				o.left = i
 				return err
 			}
 		}
