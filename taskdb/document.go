@@ -93,6 +93,15 @@ func toMap(v any) any {
 			out[i] = toMap(e)
 		}
 		return out
+	case []Doc:
+		if x == nil {
+			return []any(nil)
+		}
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = toMap(e)
+		}
+		return out
 	case []byte:
 		return bytes.Clone(x)
 	}

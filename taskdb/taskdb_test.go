@@ -64,6 +64,11 @@ func TestNormalize(t *testing.T) {
 	if m, ok := got.(map[string]any); err != nil || !ok || m["n"] != int64(3) {
 		t.Errorf("Normalize(Record) = %#v, %v", got, err)
 	}
+	// Docs read from a DB go back in, alone or in a list.
+	got, err = taskdb.Normalize("x", []taskdb.Doc{{{Key: "a", Value: int64(1)}}, nil})
+	if l, ok := got.([]any); err != nil || !ok || len(l) != 2 || l[0].(map[string]any)["a"] != int64(1) {
+		t.Errorf("Normalize([]Doc) = %#v, %v", got, err)
+	}
 }
 
 func TestDoc(t *testing.T) {
