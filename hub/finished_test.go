@@ -1,14 +1,18 @@
 package hub
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/taskhub/taskhub/taskdb"
 	"github.com/taskhub/taskhub/taskdb/dictdb"
 	"github.com/taskhub/taskhub/taskdb/nodb"
+	"github.com/taskhub/taskhub/taskdb/query"
 )
 
 func TestFinishedFIFO(t *testing.T) {
@@ -134,6 +138,56 @@ func TestDependencyOnForgottenTask(t *testing.T) {
 			t.Errorf("engine %s lists %d completed tasks, more than task memory %d", id, len(strs(l["completed"])), cfg.TaskMemory)
 		}
 	}
+}
+
+// outageDB fails the dependency lookups of a hub with ErrUnavailable
+// while down is set, like a remote backend during an outage.
+type outageDB struct {
+	taskdb.DB
+	down    atomic.Bool
+	refused atomic.Int32
+}
+
+func (d *outageDB) FindRecords(ctx context.Context, q *query.Filter, keys []string) ([]taskdb.Doc, error) {
+	if d.down.Load() && slices.Equal(keys, dependencyKeys) {
+		d.refused.Add(1)
+		return nil, fmt.Errorf("outage: %w", taskdb.ErrUnavailable)
+	}
+	return d.DB.FindRecords(ctx, q, keys)
+}
+
+// TestDependencyLookupOutage: while the task database is unavailable, a
+// dependency on a forgotten task is looked up again until the database
+// answers (not failed as unknown), or until the task's timeout passes.
+func TestDependencyLookupOutage(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.TaskMemory = 1
+	db := &outageDB{DB: dictdb.New(dictdb.Options{})}
+	h := startHub(t, cfg, db)
+	c := newClient(t, h)
+	startEngine(t, h, c, true)
+	old, _ := c.run(t, "ok", nil)
+	c.run(t, "ok", nil)
+	waitCompleted(t, c, old.Header.MsgID)
+	oldID := old.Header.MsgID
+
+	db.down.Store(true)
+	req := c.apply("ok", map[string]any{"after": []any{oldID}})
+	deadline := time.Now().Add(5 * time.Second)
+	for db.refused.Load() < 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("the lookup was not retried")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	db.down.Store(false)
+	if r := c.task.recvReply(req); r.Content["status"] != "ok" {
+		t.Fatalf("after the outage: reply %v, want the task run", r.Content)
+	}
+
+	db.down.Store(true)
+	_, r := c.run(t, "ok", map[string]any{"after": []any{oldID}, "timeout": 0.3})
+	wantError(t, r, "apply_reply", "TaskTimeout")
 }
 
 // TestDependencyOnForgottenTaskNoDB: without a database a forgotten task

@@ -169,11 +169,32 @@ func (s *state) unknownDeps(ids []string) string {
 // resolve implements schedOutput: the task database, on its goroutine
 // and after the writes queued before, tells how the tasks among ids
 // ended; the scheduler gets the answer on the state goroutine. A
-// database that stores nothing (nodb) or fails finds nothing.
-func (s *state) resolve(j *job, ids []string) {
-	h, msgID, f := s.h, j.msgID, inFilter(ids)
+// database that stores nothing (nodb) or fails finds nothing, except
+// one that is unavailable (an outage of a remote backend): the records
+// may well be there, so the lookup is retried until it answers, the
+// task is aborted, or its timeout passes.
+func (s *state) resolve(j *job, ids []string) { s.lookupDeps(j.msgID, ids, 0, time.Time{}) }
+
+// Waits between dependency lookups during a database outage.
+const (
+	depRetryMin = 100 * time.Millisecond
+	depRetryMax = 5 * time.Second
+)
+
+// lookupDeps is resolve's lookup, after tries failed ones, the first
+// at since.
+func (s *state) lookupDeps(msgID string, ids []string, tries int, since time.Time) {
+	h, f := s.h, inFilter(ids)
 	s.do(func(ctx context.Context, db taskdb.DB) {
 		recs, err := db.FindRecords(ctx, f, dependencyKeys)
+		if errors.Is(err, taskdb.ErrUnavailable) {
+			if tries == 0 {
+				since = time.Now()
+				h.log.Warn("dependency lookup failed; retrying until the task database answers", "msg_id", msgID, "err", err)
+			}
+			h.after(min(depRetryMin<<min(tries, 6), depRetryMax), func() { s.retryDeps(msgID, tries+1, since) })
+			return
+		}
 		if err != nil && !errors.Is(err, taskdb.ErrNoData) {
 			h.log.Warn("dependency lookup failed", "msg_id", msgID, "err", err)
 		}
@@ -187,6 +208,20 @@ func (s *state) resolve(j *job, ids []string) {
 		// room in this goroutine's queue.
 		go h.post(func() { s.sched.resolved(msgID, found) })
 	})
+}
+
+// retryDeps looks up the unknown dependencies of job msgID again, if it
+// still waits for them and its timeout has not passed since the lookups
+// began to fail.
+func (s *state) retryDeps(msgID string, tries int, since time.Time) {
+	j := s.sched.jobs[msgID]
+	switch {
+	case j == nil || len(j.unknown) == 0 || j.waiting():
+	case j.timeout > 0 && time.Since(since) >= j.timeout:
+		s.sched.failJob(j, failTimeout)
+	default:
+		s.lookupDeps(msgID, j.unknown, tries, since)
+	}
 }
 
 // dependencyKeys are the record keys finishedTask reads.
