@@ -171,8 +171,8 @@ func (s *state) unknownDeps(ids []string) string {
 // ended; the scheduler gets the answer on the state goroutine. A
 // database that stores nothing (nodb) or fails finds nothing, except
 // one that is unavailable (an outage of a remote backend): the records
-// may well be there, so the lookup is retried until it answers, the
-// task is aborted, or its timeout passes.
+// may well be there, so the lookup is retried until it answers or the
+// task's timeout passes.
 func (s *state) resolve(j *job, ids []string) { s.lookupDeps(j.msgID, ids, 0, time.Time{}) }
 
 // Waits between dependency lookups during a database outage.
