@@ -82,3 +82,39 @@ func TestRetentionLoop(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 }
+
+// TestRetentionRace: a record retention chose but that was updated back
+// to pending, or dropped and added again, before the drop is kept.
+func TestRetentionRace(t *testing.T) {
+	base := time.Date(2024, 5, 1, 0, 0, 0, 0, time.UTC)
+	db := open(t, Options{MaxAge: time.Hour, PruneInterval: time.Hour})
+	ctx := t.Context()
+	for _, id := range []string{"old", "reopened", "readded"} {
+		if err := db.AddRecord(ctx, id, taskdb.Record{"submitted": base, "completed": base}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := db.pruneCandidates(ctx, base.Add(10*time.Hour))
+	if err != nil || len(rows) != 3 {
+		t.Fatalf("candidates %v, %v; want the 3 records", rows, err)
+	}
+	if err := db.UpdateRecord(ctx, "reopened", taskdb.Record{"completed": nil}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DropRecord(ctx, "readded"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.AddRecord(ctx, "readded", taskdb.Record{"submitted": base.Add(9 * time.Hour), "completed": base.Add(9 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.dropPruned(ctx, rows); err != nil || n != 1 {
+		t.Fatalf("dropped %d, %v; want only the record still as chosen", n, err)
+	}
+	h, err := db.History(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameSet(h, []string{"reopened", "readded"}) {
+		t.Errorf("kept %v, want reopened and readded", h)
+	}
+}

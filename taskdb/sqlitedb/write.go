@@ -368,18 +368,19 @@ func (db *DB) DropMatchingRecords(ctx context.Context, q *query.Filter) error {
 	for i, r := range rs {
 		ids[i] = r[0].Value.(string) // msg_id comes first
 	}
-	_, err = db.dropIDs(ctx, ids)
+	_, err = db.dropIDs(ctx, ids, nil)
 	return err
 }
 
-// dropIDs removes those of ids that still exist and returns their number.
-func (db *DB) dropIDs(ctx context.Context, ids []string) (int, error) {
+// dropIDs removes those of ids that still exist, and that still accepts
+// if it is not nil, and returns their number.
+func (db *DB) dropIDs(ctx context.Context, ids []string, still func(*entry) bool) (int, error) {
 	o := &op{kind: opDrop}
 	var live []string
 	err := db.enqueue(ctx, o,
 		func() error {
 			for _, id := range ids {
-				if e := db.cat.ids[id]; e != nil {
+				if e := db.cat.ids[id]; e != nil && (still == nil || still(e)) {
 					live = append(live, id)
 					o.rows = append(o.rows, e.seq)
 				}
