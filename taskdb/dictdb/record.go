@@ -88,8 +88,8 @@ func kindOf(slot int) kind {
 
 // rec is a stored record: 120 bytes in a slab of records (see
 // DB.alloc), and one string holding its msg_id and packed data, so that
-// the collector has about one object per record to mark. The string is immutable and replaced on update; the DB mutex
-// guards the rec itself.
+// the collector has about one object per record to mark. The string is
+// immutable and replaced on update; the DB mutex guards the rec itself.
 type rec struct {
 	buf            string // the msg_id, then the data: entries of the keys not at their default (see pack.go)
 	idn            int    // length of the msg_id
@@ -200,7 +200,7 @@ func (r *rec) Lookup(key string) (any, bool) {
 	if slot == extraSlot {
 		return nil, false
 	}
-	return taskdb.Default(key), true
+	return slotDefault[slot], true
 }
 
 // Len implements query.Doc.
