@@ -167,6 +167,12 @@ func FuzzDecode(f *testing.F) {
 				t.Fatalf("record doc %#v does not encode back: %v\n% x\n% x", d, err, b, b2)
 			}
 		}
+		// KeyDecoder reads what DocDecoder reads, errors included.
+		kk, kr, kerr := readTop(KeyDecoder(b))
+		dk, dr, derr := readTop(DocDecoder(b, nil))
+		if (kerr == nil) != (derr == nil) || !reflect.DeepEqual(kk, dk) || !reflect.DeepEqual(kr, dr) {
+			t.Fatalf("KeyDecoder read %q %x (%v), DocDecoder %q %x (%v)", kk, kr, kerr, dk, dr, derr)
+		}
 		v, err := Decode(b)
 		d := Decoder{b: b}
 		if serr := d.Skip(); err == nil && (serr != nil || d.i != len(b)) {
@@ -290,6 +296,27 @@ func BenchmarkDecodeDoc(b *testing.B) {
 
 // TestKeyDecoder checks that KeyDecoder reads a map's keys and raw
 // values as DocDecoder does, without allocating.
+// readTop reads b as a map of keys and raw values, as the backends'
+// merges do.
+func readTop(d Decoder) (keys []string, raws [][]byte, err error) {
+	n, err := d.MapLen()
+	if err != nil {
+		return nil, nil, err
+	}
+	for range n {
+		k, err := d.Key()
+		if err != nil {
+			return keys, raws, err
+		}
+		raw, err := d.Raw()
+		if err != nil {
+			return keys, raws, err
+		}
+		keys, raws = append(keys, k), append(raws, raw)
+	}
+	return keys, raws, d.End()
+}
+
 func TestKeyDecoder(t *testing.T) {
 	b, err := Encode(map[string]any{"a": int64(1), "b": map[string]any{"c": []any{"d", 2.5}}, "e": []byte{7}})
 	if err != nil {
