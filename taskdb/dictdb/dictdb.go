@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -206,19 +207,35 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 	}
 	hits := db.find(q)
 	out := make([]taskdb.Doc, len(hits))
-	var t thawer
-	for i, r := range hits {
-		if len(keys) == 0 {
-			out[i] = r.thawAll(&t)
-		} else {
-			out[i] = r.project(&t, keys)
-		}
-		if i == 0 {
-			t.Plan(1, len(hits)-1)
+	thaw := func(lo, hi int) {
+		var t thawer
+		for i := lo; i < hi; i++ {
+			if len(keys) == 0 {
+				out[i] = hits[i].thawAll(&t)
+			} else {
+				out[i] = hits[i].project(&t, keys)
+			}
+			if i == lo {
+				t.Plan(1, hi-lo-1)
+			}
 		}
 	}
+	// Copying records out is most of a large read, and the records are
+	// only read: spread it over the CPUs, a share each, while the read
+	// lock is held.
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(hits)/minShare))
+	share := (len(hits) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for lo := share; lo < len(hits); lo += share {
+		wg.Go(func() { thaw(lo, min(lo+share, len(hits))) })
+	}
+	thaw(0, min(share, len(hits)))
+	wg.Wait()
 	return out, nil
 }
+
+// minShare is the fewest records a reader copies on a CPU of its own.
+const minShare = 512
 
 // History implements taskdb.DB.
 func (db *DB) History(ctx context.Context) ([]string, error) {
