@@ -652,15 +652,6 @@ func (s *scheduler) settle(msgID string, st taskState) {
 	}
 }
 
-// loads returns each live engine's outstanding task count.
-func (s *scheduler) loads() map[string]int {
-	m := make(map[string]int, len(s.engines))
-	for _, e := range s.engines {
-		m[e.uuid] = e.load
-	}
-	return m
-}
-
 // readyQueue holds ready jobs, oldest submission first (a min-heap on
 // seq). Jobs leave it lazily: an entry goes stale when its job stops
 // being ready, and stale entries are skipped at the head and dropped

@@ -108,9 +108,6 @@ func (f *Fixture) Stop() {
 	f.cmd.Wait()
 }
 
-// Stderr returns what the fixture wrote to stderr.
-func (f *Fixture) Stderr() string { return f.errs.String() }
-
 // Database returns a fresh database name on the server at uri and drops
 // that database at the end of the test, so that each test starts empty
 // even on a shared server.
