@@ -92,6 +92,26 @@ func UnknownKeyError(key string) error {
 	return &query.SyntaxError{Field: key, Msg: "is neither a schema key nor a key any stored record carries"}
 }
 
+// CheckKeys returns the UnknownKeyError of the first of a projection's
+// keys that is neither a schema key, nor in found (the keys the results
+// held), nor carried by a stored record, which carries tells; or
+// carries' error. Backends call it after reading the results.
+func CheckKeys(keys []string, found map[string]bool, carries func(key string) (bool, error)) error {
+	for _, k := range keys {
+		if IsSchemaKey(k) || found[k] {
+			continue
+		}
+		carried, err := carries(k)
+		if err != nil {
+			return err
+		}
+		if !carried {
+			return UnknownKeyError(k)
+		}
+	}
+	return nil
+}
+
 // Schema keys: the 22 keys of ipyparallel's init_record, present on every
 // stored record.
 const (

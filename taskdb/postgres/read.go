@@ -107,18 +107,14 @@ func (db *DB) find(ctx context.Context, q *query.Filter, keys []string, where st
 	if err != nil {
 		return nil, readErr(err)
 	}
-	for _, k := range keys {
-		if taskdb.IsSchemaKey(k) || found[k] {
-			continue
+	carries := func(k string) (carried bool, err error) {
+		if err := db.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+db.table+" WHERE extra_keys ? $1)", k).Scan(&carried); err != nil {
+			return false, readErr(err)
 		}
-		var carried bool
-		err := db.pool.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM "+db.table+" WHERE extra_keys ? $1)", k).Scan(&carried)
-		if err != nil {
-			return nil, readErr(err)
-		}
-		if !carried {
-			return nil, taskdb.UnknownKeyError(k)
-		}
+		return carried, nil
+	}
+	if err := taskdb.CheckKeys(keys, found, carries); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -110,17 +110,8 @@ func (db *DB) find(ctx context.Context, q *query.Filter, keys []string) ([]taskd
 	if err != nil {
 		return nil, err
 	}
-	for _, k := range keys {
-		if taskdb.IsSchemaKey(k) || found[k] {
-			continue
-		}
-		carried, err := db.carries(ctx, k)
-		if err != nil {
-			return nil, err
-		}
-		if !carried {
-			return nil, taskdb.UnknownKeyError(k)
-		}
+	if err := taskdb.CheckKeys(keys, found, func(k string) (bool, error) { return db.carries(ctx, k) }); err != nil {
+		return nil, err
 	}
 	return ds, nil
 }
