@@ -351,13 +351,25 @@ func decodeRow(cols []int, vals []driver.Value, need func(string) bool, c *carve
 		key, more, first = k, true, false
 		return nil
 	}
-	// value decodes the value of key if need accepts it, else skips it.
-	value := func() (v any, want bool, err error) {
-		if need != nil && !need(key) {
-			return nil, false, dec.Skip()
+	// take appends the value of key to d if need accepts it, else skips
+	// it, and reads the next key.
+	take := func() error {
+		k := key
+		if need != nil && !need(k) {
+			if err := dec.Skip(); err != nil {
+				return fmt.Errorf("decode doc key %q: %w", k, err)
+			}
+		} else {
+			v, err := dec.Value()
+			if err != nil {
+				return fmt.Errorf("decode doc key %q: %w", k, err)
+			}
+			d = append(d, taskdb.Field{Key: k, Value: v})
 		}
-		v, err = dec.Value()
-		return v, true, err
+		if err := next(); err != nil {
+			return fmt.Errorf("decode doc key %q: %w", k, err)
+		}
+		return nil
 	}
 	if err := next(); err != nil {
 		return nil, fmt.Errorf("decode doc: %w", err)
@@ -375,31 +387,16 @@ func decodeRow(cols []int, vals []driver.Value, need func(string) bool, c *carve
 			}
 			continue
 		}
-		v, want, err := value()
-		if err == nil {
-			err = next()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("decode doc key %q: %w", k, err)
-		}
-		if want {
-			d = append(d, taskdb.Field{Key: k, Value: v})
+		if err := take(); err != nil {
+			return nil, err
 		}
 	}
 	for more {
 		if taskdb.IsSchemaKey(key) {
 			return nil, fmt.Errorf("decode doc: key %q out of order", key)
 		}
-		k := key
-		v, want, err := value()
-		if err == nil {
-			err = next()
-		}
-		if err != nil {
-			return nil, fmt.Errorf("decode doc key %q: %w", k, err)
-		}
-		if want {
-			d = append(d, taskdb.Field{Key: k, Value: v})
+		if err := take(); err != nil {
+			return nil, err
 		}
 	}
 	if err := dec.End(); err != nil {
