@@ -14,14 +14,14 @@ import (
 	"github.com/taskhub/taskhub/taskdb/query"
 )
 
-// TestOutage kills the server (SIGKILL) while a writer adds records,
-// restarts it on the same address and data directory, and checks that
-// every record whose AddRecord returned nil is stored: the write queue
-// buffers them through the outage and applies them after. It needs the
-// FerretDB fixture: a server given by URI cannot be killed from here.
-func TestOutage(t *testing.T) {
+// killable starts a FerretDB fixture the test may kill, and returns it
+// and a function that starts it again on the same address and data
+// directory. A server given by URI cannot be killed from here: the test
+// skips then.
+func killable(t *testing.T) (*mongotest.Fixture, func()) {
+	t.Helper()
 	if os.Getenv(mongotest.EnvURI) != "" && os.Getenv(mongotest.EnvFerretDB) == "" {
-		t.Skipf("needs %s: the test kills and restarts the server", mongotest.EnvFerretDB)
+		t.Skipf("needs %s: the test stops and restarts the server", mongotest.EnvFerretDB)
 	}
 	bin := mongotest.FerretDB(t)
 	dir := t.TempDir()
@@ -30,6 +30,24 @@ func TestOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(fix.Stop)
+	restart := func() {
+		t.Helper()
+		again, err := mongotest.Start(bin, fix.Addr, dir)
+		if err != nil {
+			t.Fatalf("restart on %s: %v", fix.Addr, err)
+		}
+		t.Cleanup(again.Stop)
+	}
+	return fix, restart
+}
+
+// TestOutage kills the server (SIGKILL) while a writer adds records,
+// restarts it on the same address and data directory, and checks that
+// every record whose AddRecord returned nil is stored: the write queue
+// buffers them through the outage and applies them after. It needs the
+// FerretDB fixture: a server given by URI cannot be killed from here.
+func TestOutage(t *testing.T) {
+	fix, restart := killable(t)
 	db := open(t, Options{URI: fix.URI + "?serverSelectionTimeoutMS=2000", Database: "outage"})
 
 	w := dbtest.NewWorkload()
@@ -54,11 +72,7 @@ func TestOutage(t *testing.T) {
 	}
 	fix.Stop() // SIGKILL mid-load
 	time.Sleep(500 * time.Millisecond)
-	restarted, err := mongotest.Start(bin, fix.Addr, dir)
-	if err != nil {
-		t.Fatalf("restart on %s: %v", fix.Addr, err)
-	}
-	t.Cleanup(restarted.Stop)
+	restart()
 	<-done
 	t.Logf("%d of %d records acknowledged, %d failed during the outage", len(acked), n, failed)
 	if len(acked) <= n/3 {
@@ -112,16 +126,7 @@ func TestOutage(t *testing.T) {
 // blocked, that reads fail with ErrUnavailable meanwhile, and that the
 // buffered writes are stored once the server is back.
 func TestOutageBound(t *testing.T) {
-	if os.Getenv(mongotest.EnvURI) != "" && os.Getenv(mongotest.EnvFerretDB) == "" {
-		t.Skipf("needs %s: the test stops and restarts the server", mongotest.EnvFerretDB)
-	}
-	bin := mongotest.FerretDB(t)
-	dir := t.TempDir()
-	fix, err := mongotest.Start(bin, "127.0.0.1:0", dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(fix.Stop)
+	fix, restart := killable(t)
 	const bound = 20
 	db := open(t, Options{URI: fix.URI + "?serverSelectionTimeoutMS=300", Database: "bound", MaxPending: bound})
 	w := dbtest.NewWorkload()
@@ -145,12 +150,9 @@ func TestOutageBound(t *testing.T) {
 		t.Errorf("History during the outage: %v, want ErrUnavailable", err)
 	}
 
-	restarted, err := mongotest.Start(bin, fix.Addr, dir)
-	if err != nil {
-		t.Fatalf("restart on %s: %v", fix.Addr, err)
-	}
-	t.Cleanup(restarted.Stop)
+	restart()
 	var h []string
+	var err error
 	for try := 0; ; try++ {
 		if h, err = db.History(t.Context()); err == nil {
 			break
