@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -305,17 +306,7 @@ func TestCrash(t *testing.T) {
 	}{{SyncFull, 150}, {SyncBatch, 3000}} {
 		t.Run(c.mode, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "tasks.db")
-			cmd := exec.Command(os.Args[0], "-test.run=^TestCrashWriter$", "-test.count=1")
-			cmd.Env = append(os.Environ(), crashEnv+"="+path, crashSyncEnv+"="+c.mode)
-			out, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd.Stderr = t.Output()
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { cmd.Process.Kill() }) //nolint:errcheck // usually killed already
+			cmd, out := startChild(t, "TestCrashWriter", crashEnv+"="+path, crashSyncEnv+"="+c.mode)
 			lines := bufio.NewScanner(out)
 			last := -1
 			killed := false
@@ -461,4 +452,22 @@ func TestQueueBytes(t *testing.T) {
 	if err != nil || len(r.Get("buffers").([]any)[0].([]byte)) != len(buf) {
 		t.Errorf("GetRecord = %v", err)
 	}
+}
+
+// startChild runs test in a child process of this test binary, with env
+// added, and returns it and its stdout; the child is killed when t ends.
+func startChild(t *testing.T, test string, env ...string) (*exec.Cmd, io.Reader) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^"+test+"$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = t.Output()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() }) //nolint:errcheck // usually killed already
+	return cmd, out
 }

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -134,17 +133,7 @@ func TestMigrateCrash(t *testing.T) {
 		t.Skip("starts a child process")
 	}
 	path := copyV1(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestMigrateCrashChild$", "-test.count=1")
-	cmd.Env = append(os.Environ(), migrateEnv+"="+path)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = t.Output()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() }) //nolint:errcheck // usually killed already
+	cmd, out := startChild(t, "TestMigrateCrashChild", migrateEnv+"="+path)
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if line != "copied other\n" { // tables migrate in name order
 		t.Fatalf("child: %q, %v; want it to report the copy of table other", line, err)
