@@ -107,14 +107,15 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 	if db.closed {
 		return taskdb.ErrClosed
 	}
-	if db.recs.get(msgID) != nil {
+	existing, h := db.recs.find(msgID)
+	if existing != nil {
 		return fmt.Errorf("dictdb: add %s: %w", msgID, taskdb.ErrExists)
 	}
 	r := db.alloc()
 	*r = built
 	db.seq++
 	r.seq = db.seq
-	db.insert(r)
+	db.insert(r, h)
 	db.culled.forget(msgID)
 	db.cullCount()
 	db.cullSize()
@@ -285,9 +286,10 @@ func (db *DB) lookup(msgID string) (*rec, error) {
 	return nil, taskdb.ErrNotFound
 }
 
-// insert adds a new record to the map and every index.
-func (db *DB) insert(r *rec) {
-	db.recs.put(r)
+// insert adds a new record, whose msg_id hashes to h, to the map and every
+// index.
+func (db *DB) insert(r *rec, h uint64) {
+	db.recs.put(r, h)
 	if t := r.times[timeSubmitted]; t != noTime {
 		db.bySubmitted.insert(t, r)
 	}

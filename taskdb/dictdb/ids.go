@@ -23,15 +23,21 @@ func newIDIndex() idIndex {
 func (x *idIndex) len() int { return len(x.byHash) + len(x.collided) }
 
 func (x *idIndex) get(id string) *rec {
-	if r := x.byHash[x.hash(id)]; r != nil && r.id() == id {
-		return r
-	}
-	return x.collided[id] // a nil map reads as empty
+	r, _ := x.find(id)
+	return r
 }
 
-// put adds r, whose id the index does not hold.
-func (x *idIndex) put(r *rec) {
-	h := x.hash(r.id())
+// find returns the record of id, or nil, and id's hash for put.
+func (x *idIndex) find(id string) (*rec, uint64) {
+	h := x.hash(id)
+	if r := x.byHash[h]; r != nil && r.id() == id {
+		return r, h
+	}
+	return x.collided[id], h // a nil map reads as empty
+}
+
+// put adds r, whose id the index does not hold and hashes to h.
+func (x *idIndex) put(r *rec, h uint64) {
 	if x.byHash[h] == nil {
 		x.byHash[h] = r
 		return

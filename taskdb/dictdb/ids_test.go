@@ -19,7 +19,7 @@ func TestIDIndexCollisions(t *testing.T) {
 				id := fmt.Sprint("m", i)
 				r := &rec{buf: id, idn: len(id)}
 				recs[r.id()] = r
-				x.put(r)
+				x.put(r, hash(id))
 			}
 			for i := range 40 {
 				id := fmt.Sprint("m", i)
