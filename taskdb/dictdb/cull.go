@@ -1,9 +1,6 @@
 package dictdb
 
-import (
-	"slices"
-	"strings"
-)
+import "strings"
 
 // Culling keeps the DB within its limits, fixing ipyparallel's DictDB:
 // it culls at least one record whenever a limit is exceeded, culls
@@ -14,10 +11,10 @@ import (
 // cullCount enforces RecordLimit after an add. The caller holds db.mu.
 func (db *DB) cullCount() {
 	limit := db.opts.RecordLimit
-	if limit <= 0 || db.recs.len() <= limit {
+	if limit <= 0 || db.store.live <= limit {
 		return
 	}
-	n := max(int(db.opts.CullFraction*float64(limit)), db.recs.len()-limit, 1)
+	n := max(int(db.opts.CullFraction*float64(limit)), db.store.live-limit, 1)
 	var victims []*rec
 	db.cullOrder(func(r *rec) bool {
 		victims = append(victims, r)
@@ -55,13 +52,12 @@ func (db *DB) cullOrder(visit func(*rec) bool) {
 				return
 			}
 		}
-		if unsubmitted == nil && db.bySubmitted.size() < db.recs.len() {
-			db.recs.all(func(r *rec) {
+		if unsubmitted == nil && db.bySubmitted.size() < db.store.live {
+			db.store.all(func(r *rec) {
 				if r.times[timeSubmitted] == noTime {
 					unsubmitted = append(unsubmitted, r)
 				}
 			})
-			slices.SortFunc(unsubmitted, bySeq)
 		}
 		for _, r := range unsubmitted {
 			if r.pending() == pending && !visit(r) {
@@ -81,7 +77,7 @@ func (db *DB) cull(victims []*rec, reason string) {
 		db.delete(r)
 		db.culled.add(id)
 	}
-	db.log.Info("culled records", "reason", reason, "count", len(victims), "left", db.recs.len(), "buffer_bytes", db.bytes)
+	db.log.Info("culled records", "reason", reason, "count", len(victims), "left", db.store.live, "buffer_bytes", db.bytes)
 	if len(pending) > 0 {
 		db.log.Warn("pending record culled: every completed record was culled already", "reason", reason, "count", len(pending), "msg_ids", pending[:min(len(pending), 10)])
 	}

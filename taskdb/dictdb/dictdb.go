@@ -53,10 +53,11 @@ type DB struct {
 	opts Options
 	log  *slog.Logger
 
-	mu          sync.RWMutex // guards every field below and the recs
+	mu          sync.RWMutex // guards every field below
 	closed      bool
 	seq         uint64
-	recs        idIndex
+	store       store   // the records
+	recs        idIndex // by msg_id
 	bySubmitted ordered // records with a submitted time, by it
 	pending     ordered // records whose completed is null, by seq
 	byClient    bucketIndex
@@ -64,7 +65,6 @@ type DB struct {
 	extraKeys   map[string]*int // non-schema key → number of records carrying it
 	bytes       int64           // buffers + result_buffers of every record
 	culled      tombstones
-	slab        []rec // the free rest of the newest slab
 }
 
 var _ taskdb.DB = (*DB)(nil)
@@ -81,16 +81,18 @@ func New(opts Options) *DB {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &DB{
-		opts:        opts,
-		log:         log,
-		recs:        newIDIndex(),
-		bySubmitted: ordered{byTime: true},
-		byClient:    bucketIndex{by: make(map[string]*bucket)},
-		byEngine:    bucketIndex{by: make(map[string]*bucket)},
-		extraKeys:   make(map[string]*int),
-		culled:      newTombstones(opts.Tombstones),
+	db := &DB{
+		opts:      opts,
+		log:       log,
+		extraKeys: make(map[string]*int),
+		culled:    newTombstones(opts.Tombstones),
 	}
+	s := &db.store
+	db.recs = newIDIndex(s)
+	db.bySubmitted, db.pending = ordered{recs: s, byTime: true}, ordered{recs: s}
+	db.byClient = bucketIndex{recs: s, by: make(map[string]*bucket), odd: ordered{recs: s}}
+	db.byEngine = bucketIndex{recs: s, by: make(map[string]*bucket), odd: ordered{recs: s}}
+	return db
 }
 
 // AddRecord implements taskdb.DB.
@@ -111,10 +113,10 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 	if existing != nil {
 		return fmt.Errorf("dictdb: add %s: %w", msgID, taskdb.ErrExists)
 	}
-	r := db.alloc()
-	*r = built
 	db.seq++
-	r.seq = db.seq
+	built.seq = db.seq
+	r := db.store.alloc(db.seq)
+	*r = built
 	db.insert(r, h)
 	db.culled.forget(msgID)
 	db.cullCount()
@@ -265,10 +267,10 @@ func (db *DB) Close() error {
 		return taskdb.ErrClosed
 	}
 	db.closed = true
-	db.recs, db.extraKeys = idIndex{}, nil
-	db.bySubmitted, db.pending = ordered{byTime: true}, ordered{}
+	db.store, db.recs, db.extraKeys = store{}, idIndex{}, nil
+	db.bySubmitted, db.pending = ordered{}, ordered{}
 	db.byClient, db.byEngine = bucketIndex{}, bucketIndex{}
-	db.culled, db.slab = tombstones{}, nil
+	db.culled = tombstones{}
 	return nil
 }
 
@@ -316,28 +318,7 @@ func (db *DB) delete(r *rec) {
 	db.byEngine.remove(r.engine, r, r.engineKey)
 	db.countExtras(r.data(), -1)
 	db.bytes -= r.size
-	// Dead index entries may point at r, and r's slab lives as long as
-	// any record in it: keep only what the entries need (seq and the
-	// cleared submitted time), not the data.
-	r.buf, r.idn, r.ext, r.client, r.engine = "", 0, nil, nil, nil
-}
-
-// slabSize is how many records one allocation holds.
-const slabSize = 64
-
-// alloc returns a zero record from the current slab. Records are
-// allocated in slabs so that the collector marks one object for many
-// records; a slab is freed once none of its records is referenced, and
-// records die mostly in insertion order, as do their slabs. Slots are
-// never reused: a dead index entry can never come to point at a new
-// record.
-func (db *DB) alloc() *rec {
-	if len(db.slab) == 0 {
-		db.slab = make([]rec, slabSize)
-	}
-	r := &db.slab[0]
-	db.slab = db.slab[1:]
-	return r
+	db.store.free(r)
 }
 
 // apply writes the changes e prepared to a stored record, keeping the

@@ -14,8 +14,9 @@
 // grows. Writes encode outside the lock; an update merges its fields into
 // a new string. Reads decode: results are deep copies carved from a few
 // chunks, sharing only immutable strings; matching decodes nested
-// documents lazily, as they are looked up. The msg_id index is keyed by a
-// seeded hash of the id.
+// documents lazily, as they are looked up. Indexes name records by their
+// seq, not by pointer, so the collector scans none of them. The msg_id
+// index is keyed by a seeded hash of the id.
 //
 // # Indexes and planning
 //

@@ -5,7 +5,7 @@ import "sort"
 // entry is one record in an ordered index.
 type entry struct {
 	key int64
-	r   *rec
+	seq uint64 // the record's; 0 once the entry is dead, in a seq-keyed index
 }
 
 // ordered is a sorted set of records, keyed by seq (or another unique
@@ -18,6 +18,7 @@ type entry struct {
 // are half the slice, so every operation is amortised O(log n) apart from
 // out-of-order inserts, which shift the tail.
 type ordered struct {
+	recs   *store
 	s      []entry
 	dead   int
 	byTime bool
@@ -26,26 +27,25 @@ type ordered struct {
 // size returns the number of live entries.
 func (o *ordered) size() int { return len(o.s) - o.dead }
 
-func (o *ordered) live(e entry) bool {
-	if o.byTime {
-		return e.r.times[timeSubmitted] == e.key
+func (o *ordered) live(e entry) bool { return o.get(e) != nil }
+
+// get returns the record of e, or nil if e is dead.
+func (o *ordered) get(e entry) *rec {
+	r := o.recs.get(e.seq)
+	if o.byTime && r != nil && r.times[timeSubmitted] != e.key {
+		return nil
 	}
-	return e.r != nil
+	return r
 }
 
 // at returns the record at position i, or nil if the entry is dead.
-func (o *ordered) at(i int) *rec {
-	if e := o.s[i]; o.live(e) {
-		return e.r
-	}
-	return nil
-}
+func (o *ordered) at(i int) *rec { return o.get(o.s[i]) }
 
 func (o *ordered) before(e entry, key int64, seq uint64) bool {
 	if e.key != key {
 		return e.key < key
 	}
-	return o.byTime && e.r.seq < seq
+	return o.byTime && e.seq < seq
 }
 
 // search returns the position of the first entry not before (key, seq).
@@ -57,33 +57,32 @@ func (o *ordered) search(key int64, seq uint64) int {
 func (o *ordered) insert(key int64, r *rec) {
 	n := len(o.s)
 	if n == 0 || o.before(o.s[n-1], key, r.seq) {
-		o.s = append(o.s, entry{key: key, r: r})
+		o.s = append(o.s, entry{key: key, seq: r.seq})
 		return
 	}
 	i := o.search(key, r.seq)
-	if i < n && o.s[i].key == key && (o.s[i].r == r || !o.byTime && o.s[i].r == nil) {
-		o.s[i].r = r // revive r's dead entry
+	if i < n && o.s[i].key == key && (o.s[i].seq == r.seq || !o.byTime && o.s[i].seq == 0) {
+		o.s[i].seq = r.seq // revive r's dead entry
 		o.dead--
 		return
 	}
 	o.s = append(o.s, entry{})
 	copy(o.s[i+1:], o.s[i:])
-	o.s[i] = entry{key: key, r: r}
+	o.s[i] = entry{key: key, seq: r.seq}
 }
 
 // remove drops r from under key. For a time index, r.times must no
 // longer hold key.
 func (o *ordered) remove(key int64, r *rec) {
 	i := o.search(key, r.seq)
-	if i == len(o.s) || o.s[i].key != key || o.s[i].r != r {
+	if i == len(o.s) || o.s[i].key != key || o.s[i].seq != r.seq {
 		return
 	}
 	if !o.byTime {
-		o.s[i].r = nil
+		o.s[i].seq = 0
 	}
 	o.dead++
 	for len(o.s) > 0 && !o.live(o.s[0]) {
-		o.s[0] = entry{}
 		o.s = o.s[1:]
 		o.dead--
 	}
@@ -106,6 +105,7 @@ func (o *ordered) remove(key int64, r *rec) {
 // among thousands of later records, shifting them. Results from the
 // index are sorted by seq when arrivals were out of order.
 type bucketIndex struct {
+	recs *store
 	by   map[string]*bucket
 	odd  ordered
 	next int64 // key of the next entry
@@ -129,7 +129,7 @@ func (b *bucketIndex) add(v any, r *rec, key *int64) any {
 	case string:
 		bk := b.by[x]
 		if bk == nil {
-			bk = &bucket{val: v}
+			bk = &bucket{ordered: ordered{recs: b.recs}, val: v}
 			b.by[x] = bk
 		}
 		bk.insert(b.next, r)

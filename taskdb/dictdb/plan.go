@@ -17,7 +17,7 @@ import (
 // the number of candidates it yields, then matches the candidates
 // against the whole filter.
 func (db *DB) find(q *query.Filter) []*rec {
-	best := plan{cost: db.recs.len(), all: true}
+	best := plan{cost: db.store.live, all: true, inOrder: true}
 	pendingOnly := false
 	if q != nil {
 		for _, h := range q.Hints() {
@@ -40,7 +40,7 @@ func (db *DB) find(q *query.Filter) []*rec {
 		}
 	}
 	if best.all {
-		db.recs.all(func(r *rec) { keep(r, false) })
+		db.store.all(func(r *rec) { keep(r, false) })
 	}
 	for _, r := range best.recs {
 		keep(r, best.exact)

@@ -86,8 +86,8 @@ func kindOf(slot int) kind {
 	return slotKind[slot]
 }
 
-// rec is a stored record: 120 bytes in a slab of records (see
-// DB.alloc), and one string holding its msg_id and packed data, so that
+// rec is a stored record: 120 bytes in a slab of records (see store),
+// and one string holding its msg_id and packed data, so that
 // the collector has about one object per record to mark. The string is
 // immutable and replaced on update; the DB mutex guards the rec itself.
 type rec struct {
