@@ -70,7 +70,7 @@ func (db *DB) cullOrder(visit func(*rec) bool) {
 func (db *DB) cull(victims []*rec, reason string) {
 	var pending []string
 	for _, r := range victims {
-		id := strings.Clone(r.id()) // not a substring keeping the record's data
+		id := strings.Clone(db.store.id(r)) // not a substring keeping a block
 		if r.pending() {
 			pending = append(pending, id)
 		}

@@ -90,8 +90,8 @@ func New(opts Options) *DB {
 	s := &db.store
 	db.recs = newIDIndex(s)
 	db.bySubmitted, db.pending = ordered{recs: s, byTime: true}, ordered{recs: s}
-	db.byClient = bucketIndex{recs: s, by: make(map[string]*bucket), odd: ordered{recs: s}}
-	db.byEngine = bucketIndex{recs: s, by: make(map[string]*bucket), odd: ordered{recs: s}}
+	db.byClient = bucketIndex{recs: s, by: make(map[string]*ordered), odd: ordered{recs: s}}
+	db.byEngine = bucketIndex{recs: s, by: make(map[string]*ordered), odd: ordered{recs: s}}
 	return db
 }
 
@@ -100,7 +100,9 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	built, err := newRec(msgID, rec)
+	e := getEncoder()
+	defer e.put()
+	built, buf, ext, err := e.newRec(msgID, rec)
 	if err != nil {
 		return fmt.Errorf("dictdb: add %s: %w", msgID, err)
 	}
@@ -117,7 +119,9 @@ func (db *DB) AddRecord(ctx context.Context, msgID string, rec taskdb.Record) er
 	built.seq = db.seq
 	r := db.store.alloc(db.seq)
 	*r = built
-	db.insert(r, h)
+	db.store.put(r, buf)
+	db.store.setExt(r.seq, ext)
+	db.insert(r, h, e.indexed)
 	db.culled.forget(msgID)
 	db.cullCount()
 	db.cullSize()
@@ -135,8 +139,8 @@ func (db *DB) GetRecord(ctx context.Context, msgID string) (taskdb.Doc, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dictdb: get %s: %w", msgID, err)
 	}
-	var t thawer
-	return r.thawAll(&t), nil
+	d := reader{s: &db.store, r: r, t: new(thawer)}
+	return d.thawAll(), nil
 }
 
 // UpdateRecord implements taskdb.DB. An update that grows the buffers
@@ -211,15 +215,16 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 	hits := db.find(q)
 	out := make([]taskdb.Doc, len(hits))
 	thaw := func(lo, hi int) {
-		var t thawer
+		d := reader{s: &db.store, t: new(thawer)}
 		for i := lo; i < hi; i++ {
+			d.r = hits[i]
 			if len(keys) == 0 {
-				out[i] = hits[i].thawAll(&t)
+				out[i] = d.thawAll()
 			} else {
-				out[i] = hits[i].project(&t, keys)
+				out[i] = d.project(keys)
 			}
 			if i == lo {
-				t.Plan(1, hi-lo-1)
+				d.t.Plan(1, hi-lo-1)
 			}
 		}
 	}
@@ -253,7 +258,7 @@ func (db *DB) History(ctx context.Context) ([]string, error) {
 	ids := make([]string, 0, db.bySubmitted.size())
 	for i := range db.bySubmitted.s {
 		if r := db.bySubmitted.at(i); r != nil {
-			ids = append(ids, r.id())
+			ids = append(ids, db.store.id(r))
 		}
 	}
 	return ids, nil
@@ -288,9 +293,9 @@ func (db *DB) lookup(msgID string) (*rec, error) {
 	return nil, taskdb.ErrNotFound
 }
 
-// insert adds a new record, whose msg_id hashes to h, to the map and every
-// index.
-func (db *DB) insert(r *rec, h uint64) {
+// insert adds a new record, whose msg_id hashes to h and whose
+// client_uuid and engine_uuid are x, to the map and every index.
+func (db *DB) insert(r *rec, h uint64, x [2]indexed) {
 	db.recs.put(r, h)
 	if t := r.times[timeSubmitted]; t != noTime {
 		db.bySubmitted.insert(t, r)
@@ -298,9 +303,9 @@ func (db *DB) insert(r *rec, h uint64) {
 	if r.pending() {
 		db.pending.insert(int64(r.seq), r)
 	}
-	r.client = db.byClient.add(r.client, r, &r.clientKey)
-	r.engine = db.byEngine.add(r.engine, r, &r.engineKey)
-	db.countExtras(r.data(), 1)
+	db.byClient.add(x[0].v, r, &r.clientKey)
+	db.byEngine.add(x[1].v, r, &r.engineKey)
+	db.countExtras(db.store.data(r), 1)
 	db.bytes += r.size
 }
 
@@ -314,9 +319,10 @@ func (db *DB) delete(r *rec) {
 		r.times[timeSubmitted] = noTime // the record is gone: its time entry dies
 		db.bySubmitted.remove(t, r)
 	}
-	db.byClient.remove(r.client, r, r.clientKey)
-	db.byEngine.remove(r.engine, r, r.engineKey)
-	db.countExtras(r.data(), -1)
+	d := reader{s: &db.store, r: r}
+	db.byClient.remove(d.field(slotClientUUID, d.entry(slotClientUUID)), r, r.clientKey)
+	db.byEngine.remove(d.field(slotEngineUUID, d.entry(slotEngineUUID)), r, r.engineKey)
+	db.countExtras(db.store.data(r), -1)
 	db.bytes -= r.size
 	db.store.free(r)
 }
@@ -329,22 +335,36 @@ func (db *DB) apply(r *rec, e *encoder) (grew bool) {
 			db.setTime(r, slotTime[c.slot], c.t)
 		}
 	}
-	if x := e.indexed[0]; x.set && !sameIndexed(r.client, x.v) {
-		db.byClient.remove(r.client, r, r.clientKey)
-		r.client = db.byClient.add(x.v, r, &r.clientKey)
-	}
-	if x := e.indexed[1]; x.set && !sameIndexed(r.engine, x.v) {
-		db.byEngine.remove(r.engine, r, r.engineKey)
-		r.engine = db.byEngine.add(x.v, r, &r.engineKey)
-	}
 	if len(e.order) == 0 {
 		return false
 	}
-	var delta int64
-	r.buf, r.ext, delta = e.merge(r.data(), r.ext, func(k string) { db.countExtra(k, 1) })
+	old := db.store.data(r)
+	buf, ext, delta := e.merge(old, db.store.ext[r.seq], func(k string) { db.countExtra(k, 1) })
+	d := reader{s: &db.store, r: r}
+	d.reindex(&db.byClient, old, e, 0, &r.clientKey)
+	d.reindex(&db.byEngine, old, e, 1, &r.engineKey)
+	db.store.write(r, buf)
+	db.store.setExt(r.seq, ext)
 	r.size += delta
 	db.bytes += delta
 	return delta > 0
+}
+
+// reindex moves the record in b, the index of e.indexed[x], to the value
+// e gives it, if that changes the value; old is the record's data before
+// e, and key that of its entry.
+func (d *reader) reindex(b *bucketIndex, old string, e *encoder, x int, key *int64) {
+	if !e.indexed[x].set {
+		return
+	}
+	cur := slotDefault[slotClientUUID+x]
+	if at := e.replaced[x]; at >= 0 {
+		cur, _ = d.value(old, at)
+	}
+	if v := e.indexed[x].v; !sameIndexed(cur, v) {
+		b.remove(cur, d.r, *key)
+		b.add(v, d.r, key)
+	}
 }
 
 // sameIndexed reports whether a client_uuid or engine_uuid write leaves

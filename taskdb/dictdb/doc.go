@@ -3,20 +3,22 @@
 //
 // # Storage
 //
-// A record is 120 bytes of typed fields (the four times as microseconds,
-// client_uuid and engine_uuid, the indexes' keys), allocated in slabs, and
-// one immutable string holding its msg_id and every other key not at its
-// default, packed in a compact tagged encoding (see pack.go): common keys
-// and values of ipyparallel's messages as one-byte words, a header's copy
-// of the msg_id as a reference, buffers over 1 KiB kept apart. The
-// collector marks about one object per record and scans none of its
-// contents, which is what keeps writes and large reads fast as the store
-// grows. Writes encode outside the lock; an update merges its fields into
-// a new string. Reads decode: results are deep copies carved from a few
-// chunks, sharing only immutable strings; matching decodes nested
-// documents lazily, as they are looked up. Indexes name records by their
-// seq, not by pointer, so the collector scans none of them. The msg_id
-// index is keyed by a seeded hash of the id.
+// A record is 88 bytes of typed fields (the four times as microseconds,
+// its seq and bookkeeping), in slabs addressed by seq, and a buf holding
+// its msg_id and every other key not at its default, packed in a compact
+// tagged encoding (see pack.go): common keys and values of ipyparallel's
+// messages as one-byte words, a header's copy of the msg_id as a
+// reference, buffers over 1 KiB kept apart as strings of their own. Bufs
+// are appended to shared
+// 256 KiB blocks of bytes, which are compacted once half released.
+// Neither records, blocks nor indexes hold pointers (indexes name records
+// by seq), so the collector neither scans nor marks the store, however
+// many records it holds: that is what keeps writes and large reads fast
+// as the store grows. Writes encode outside the lock; an update merges
+// its fields into a new buf. Reads decode: results are deep copies carved
+// from a few chunks, sharing only immutable strings (substrings of
+// blocks: a result kept keeps its blocks); matching decodes nested documents lazily, as they are looked
+// up. The msg_id index is keyed by a seeded hash of the id.
 //
 // # Indexes and planning
 //

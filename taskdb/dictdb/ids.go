@@ -33,7 +33,7 @@ func (x *idIndex) get(id string) *rec {
 func (x *idIndex) find(id string) (*rec, uint64) {
 	h := x.hash(id)
 	if seq, ok := x.byHash[h]; ok {
-		if r := x.recs.get(seq); r.id() == id {
+		if r := x.recs.get(seq); x.recs.id(r) == id {
 			return r, h
 		}
 		if seq, ok := x.collided[id]; ok { // a nil map reads as empty
@@ -52,14 +52,15 @@ func (x *idIndex) put(r *rec, h uint64) {
 	if x.collided == nil {
 		x.collided = make(map[string]uint64)
 	}
-	x.collided[strings.Clone(r.id())] = r.seq // not a substring of r.buf, which updates replace
+	x.collided[strings.Clone(x.recs.id(r))] = r.seq // not a substring of a block, which the store may drop
 }
 
 // del removes r, which the index holds.
 func (x *idIndex) del(r *rec) {
-	h := x.hash(r.id())
+	id := x.recs.id(r)
+	h := x.hash(id)
 	if x.byHash[h] != r.seq {
-		delete(x.collided, r.id())
+		delete(x.collided, id)
 		return
 	}
 	delete(x.byHash, h)

@@ -19,8 +19,9 @@ func TestIDIndexCollisions(t *testing.T) {
 			for i := range 40 {
 				id := fmt.Sprint("m", i)
 				r := s.alloc(uint64(i + 1))
-				r.buf, r.idn = id, len(id)
-				recs[r.id()] = r
+				s.put(r, []byte(id))
+				r.idn = len(id)
+				recs[id] = r
 				x.put(r, hash(id))
 			}
 			for i := range 40 {

@@ -1,6 +1,9 @@
 package dictdb
 
-import "sort"
+import (
+	"sort"
+	"strings"
+)
 
 // entry is one record in an ordered index.
 type entry struct {
@@ -106,22 +109,13 @@ func (o *ordered) remove(key int64, r *rec) {
 // index are sorted by seq when arrivals were out of order.
 type bucketIndex struct {
 	recs *store
-	by   map[string]*bucket
+	by   map[string]*ordered
 	odd  ordered
 	next int64 // key of the next entry
 }
 
-// bucket holds the records with one value, and that value boxed once, so
-// that records share it instead of each keeping the caller's copy.
-type bucket struct {
-	ordered
-	val any
-}
-
-// add indexes r under v, setting *key to the key of r's entry, and
-// returns the value r should store: the bucket's shared box for strings,
-// v otherwise.
-func (b *bucketIndex) add(v any, r *rec, key *int64) any {
+// add indexes r under v, setting *key to the key of r's entry.
+func (b *bucketIndex) add(v any, r *rec, key *int64) {
 	b.next++
 	*key = b.next
 	switch x := v.(type) {
@@ -129,15 +123,13 @@ func (b *bucketIndex) add(v any, r *rec, key *int64) any {
 	case string:
 		bk := b.by[x]
 		if bk == nil {
-			bk = &bucket{ordered: ordered{recs: b.recs}, val: v}
-			b.by[x] = bk
+			bk = &ordered{recs: b.recs}
+			b.by[strings.Clone(x)] = bk // not a substring of a block, or of the caller's
 		}
 		bk.insert(b.next, r)
-		return bk.val
 	default:
 		b.odd.insert(b.next, r)
 	}
-	return v
 }
 
 // remove drops r's entry, of the given key, from under v.

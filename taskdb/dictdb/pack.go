@@ -14,11 +14,10 @@ import (
 	"github.com/taskhub/taskhub/taskdb/query"
 )
 
-// A record's values other than its times and indexed uuids are packed
-// into one immutable string (rec.buf, after the msg_id), in a binary form
-// private to this package. A string is one object without pointers, so
-// the collector never scans it: the store costs the collector a few
-// pointers per record however large the records are. Reads decode it:
+// A record's values other than its times are packed into its buf, after
+// the msg_id, in a binary form private to this package; the buf is
+// appended to a block of bytes shared with other records (see store).
+// Reads decode it:
 // into results (thaw) or, for matching, into views that decode nested
 // documents lazily. Strings read out of it are substrings, shared rather
 // than copied; strings are immutable, so sharing them is safe.
@@ -134,15 +133,16 @@ var errTooLarge = errors.New("value larger than 4 GiB")
 
 // encoder packs values. Encoders are pooled: their buffers are reused.
 type encoder struct {
-	b       []byte     // encoded values
-	out     []byte     // a record's data, being merged
-	cs      []change   // the changes of one write to times and data
-	keys    []string   // the extra keys of the changes
-	order   []int      // the changes to data entries, in data order
-	indexed [2]indexed // the write's client_uuid and engine_uuid
-	adding  bool       // the write adds a record: fields at their default need no change
-	id      string     // the msg_id of the record written: its strings equal to it are stored as tagRef
-	key     string     // the top-level key being encoded, for errors
+	b        []byte     // encoded values
+	out      []byte     // a record's data, being merged
+	cs       []change   // the changes of one write to times and data
+	keys     []string   // the extra keys of the changes
+	order    []int      // the changes to data entries, in data order
+	indexed  [2]indexed // the write's client_uuid and engine_uuid
+	replaced [2]int     // where merge found their former values in the data, or -1
+	adding   bool       // the write adds a record: fields at their default need no change
+	id       string     // the msg_id of the record written: its strings equal to it are stored as tagRef
+	key      string     // the top-level key being encoded, for errors
 }
 
 // indexed is the value a write gives client_uuid or engine_uuid.
@@ -395,15 +395,16 @@ func skip[S text](s S, i int) int {
 	return i
 }
 
-// reader decodes values of one record: into results carved from t, or,
+// reader decodes values of record r: into results carved from t, or,
 // with t nil, into views for matching.
 type reader struct {
+	s *store
 	r *rec
 	t *thawer
 }
 
 // value decodes the value at i and returns where it ends.
-func (d reader) value(s string, i int) (any, int) {
+func (d *reader) value(s string, i int) (any, int) {
 	tag := s[i]
 	i++
 	switch tag {
@@ -425,9 +426,9 @@ func (d reader) value(s string, i int) (any, int) {
 		w, i := uvarint(s, i)
 		return wordValues[w], i
 	case tagRef:
-		return d.str(d.r.id()), i
+		return d.str(d.s.id(d.r)), i
 	case tagExternal:
-		x, _ := d.value(d.r.ext[s[i]], 0)
+		x, _ := d.value(d.s.ext[d.r.seq][s[i]], 0)
 		return x, i + 1
 	case tagTime:
 		us, i := varint(s, i)
@@ -467,7 +468,7 @@ func (d reader) value(s string, i int) (any, int) {
 	case tagDoc:
 		n, i, end := body(s, i)
 		if d.t == nil {
-			return view{s: s[i:end], n: n, r: d.r}, end
+			return view{s: s[i:end], n: n, st: d.s, r: d.r}, end
 		}
 		if n == 0 {
 			return emptyDoc, end
@@ -493,7 +494,7 @@ var (
 )
 
 // str returns s as an interface: boxed in the read's chunks for a result.
-func (d reader) str(s string) any {
+func (d *reader) str(s string) any {
 	if d.t != nil {
 		return d.t.BoxString(s)
 	}
@@ -502,7 +503,7 @@ func (d reader) str(s string) any {
 
 // time returns us microseconds since the epoch as a time, or nil for
 // noTime, as an interface: boxed in the read's chunks for a result.
-func (d reader) time(us int64) any {
+func (d *reader) time(us int64) any {
 	switch {
 	case us == noTime:
 		return nil
@@ -515,9 +516,10 @@ func (d reader) time(us int64) any {
 // view is a packed document read for matching: it decodes fields as they
 // are looked up.
 type view struct {
-	s string // the fields
-	n int
-	r *rec
+	s  string // the fields
+	n  int
+	st *store
+	r  *rec
 }
 
 var _ query.Doc = view{}
@@ -527,7 +529,8 @@ func (v view) Lookup(key string) (any, bool) {
 	for i := 0; i < len(v.s); {
 		k, j := readKey(v.s, i)
 		if k == key {
-			x, _ := reader{r: v.r}.value(v.s, j)
+			d := reader{s: v.st, r: v.r}
+			x, _ := d.value(v.s, j)
 			return x, true
 		}
 		i = skip(v.s, j)

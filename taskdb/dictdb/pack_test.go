@@ -58,8 +58,9 @@ func TestLongBuffersOutOfLine(t *testing.T) {
 		}
 	}
 	r := db.recs.get("m")
-	if len(r.buf) > maxInline || r.ext == nil || r.ext[0] == "" || r.ext[1] != "" {
-		t.Fatalf("buf %d bytes, ext %v", len(r.buf), r.ext != nil)
+	ext := func() *[2]string { return db.store.ext[r.seq] }
+	if r.n > maxInline || ext() == nil || ext()[0] == "" || ext()[1] != "" {
+		t.Fatalf("buf %d bytes, ext %v", r.n, ext() != nil)
 	}
 	got, err := db.GetRecord(ctx, "m")
 	if err != nil {
@@ -79,14 +80,14 @@ func TestLongBuffersOutOfLine(t *testing.T) {
 	if err := db.UpdateRecord(ctx, "m", taskdb.Record{"buffers": []any{[]byte("x")}, "result_buffers": []any{big}}); err != nil {
 		t.Fatal(err)
 	}
-	if r.ext == nil || r.ext[0] != "" || r.ext[1] == "" || db.bytes != 10_001 {
-		t.Fatalf("after replacing: ext %v, db bytes %d, want 10001", r.ext, db.bytes)
+	if ext() == nil || ext()[0] != "" || ext()[1] == "" || db.bytes != 10_001 {
+		t.Fatalf("after replacing: ext %v, db bytes %d, want 10001", ext(), db.bytes)
 	}
 	if err := db.UpdateRecord(ctx, "m", taskdb.Record{"result_buffers": nil}); err != nil {
 		t.Fatal(err)
 	}
-	if r.ext != nil || db.bytes != 1 {
-		t.Fatalf("after clearing: ext %v, db bytes %d, want 1", r.ext, db.bytes)
+	if ext() != nil || db.bytes != 1 {
+		t.Fatalf("after clearing: ext %v, db bytes %d, want 1", ext(), db.bytes)
 	}
 }
 
@@ -116,7 +117,7 @@ func TestReplacedDataFreed(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			data := weak.Make(unsafe.StringData(db.recs.get("big").buf))
+			data := weak.Make(unsafe.StringData(db.store.buf(db.recs.get("big"))))
 			if err := tc.change(db); err != nil {
 				t.Fatal(err)
 			}

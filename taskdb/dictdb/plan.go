@@ -28,6 +28,7 @@ func (db *DB) find(q *query.Filter) []*rec {
 		}
 	}
 	var hits []*rec
+	doc := &reader{s: &db.store}
 	keep := func(r *rec, exact bool) {
 		// Every match satisfies every hint: a completed record cannot
 		// match a filter implying completed null, and rejecting it here
@@ -35,7 +36,8 @@ func (db *DB) find(q *query.Filter) []*rec {
 		if pendingOnly && !r.pending() {
 			return
 		}
-		if q == nil || exact || q.MatchDoc(r) {
+		doc.r = r
+		if q == nil || exact || q.MatchDoc(doc) {
 			hits = append(hits, r)
 		}
 	}
@@ -151,7 +153,7 @@ func planBuckets(b *bucketIndex, h query.Hint) (plan, bool) {
 			return plan{}, false
 		}
 		if o := b.by[s]; o != nil {
-			p.scan = append(p.scan, &o.ordered)
+			p.scan = append(p.scan, o)
 			p.cost += o.size()
 		}
 	}

@@ -25,11 +25,10 @@ const noTime = math.MinInt64
 type kind uint8
 
 const (
-	kindData    kind = iota // in rec.buf
-	kindExtra               // not a schema key: in rec.buf
-	kindMsgID               // rec.buf
-	kindTime                // rec.times
-	kindIndexed             // rec.client or rec.engine, the values the bucket indexes serve
+	kindData  kind = iota // in rec.buf
+	kindExtra             // not a schema key: in rec.buf
+	kindMsgID             // rec.buf
+	kindTime              // rec.times
 )
 
 // Indexes of some schema keys in taskdb.SchemaKeys: the slots of data
@@ -52,8 +51,6 @@ var slotKind, slotTime = func() (k [nSlots]kind, t [nSlots]int) {
 		case taskdb.KeySubmitted, taskdb.KeyStarted, taskdb.KeyCompleted, taskdb.KeyReceived:
 			k[i] = kindTime
 			t[i] = slices.Index(timeKeys[:], key)
-		case taskdb.KeyClientUUID, taskdb.KeyEngineUUID:
-			k[i] = kindIndexed
 		}
 	}
 	return k, t
@@ -86,62 +83,60 @@ func kindOf(slot int) kind {
 	return slotKind[slot]
 }
 
-// rec is a stored record: 120 bytes in a slab of records (see store),
-// and one string holding its msg_id and packed data, so that
-// the collector has about one object per record to mark. The string is
-// immutable and replaced on update; the DB mutex guards the rec itself.
+// rec is a stored record: 88 bytes in a slab of records, without
+// pointers (see store). Its buf, in a block of the store, holds its
+// msg_id and packed data; long buffers are kept in store.ext. The DB
+// mutex guards the rec.
 type rec struct {
-	buf            string // the msg_id, then the data: entries of the keys not at their default (see pack.go)
-	idn            int    // length of the msg_id
-	seq            uint64
-	times          [nTimes]int64 // microseconds since the Unix epoch, or noTime
-	client, engine any           // nil, a string (the index's shared box), or a packed value
-	ext            *[2]string    // buffers and result_buffers values longer than maxInline, or nil
-	size           int64         // bytes of buffers and result_buffers, toward the size limit
-
-	clientKey, engineKey int64 // keys of the record's entries in DB.byClient and DB.byEngine
+	seq                  uint64
+	times                [nTimes]int64 // microseconds since the Unix epoch, or noTime
+	size                 int64         // bytes of buffers and result_buffers, toward the size limit
+	clientKey, engineKey int64         // keys of the record's entries in DB.byClient and DB.byEngine
+	n                    int           // length of the buf
+	blk, off             uint32        // where the buf is: block number (0: empty buf) and offset
+	idn                  int           // length of the msg_id
 }
-
-// packed is an encoded client_uuid or engine_uuid value that is neither
-// null nor a string.
-type packed string
-
-func (r *rec) id() string { return r.buf[:r.idn] }
-
-// data returns the record's entries.
-func (r *rec) data() string { return r.buf[r.idn:] }
 
 func (r *rec) pending() bool { return r.times[timeCompleted] == noTime }
 
-// indexed returns the value of client_uuid or engine_uuid, decoded with d.
-func (d reader) indexed(v any) any {
-	if p, ok := v.(packed); ok {
-		x, _ := d.value(string(p), 0)
-		return x
+// indexSlot returns the index of a client_uuid or engine_uuid slot in
+// encoder.indexed, or -1 for other slots.
+func indexSlot(slot int) int {
+	switch slot {
+	case slotClientUUID:
+		return 0
+	case slotEngineUUID:
+		return 1
 	}
-	return v
+	return -1
 }
 
 // field returns the value of schema key slot, decoded with d, given
 // where its data entry starts (-1: at its default).
-func (d reader) field(slot, at int) any {
-	r := d.r
+func (d *reader) field(slot, at int) any {
 	switch slotKind[slot] {
 	case kindMsgID:
-		return d.str(r.id())
+		return d.str(d.s.id(d.r))
 	case kindTime:
-		return d.time(r.times[slotTime[slot]])
-	case kindIndexed:
-		if slot == slotClientUUID {
-			return d.indexed(r.client)
-		}
-		return d.indexed(r.engine)
+		return d.time(d.r.times[slotTime[slot]])
 	}
 	if at < 0 {
 		return slotDefault[slot]
 	}
-	v, _ := d.value(r.data(), at+1)
+	v, _ := d.value(d.s.data(d.r), at+1)
 	return v
+}
+
+// entry returns where the data entry of schema key slot starts, or -1
+// if the key is at its default.
+func (d *reader) entry(slot int) int {
+	s := d.s.data(d.r)
+	for i := 0; i < len(s) && int(s[i]) <= slot; i = skip(s, i+1) {
+		if int(s[i]) == slot {
+			return i
+		}
+	}
+	return -1
 }
 
 // dataEntry returns the slot of the data entry at i, its key (for an extra
@@ -158,11 +153,11 @@ func dataEntry(s string, i int) (slot int, key string, value int) {
 // layout returns where the data entry of each schema key starts (-1 if
 // it is at its default), where the extra keys start, and how many there
 // are.
-func (r *rec) layout() (at [nSlots]int, extras, n int) {
+func (d *reader) layout() (at [nSlots]int, extras, n int) {
 	for i := range at {
 		at[i] = -1
 	}
-	s := r.data()
+	s := d.s.data(d.r)
 	i := 0
 	for i < len(s) && s[i] != extraSlot {
 		at[s[i]] = i
@@ -177,14 +172,14 @@ func (r *rec) layout() (at [nSlots]int, extras, n int) {
 	return at, extras, n
 }
 
-// Lookup implements query.Doc. Documents come back as views.
-func (r *rec) Lookup(key string) (any, bool) {
+// Lookup implements query.Doc for the record being read: d.t must be
+// nil. Documents come back as views.
+func (d *reader) Lookup(key string) (any, bool) {
 	slot := slotOf(key)
-	d := reader{r: r}
 	if slot != extraSlot && slotKind[slot] != kindData {
 		return d.field(slot, -1), true
 	}
-	s := r.data()
+	s := d.s.data(d.r)
 	for i := 0; i < len(s); {
 		sl, k, v := dataEntry(s, i)
 		switch {
@@ -204,32 +199,31 @@ func (r *rec) Lookup(key string) (any, bool) {
 }
 
 // Len implements query.Doc.
-func (r *rec) Len() int {
-	_, _, n := r.layout()
+func (d *reader) Len() int {
+	_, _, n := d.layout()
 	return nSlots + n
 }
 
 // thawAll returns a deep copy of the whole record: the schema keys in
 // order, then the extra keys, sorted. It reads the data in one pass.
-func (r *rec) thawAll(t *thawer) taskdb.Doc {
-	d := t.Doc(nSlots)[:nSlots] // extra keys, rare, grow it
-	rd := reader{r: r, t: t}
-	s, i := r.data(), 0
-	for slot := range d {
+func (d *reader) thawAll() taskdb.Doc {
+	out := d.t.Doc(nSlots)[:nSlots] // extra keys, rare, grow it
+	s, i := d.s.data(d.r), 0
+	for slot := range out {
 		var v any
 		if i < len(s) && int(s[i]) == slot {
-			v, i = rd.value(s, i+1)
+			v, i = d.value(s, i+1)
 		} else {
-			v = rd.field(slot, -1)
+			v = d.field(slot, -1)
 		}
-		d[slot] = taskdb.Field{Key: taskdb.SchemaKeys[slot], Value: v}
+		out[slot] = taskdb.Field{Key: taskdb.SchemaKeys[slot], Value: v}
 	}
-	return rd.extras(d, i)
+	return d.extras(out, i)
 }
 
-// extras appends the extra keys of r's data, from i on, to d.
-func (d reader) extras(out taskdb.Doc, i int) taskdb.Doc {
-	s := d.r.data()
+// extras appends the extra keys of the record's data, from i on, to out.
+func (d *reader) extras(out taskdb.Doc, i int) taskdb.Doc {
+	s := d.s.data(d.r)
 	for i < len(s) {
 		_, k, v := dataEntry(s, i)
 		var x any
@@ -241,27 +235,26 @@ func (d reader) extras(out taskdb.Doc, i int) taskdb.Doc {
 
 // project returns msg_id and keys, in the order of a full record; the
 // caller has checked that keys is not empty.
-func (r *rec) project(t *thawer, keys []string) taskdb.Doc {
-	at, extras, _ := r.layout()
-	d := t.Doc(len(keys) + 1)
-	rd := reader{r: r, t: t}
+func (d *reader) project(keys []string) taskdb.Doc {
+	at, extras, _ := d.layout()
+	out := d.t.Doc(len(keys) + 1)
 	for slot, k := range taskdb.SchemaKeys {
 		if slot == slotMsgID || slices.Contains(keys, k) {
-			d = append(d, taskdb.Field{Key: k, Value: rd.field(slot, at[slot])})
+			out = append(out, taskdb.Field{Key: k, Value: d.field(slot, at[slot])})
 		}
 	}
-	s := r.data()
+	s := d.s.data(d.r)
 	for i := extras; i < len(s); {
 		_, k, v := dataEntry(s, i)
 		if slices.Contains(keys, k) {
 			var x any
-			x, i = rd.value(s, v)
-			d = append(d, taskdb.Field{Key: k, Value: x})
+			x, i = d.value(s, v)
+			out = append(out, taskdb.Field{Key: k, Value: x})
 			continue
 		}
 		i = skip(s, v)
 	}
-	return d
+	return out
 }
 
 // change is one field of a write to a time or to the data, checked and
@@ -279,6 +272,9 @@ type change struct {
 // field msg_id is only checked.
 func (e *encoder) prepare(id, k string, v any) error {
 	c := change{slot: slotOf(k)}
+	if x := indexSlot(c.slot); x >= 0 {
+		e.indexed[x] = indexed{set: true, v: v}
+	}
 	switch kindOf(c.slot) {
 	case kindMsgID:
 		if s, ok := v.(string); !ok || s != id {
@@ -299,21 +295,6 @@ func (e *encoder) prepare(id, k string, v any) error {
 			return fmt.Errorf("%w: key %q: want null or a time, got %T", taskdb.ErrInvalidRecord, k, v)
 		}
 		e.cs = append(e.cs, c)
-		return nil
-	case kindIndexed:
-		i := c.slot - slotClientUUID
-		e.indexed[i].set = true
-		if _, ok := v.(string); ok || v == nil {
-			e.indexed[i].v = v // strings are immutable: share the caller's box
-			return nil
-		}
-		lo := len(e.b)
-		e.key = k
-		if err := e.value(v, 0); err != nil {
-			return err
-		}
-		e.indexed[i].v = packed(e.b[lo:])
-		e.b = e.b[:lo]
 		return nil
 	case kindExtra:
 		c.key = len(e.keys)
@@ -389,16 +370,18 @@ func (e *encoder) extraKey(i int) string {
 }
 
 // merge returns the msg_id and data with the data changes of e.order
-// applied (a rec.buf) and the rec.ext that goes with it, given the
-// current one, and the change in buffer bytes. It calls added for each
-// extra key data did not have.
-func (e *encoder) merge(data string, ext *[2]string, added func(string)) (string, *[2]string, int64) {
+// applied (a record's buf, valid until e is used again) and the long
+// buffers that go with it, given the current ones, and the change in
+// buffer bytes. It calls added for each extra key data did not have,
+// and sets e.replaced.
+func (e *encoder) merge(data string, ext *[2]string, added func(string)) ([]byte, *[2]string, int64) {
 	out := append(e.out[:0], e.id...)
 	var exts [2]string
 	if ext != nil {
 		exts = *ext
 	}
 	var delta int64
+	e.replaced = [2]int{-1, -1}
 	i := 0
 	for _, ci := range e.order {
 		c, ckey := &e.cs[ci], e.extraKey(ci)
@@ -407,6 +390,9 @@ func (e *encoder) merge(data string, ext *[2]string, added func(string)) (string
 			slot, key, v := dataEntry(data, i)
 			if slot > c.slot || slot == c.slot && key >= ckey {
 				if found = slot == c.slot && key == ckey; found {
+					if x := indexSlot(slot); x >= 0 {
+						e.replaced[x] = v
+					}
 					switch {
 					case data[v] == tagExternal:
 						delta -= bufferBytes(exts[data[v+1]], 0)
@@ -447,7 +433,7 @@ func (e *encoder) merge(data string, ext *[2]string, added func(string)) (string
 	} else if ext == nil || exts != *ext {
 		ext = &exts
 	}
-	return string(out), ext, delta
+	return out, ext, delta
 }
 
 // extIndex returns the index in rec.ext of a slot's long values, or -1
@@ -463,15 +449,14 @@ func extIndex(slot int) int {
 }
 
 // newRec returns a record of fields, with every other schema key at its
-// default, outside the lock.
-func newRec(id string, fields taskdb.Record) (rec, error) {
-	e := getEncoder()
-	defer e.put()
+// default, outside the lock: its buf, which e holds until used again, and
+// its long buffers.
+func (e *encoder) newRec(id string, fields taskdb.Record) (rec, []byte, *[2]string, error) {
 	e.adding = true
 	if err := e.prepareAll(id, fields); err != nil {
-		return rec{}, err
+		return rec{}, nil, nil, err
 	}
-	r := rec{idn: len(id), client: e.indexed[0].v, engine: e.indexed[1].v}
+	r := rec{idn: len(id)}
 	for i := range r.times {
 		r.times[i] = noTime
 	}
@@ -480,6 +465,7 @@ func newRec(id string, fields taskdb.Record) (rec, error) {
 			r.times[slotTime[c.slot]] = c.t
 		}
 	}
-	r.buf, r.ext, r.size = e.merge("", nil, nil)
-	return r, nil
+	buf, ext, size := e.merge("", nil, nil)
+	r.size = size
+	return r, buf, ext, nil
 }
