@@ -216,7 +216,11 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 	out := make([]taskdb.Doc, len(hits))
 	thaw := func(lo, hi int) {
 		d := reader{s: &db.store, t: new(thawer)}
+		var sink byte
 		for i := lo; i < hi; i++ {
+			if (i-lo)%touchBatch == 0 {
+				sink ^= db.store.touch(hits[i:min(i+touchBatch, hi)])
+			}
 			d.r = hits[i]
 			if len(keys) == 0 {
 				out[i] = d.thawAll()
@@ -227,6 +231,7 @@ func (db *DB) FindRecords(ctx context.Context, q *query.Filter, keys []string) (
 				d.t.Plan(1, hi-lo-1)
 			}
 		}
+		d.t.sink = sink
 	}
 	// Copying records out is most of a large read, and the records are
 	// only read: spread it over the CPUs, a share each, while the read

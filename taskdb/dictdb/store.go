@@ -237,3 +237,19 @@ func (s *store) setExt(seq uint64, ext *[2]string) {
 		delete(s.ext, seq)
 	}
 }
+
+// touchBatch is how many records a large read touches ahead of decoding.
+const touchBatch = 32
+
+// touch loads the first byte of each record's buf and returns their xor.
+// The loads are independent, so the CPU overlaps their cache misses,
+// which would otherwise stall decoding one record at a time.
+func (s *store) touch(rs []*rec) byte {
+	var x byte
+	for _, r := range rs {
+		if r.n > 0 {
+			x ^= s.blocks[r.blk-1].b[r.off]
+		}
+	}
+	return x
+}
