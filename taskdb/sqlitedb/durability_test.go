@@ -105,10 +105,6 @@ func TestRestart(t *testing.T) {
 	}
 }
 
-func errorsIs(err, target error) bool {
-	return err != nil && strings.Contains(fmt.Sprint(err), target.Error())
-}
-
 // TestTimeZones checks that times written and queried with offsets compare
 // as instants (ipyparallel compared them as text, §10.7).
 func TestTimeZones(t *testing.T) {
