@@ -128,3 +128,49 @@ func TestReplacedDataFreed(t *testing.T) {
 		})
 	}
 }
+
+// TestIndexedNamedString checks that a client_uuid or engine_uuid of a
+// named string type, which is stored as a string, is indexed as one, by
+// an add or an update, and leaves the indexes with its record.
+func TestIndexedNamedString(t *testing.T) {
+	type uuid string
+	ctx := t.Context()
+	named := taskdb.Record{taskdb.KeyClientUUID: uuid("c"), taskdb.KeyEngineUUID: uuid("e")}
+	for _, tc := range []struct {
+		name        string
+		add, update taskdb.Record
+	}{
+		{"add", named, nil},
+		{"update", taskdb.Record{taskdb.KeyClientUUID: "c", taskdb.KeyEngineUUID: "e"}, named},
+		{"update from odd", taskdb.Record{taskdb.KeyClientUUID: int64(1), taskdb.KeyEngineUUID: int64(2)}, named},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := New(Options{})
+			defer db.Close()
+			if err := db.AddRecord(ctx, "m", tc.add); err != nil {
+				t.Fatal(err)
+			}
+			if tc.update != nil {
+				if err := db.UpdateRecord(ctx, "m", tc.update); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, x := range []struct {
+				b *bucketIndex
+				v string
+			}{{&db.byClient, "c"}, {&db.byEngine, "e"}} {
+				if o := x.b.by[x.v]; o == nil || o.size() != 1 || x.b.odd.size() != 0 {
+					t.Errorf("%q: bucket %v, %d odd entries; want the record in its bucket", x.v, o, x.b.odd.size())
+				}
+			}
+			if err := db.DropRecord(ctx, "m"); err != nil {
+				t.Fatal(err)
+			}
+			for _, b := range []*bucketIndex{&db.byClient, &db.byEngine} {
+				if len(b.by) != 0 || b.odd.size() != 0 {
+					t.Errorf("dropped record left %d buckets and %d odd entries", len(b.by), b.odd.size())
+				}
+			}
+		})
+	}
+}

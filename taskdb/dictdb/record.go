@@ -273,6 +273,15 @@ type change struct {
 func (e *encoder) prepare(id, k string, v any) error {
 	c := change{slot: slotOf(k)}
 	if x := indexSlot(c.slot); x >= 0 {
+		if _, ok := v.(string); !ok && v != nil {
+			// Indexed as stored: a named string type is stored, and
+			// found by a delete, as a string.
+			n, err := taskdb.Normalize(k, v)
+			if err != nil {
+				return err
+			}
+			v = n
+		}
 		e.indexed[x] = indexed{set: true, v: v}
 	}
 	switch kindOf(c.slot) {
