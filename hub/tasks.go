@@ -235,6 +235,7 @@ func finishedTask(rec taskdb.Doc) (msgID string, st taskState, ok bool) {
 		return msgID, st, false
 	}
 	engine, _ := rec.Get(taskdb.KeyEngineUUID).(string)
+	engine = strings.Clone(engine) // kept by waiting jobs: not a share of the database's memory
 	end := endOf(resultStatus(rec.Get(taskdb.KeyResultMetadata), rec.Get(taskdb.KeyResultContent)))
 	return msgID, taskState{done: true, ok: end == endOK, engine: engine}, true
 }
