@@ -325,8 +325,9 @@ func (db *DB) delete(r *rec) {
 		db.bySubmitted.remove(t, r)
 	}
 	d := reader{s: &db.store, r: r}
-	db.byClient.remove(d.field(slotClientUUID, d.entry(slotClientUUID)), r, r.clientKey)
-	db.byEngine.remove(d.field(slotEngineUUID, d.entry(slotEngineUUID)), r, r.engineKey)
+	at, _, _ := d.layout()
+	db.byClient.remove(d.field(slotClientUUID, at[slotClientUUID]), r, r.clientKey)
+	db.byEngine.remove(d.field(slotEngineUUID, at[slotEngineUUID]), r, r.engineKey)
 	db.countExtras(db.store.data(r), -1)
 	db.bytes -= r.size
 	db.store.free(r)

@@ -38,11 +38,11 @@ const (
 	tagDoc            // uvarint count, 4-byte length of the fields, fields sorted by key
 	tagNullArray      // []any(nil)
 	tagNullDoc        // a null document
-	tagExternal       // one byte: the value is rec.ext[byte]
+	tagExternal       // one byte: the value is store.ext[seq][byte]
 )
 
 // maxInline is the longest buffers or result_buffers value stored in a
-// record's string; longer ones are kept in rec.ext, so that an update
+// record's buf; longer ones are kept in store.ext, so that an update
 // (stdout streaming in, say) does not copy a task's megabytes of
 // buffers, and strings read out of the record do not keep them alive.
 const maxInline = 1 << 10

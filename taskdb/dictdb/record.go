@@ -25,9 +25,9 @@ const noTime = math.MinInt64
 type kind uint8
 
 const (
-	kindData  kind = iota // in rec.buf
-	kindExtra             // not a schema key: in rec.buf
-	kindMsgID             // rec.buf
+	kindData  kind = iota // in the record's buf
+	kindExtra             // not a schema key: in the record's buf
+	kindMsgID             // at the start of the record's buf
 	kindTime              // rec.times
 )
 
@@ -125,18 +125,6 @@ func (d *reader) field(slot, at int) any {
 	}
 	v, _ := d.value(d.s.data(d.r), at+1)
 	return v
-}
-
-// entry returns where the data entry of schema key slot starts, or -1
-// if the key is at its default.
-func (d *reader) entry(slot int) int {
-	s := d.s.data(d.r)
-	for i := 0; i < len(s) && int(s[i]) <= slot; i = skip(s, i+1) {
-		if int(s[i]) == slot {
-			return i
-		}
-	}
-	return -1
 }
 
 // dataEntry returns the slot of the data entry at i, its key (for an extra
@@ -445,7 +433,7 @@ func (e *encoder) merge(data string, ext *[2]string, added func(string)) ([]byte
 	return out, ext, delta
 }
 
-// extIndex returns the index in rec.ext of a slot's long values, or -1
+// extIndex returns the index in store.ext of a slot's long values, or -1
 // if the slot's values are always inline.
 func extIndex(slot int) int {
 	switch slot {
